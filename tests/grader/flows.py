@@ -1,0 +1,143 @@
+"""Steps that several units' checks share: post a report, run a job to its end,
+check the learner's Redis connection, check the quiz."""
+import tomllib
+import uuid
+
+from course import manifest, quiz
+from grader import jobs
+from grader.checks import pdf_problem
+from grader.feedback import LearnerFailure, fail
+from grader.learner import wait_until
+
+POST_REPORT = '''
+import time
+from app import app
+client = app.test_client()
+started = time.monotonic()
+response = client.post("/report", json={body!r})
+result(status=response.status_code, seconds=time.monotonic() - started,
+       body=response.get_json(silent=True), text=response.get_data(as_text=True)[:300])
+'''
+
+
+def post_report(learner, body=None, timeout=30, **env):
+    """POST /report through Flask's test client in a child process; returns
+    {status, seconds, body, text}."""
+    return learner.probe(POST_REPORT.format(body=body or {}), timeout=timeout,
+                         what="POST /report", env=learner.environment(**env) if env else None)
+
+
+def job_id_from(answer, unit, step):
+    body = answer["body"] if isinstance(answer["body"], dict) else {}
+    if answer["status"] != 202 or not body.get("job_id"):
+        fail(f"POST /report answered {answer['status']} with {answer['text'][:120]!r}; it should answer "
+             f"202 with JSON holding the job's id, like {{\"job_id\": \"...\"}}.", unit=unit, step=step)
+    return body["job_id"]
+
+
+def wait_for_worker(learner, redis, worker, timeout=20):
+    """Wait until an rq worker registers in the grader's Redis; return it."""
+    from rq import Worker
+
+    def registered():
+        if not worker.alive():
+            raise LearnerFailure(f"{worker.name} stopped at start-up: {worker.explain_exit()}")
+        found = Worker.all(connection=redis)
+        return found[0] if found else None
+
+    found = wait_until(registered, timeout)
+    if not found:
+        raise LearnerFailure(
+            f"{worker.name} kept running, but no rq worker registered with the Redis named by REDIS_URL "
+            f"within {timeout} s. Does it connect with `conn` (built from REDIS_URL) and call "
+            "`Worker(listen, connection=conn).work()` under `if __name__ == '__main__':`?")
+    return found
+
+
+def run_job(learner, redis, job_id, timeout=40, worker=None):
+    """Start the learner's worker (unless one is given) and wait for the job to
+    finish or fail. Returns the job."""
+    job = jobs.fetch(redis, job_id)
+    if job is None:
+        raise LearnerFailure(f"POST /report answered with job id {job_id!r}, but Redis has no such job. "
+                             "Return the id of the job that `queue.enqueue(...)` gave you (job.id).")
+    worker = worker or learner.start_worker()
+    wait_for_worker(learner, redis, worker)
+    done = wait_until(lambda: jobs.status(job) in ("finished", "failed", "stopped", "canceled"), timeout)
+    if not done:
+        state = jobs.status(job)
+        raise LearnerFailure(f"The job was still {state} after {timeout} s with your worker running"
+                             + (": the worker never took it. Does it listen on the queue the route enqueues on?"
+                                if state == "queued" else "."))
+    return job
+
+
+def job_error_summary(job):
+    text = jobs.error(job).strip()
+    return text.splitlines()[-1] if text else "no error recorded"
+
+
+def check_pdf_at(s3, bucket, key, unit, step, what="The job"):
+    if not isinstance(key, str) or not key:
+        fail(f"{what} returned {key!r}; make_report should return the key (a string) it uploaded the PDF to.",
+             unit=unit, step=step)
+    try:
+        data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except s3.exceptions.NoSuchKey:
+        fail(f"{what} returned the key {key!r}, but the bucket named by S3_BUCKET has nothing there. "
+             "Upload to os.environ['S3_BUCKET'] and return the key you uploaded to.", unit=unit, step=step)
+    problem = pdf_problem(data)
+    if problem:
+        fail(f"{what} uploaded {key!r}, but {problem}. Upload the bytes build_pdf() returns.", unit=unit, step=step)
+    return data
+
+
+CONN_PROBE = '''
+import worker
+result(redis_url=getattr(worker, "redis_url", None), has_conn=hasattr(worker, "conn"),
+       listen=getattr(worker, "listen", None))
+if hasattr(worker, "conn"):
+    value = worker.conn.get({key!r})
+    result(value=value.decode() if isinstance(value, bytes) else value)
+'''
+
+
+def read_through_conn(learner, redis_client, url=None, unit=2, step=None):
+    """Put a random value in the grader's Redis, read it back through worker.conn
+    (with REDIS_URL=url), and return what the probe saw."""
+    key, value = f"course:check:{uuid.uuid4().hex}", uuid.uuid4().hex
+    redis_client.set(key, value, ex=60)
+    env = learner.environment(REDIS_URL=url) if url else None
+    seen = learner.probe(CONN_PROBE.format(key=key), timeout=15, what="importing worker.py", env=env)
+    if not seen["has_conn"]:
+        fail("worker.py has no `conn`. Build it from the URL: `conn = redis.Redis.from_url(redis_url)`.",
+             unit=unit, step=step)
+    seen["expected"] = value
+    return seen
+
+
+def check_quiz(target, number):
+    """Every question of the unit's challenge answered right in answers.toml."""
+    unit = manifest.unit(number)
+    if not unit.quiz:
+        fail(f"Unit {unit.code} has no challenge questions in its unit.toml (a course bug: please report it).")
+    path = target.path / manifest.ANSWERS_FILE
+    if not path.is_file():
+        fail(f"{manifest.ANSWERS_FILE} is missing from {target.display}; `python3 -m course quiz {number}` makes it.",
+             unit=number)
+    try:
+        answers = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        fail(f"{manifest.ANSWERS_FILE} is not valid TOML ({error}). Each answer looks like q1 = \"b\".")
+    results = quiz.check(unit, answers)
+    given = answers.get(f"unit_{unit.code}", {})
+    missing = [q.id for q, right, _ in results if not quiz.normalise(given.get(q.id, ""))]
+    wrong = [q.id for q, right, _ in results if not right and q.id not in missing]
+    if missing or wrong:
+        parts = []
+        if missing:
+            parts.append(f"not answered yet: {', '.join(missing)}")
+        if wrong:
+            parts.append(f"not right yet: {', '.join(wrong)}")
+        fail(f"Unit {unit.code} challenge in {manifest.ANSWERS_FILE}: {'; '.join(parts)}. "
+             f"Re-read the unit, or run `python3 -m course quiz {number}`.", unit=number)

@@ -1,0 +1,62 @@
+"""Unit 02: Redis, locally and on Heroku. worker.py's `conn` must reach the Redis
+that REDIS_URL names, including Heroku's TLS Redis with its self-signed certificate."""
+import pytest
+
+from course import services
+from grader import flows
+from grader.feedback import fail
+
+UNIT = 2
+DEFAULT_URL = "redis://localhost:6379"
+
+
+@pytest.fixture(autouse=True)
+def worker_file(target, request):
+    if request.node.name != "test_challenge":  # the quiz needs no code
+        target.require("worker.py", unit=UNIT)
+
+
+def test_redis_url_comes_from_the_environment(learner):
+    named = learner.probe("import worker\nresult(url=getattr(worker, 'redis_url', None))",
+                          what="importing worker.py", timeout=15)
+    if named["url"] is None:
+        fail("worker.py has no `redis_url`. Read it from the environment: "
+             f"`redis_url = os.environ.get('REDIS_URL', '{DEFAULT_URL}')`.", unit=UNIT, step=3)
+    if named["url"] != learner.env["REDIS_URL"]:
+        fail(f"With REDIS_URL={learner.env['REDIS_URL']}, worker.redis_url is {named['url']!r}. Read REDIS_URL "
+             "from the environment: Heroku sets it, and its value changes when Heroku rotates credentials.",
+             unit=UNIT, step=3)
+    default = learner.probe("import worker\nresult(url=worker.redis_url)", what="importing worker.py",
+                            env=learner.environment(REDIS_URL=None), timeout=15)
+    if default["url"] != DEFAULT_URL:
+        fail(f"Without REDIS_URL, worker.redis_url is {default['url']!r}; fall back to {DEFAULT_URL!r} "
+             "so it works with a Redis on your own machine.", unit=UNIT, step=3)
+
+
+def test_conn_reaches_the_redis_named_by_REDIS_URL(learner, redis):
+    seen = flows.read_through_conn(learner, redis, unit=UNIT, step=3)
+    if seen["value"] != seen["expected"]:
+        fail("worker.conn does not reach the Redis that REDIS_URL names (a value the grader stored there was "
+             "not found). Build conn from redis_url, not from a hard-coded host.", unit=UNIT, step=3)
+
+
+def test_conn_works_with_herokus_tls_redis(learner, redis, redis_url):
+    """Heroku's Redis: rediss://, self-signed certificate."""
+    port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    with services.tls_front(port) as (tls_url, _ca):
+        try:
+            seen = flows.read_through_conn(learner, redis, url=tls_url, unit=UNIT, step=4)
+        except flows.LearnerFailure as error:
+            text = str(error)
+            if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+                fail("With a rediss:// URL (Heroku's Redis), conn fails the certificate check: Heroku's "
+                     "certificates are self-signed. For rediss:// URLs pass ssl_cert_reqs=None.",
+                     unit=UNIT, step=4)
+            raise
+    if seen["value"] != seen["expected"]:
+        fail("With a rediss:// REDIS_URL, worker.conn does not reach that Redis. Build conn from redis_url "
+             "for rediss:// URLs too.", unit=UNIT, step=4)
+
+
+def test_challenge(target):
+    flows.check_quiz(target, UNIT)

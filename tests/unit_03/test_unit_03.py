@@ -1,0 +1,85 @@
+"""Unit 03: creating the worker and util files. The route enqueues and answers at
+once; a real worker process, listening on high, default, low, runs
+utils.make_report, which leaves a valid PDF in the bucket."""
+import pytest
+
+from grader import flows, jobs
+from grader.checks import bucket_keys
+from grader.feedback import fail
+
+UNIT = 3
+LISTEN = ["high", "default", "low"]
+
+
+@pytest.fixture(autouse=True)
+def learner_files(target, request):
+    if request.node.name != "test_challenge":  # the quiz needs no code
+        target.require("worker.py", "utils.py", "app.py", unit=UNIT)
+
+
+def test_worker_listens_on_high_default_low_in_order(learner, redis):
+    declared = learner.probe("import worker\nresult(listen=getattr(worker, 'listen', None))",
+                             what="importing worker.py", timeout=15)["listen"]
+    if declared is not None and list(declared) != LISTEN:
+        fail(f"worker.listen is {declared!r}; it must be {LISTEN!r}, in that order: the order is the priority.",
+             unit=UNIT, step=3)
+    process = learner.start_worker()
+    found = flows.wait_for_worker(learner, redis, process)
+    queues = found.queue_names()
+    if queues != LISTEN:
+        fail(f"Your worker listens on {queues!r}; it must listen on {LISTEN!r}, in that order "
+             "(`Worker(listen, connection=conn)`).", unit=UNIT, step=3)
+
+
+def test_conn_still_follows_REDIS_URL(learner, redis):
+    seen = flows.read_through_conn(learner, redis, unit=UNIT, step=3)
+    if seen["value"] != seen["expected"]:
+        fail("worker.conn does not reach the Redis that REDIS_URL names, so the web app and the worker "
+             "would use different queues. Build conn from redis_url.", unit=UNIT, step=3)
+
+
+def test_route_enqueues_and_answers_at_once(learner, redis, s3, bucket):
+    """202 with a job id, well under a second, and nothing slow done in the web process."""
+    answer = flows.post_report(learner, REPORT_SECONDS="3")
+    if answer["status"] == 200:
+        fail("POST /report still answers 200 after building the report itself. Enqueue the work "
+             "(`queue.enqueue(make_report)`) and answer 202 with the job id.", unit=UNIT, step=5)
+    if answer["seconds"] >= 1.0:
+        fail(f"POST /report took {answer['seconds']:.1f} s with REPORT_SECONDS=3: the route still runs slow "
+             "work itself. It should only enqueue the job and answer.", unit=UNIT, step=5)
+    job_id = flows.job_id_from(answer, UNIT, 5)
+    # The probe has exited: any thread it started has finished. No worker ran, so no report may exist yet.
+    made = bucket_keys(s3, bucket)
+    if made:
+        fail(f"A report ({made[0]}) reached the bucket although no worker ran: the web process built it "
+             "(in the route or in a thread). Only the worker may run make_report.", unit=UNIT, step=5)
+    job = jobs.fetch(redis, job_id)
+    if job is None:
+        fail(f"POST /report answered job id {job_id!r}, but Redis has no such job. Return job.id from "
+             "`queue.enqueue(...)`.", unit=UNIT, step=5)
+    if job.origin not in LISTEN or jobs.status(job) != "queued":
+        fail(f"The job is {jobs.status(job)} on queue {job.origin!r}; it should wait on one of {LISTEN} "
+             "for a worker.", unit=UNIT, step=5)
+
+
+def test_worker_runs_the_job_to_a_pdf_in_the_bucket(learner, redis, s3, bucket):
+    answer = flows.post_report(learner)
+    job = flows.run_job(learner, redis, flows.job_id_from(answer, UNIT, 5))
+    state = jobs.status(job)
+    if state != "finished":
+        fail(f"The worker ran the job and it ended {state}: {flows.job_error_summary(job)}", unit=UNIT, step=4)
+    key = jobs.result(job)
+    if not isinstance(key, str) or not key:
+        fail(f"The job finished but returned {key!r}, not the key of an uploaded PDF. Enqueue "
+             "utils.make_report, which uploads the report and returns its key.", unit=UNIT, step=5)
+    flows.check_pdf_at(s3, bucket, key, UNIT, 4)
+
+
+def test_make_report_uploads_to_the_bucket_S3_BUCKET_names(learner, s3, bucket):
+    seen = learner.probe("from utils import make_report\nresult(key=make_report())", timeout=30,
+                         what="utils.make_report()")
+    flows.check_pdf_at(s3, bucket, seen["key"], UNIT, 4, what="make_report()")
+
+
+def test_challenge(target):
+    flows.check_quiz(target, UNIT)
