@@ -26,7 +26,7 @@ def cmd_quiz_keys(args):
     """(maintainers) Regenerate the quiz answer keys from solution/."""
     from course import quiz
 
-    for path in quiz.write_keys():
+    for path in quiz.write_keys(set(args.units)):
         print(path.relative_to(ROOT))
     return 0
 
@@ -59,6 +59,7 @@ def build_parser():
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("quiz-keys", help="(maintainers) regenerate quiz answer keys", description=cmd_quiz_keys.__doc__)
+    p.add_argument("units", nargs="*", type=int, help="unit numbers (default: all)")
     p.set_defaults(func=cmd_quiz_keys)
 
     p = sub.add_parser("stages", help="(maintainers) regenerate starter/ from solution/", description=cmd_stages.__doc__)

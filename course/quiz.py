@@ -59,13 +59,16 @@ def check(unit, answers):
     return results
 
 
-def write_keys():
-    """Regenerate every unit's keys.toml from solution/; return the files written."""
+def write_keys(numbers=None):
+    """Regenerate the keys.toml of the given units (default: all) from solution/;
+    return the files written."""
     answers = tomllib.loads((SOLUTION / manifest.ANSWERS_FILE).read_text())
     explanations_path = SOLUTION / EXPLANATIONS_FILE
     explanations = tomllib.loads(explanations_path.read_text()) if explanations_path.exists() else {}
     written = []
     for unit in manifest.units():
+        if numbers and unit.number not in numbers:
+            continue
         section = f"unit_{unit.code}"
         lines = ["# Made by `python3 -m course quiz-keys` from solution/; do not edit by hand."]
         for q in unit.quiz:
