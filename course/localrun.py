@@ -51,6 +51,8 @@ def run(app_dir="solution", port=None):
         env["PORT"] = str(port or env.get("PORT") or services.free_port())
         env.setdefault("REPORT_SECONDS", "35")
         env["PYTHONUNBUFFERED"] = "1"
+        # .venv's bin/ first, so the Procfile's `gunicorn` and `python` are the pinned ones.
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.defpath)])
         print(f"course: app     {app_path.relative_to(ROOT) if app_path.is_relative_to(ROOT) else app_path} "
               f"(REPORT_SECONDS={env['REPORT_SECONDS']})")
         print(f"\n  Open http://127.0.0.1:{env['PORT']}/   (Ctrl-C stops everything)\n", flush=True)

@@ -19,6 +19,13 @@ def explain(stderr, what="your code"):
     if "cannot import name 'use_connection'" in text or "cannot import name 'get_current_connection'" in text:
         return ("rq 2.0 removed use_connection/get_current_connection. Create the client yourself "
                 "(`conn = redis.Redis.from_url(redis_url)`) and pass `connection=conn` to Queue and Worker.")
+    m = re.search(r"(?:exec: )?(\S+): (?:command )?not found", text)
+    if m:
+        return (f"{what} could not start: the command `{m.group(1)}` was not found. If it is a library's "
+                "command (gunicorn, rq), list the library in requirements.txt and install it.")
+    if "ssl_cert_reqs" in text and "TypeError" in text:
+        return ("redis-py rejects ssl_cert_reqs for a plain redis:// URL. Pass ssl_cert_reqs=None only "
+                "when the URL starts with rediss://.")
     # The last 'File "...", line N' that points into learner code, and the final error line.
     last = next((l for l in reversed(lines) if l and not l.startswith(" ")), lines[-1]).strip()
     location = ""

@@ -122,8 +122,11 @@ class Learner:
     def __init__(self, target, env):
         self.target = target
         self.marker = uuid.uuid4().hex
+        # The grader's own bin/ first on PATH, so `python`, `gunicorn` and `rq` in a
+        # Procfile mean the pinned ones, as they do on a Heroku dyno.
+        path = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.defpath)])
         self.env = {**env, MARKER_VAR: self.marker, "PYTHONDONTWRITEBYTECODE": "1",
-                    "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(target.path)}
+                    "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(target.path), "PATH": path}
         self.processes = []
 
     def environment(self, **overrides):

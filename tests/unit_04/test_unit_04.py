@@ -132,9 +132,12 @@ def test_procfile_processes_turn_a_request_into_a_pdf(learner, target, redis, s3
     worker = learner.start_procfile("worker", env=env)
     try:
         services.wait_for_port(port, 20, web.popen, what="web process")
+        listening = True
     except services.ServiceError:
-        fail(f"The Procfile's web process did not listen on $PORT ({port}) within 20 s: "
-             f"{web.explain_exit() if not web.alive() else 'bind to 0.0.0.0:$PORT'}.", unit=UNIT, step=1)
+        listening = False
+    if not listening:
+        why = web.explain_exit() if not web.alive() else "bind to 0.0.0.0:$PORT"
+        fail(f"The Procfile's web process did not listen on $PORT ({port}) within 20 s: {why}", unit=UNIT, step=1)
     flows.wait_for_worker(learner, redis, worker)
     status, body, _ = http("POST", f"http://127.0.0.1:{port}/report", body={})
     if status not in (200, 202):
