@@ -43,42 +43,42 @@ def test_route_enqueues_and_answers_at_once(learner, redis, s3, bucket):
     answer = flows.post_report(learner, REPORT_SECONDS="3")
     if answer["status"] == 200:
         fail("POST /report still answers 200 after building the report itself. Enqueue the work "
-             "(`queue.enqueue(make_report)`) and answer 202 with the job id.", unit=UNIT, step=5)
+             "(`queue.enqueue(make_report)`) and answer 202 with the job id.", unit=UNIT, step=4)
     if answer["seconds"] >= 1.0:
         fail(f"POST /report took {answer['seconds']:.1f} s with REPORT_SECONDS=3: the route still runs slow "
-             "work itself. It should only enqueue the job and answer.", unit=UNIT, step=5)
-    job_id = flows.job_id_from(answer, UNIT, 5)
+             "work itself. It should only enqueue the job and answer.", unit=UNIT, step=4)
+    job_id = flows.job_id_from(answer, UNIT, 4)
     # The probe has exited: any thread it started has finished. No worker ran, so no report may exist yet.
     made = bucket_keys(s3, bucket)
     if made:
         fail(f"A report ({made[0]}) reached the bucket although no worker ran: the web process built it "
-             "(in the route or in a thread). Only the worker may run make_report.", unit=UNIT, step=5)
+             "(in the route or in a thread). Only the worker may run make_report.", unit=UNIT, step=4)
     job = jobs.fetch(redis, job_id)
     if job is None:
         fail(f"POST /report answered job id {job_id!r}, but Redis has no such job. Return job.id from "
-             "`queue.enqueue(...)`.", unit=UNIT, step=5)
+             "`queue.enqueue(...)`.", unit=UNIT, step=4)
     if job.origin not in LISTEN or jobs.status(job) != "queued":
         fail(f"The job is {jobs.status(job)} on queue {job.origin!r}; it should wait on one of {LISTEN} "
-             "for a worker.", unit=UNIT, step=5)
+             "for a worker.", unit=UNIT, step=4)
 
 
 def test_worker_runs_the_job_to_a_pdf_in_the_bucket(learner, redis, s3, bucket):
     answer = flows.post_report(learner)
-    job = flows.run_job(learner, redis, flows.job_id_from(answer, UNIT, 5))
+    job = flows.run_job(learner, redis, flows.job_id_from(answer, UNIT, 4))
     state = jobs.status(job)
     if state != "finished":
-        fail(f"The worker ran the job and it ended {state}: {flows.job_error_summary(job)}", unit=UNIT, step=4)
+        fail(f"The worker ran the job and it ended {state}: {flows.job_error_summary(job)}", unit=UNIT, step=2)
     key = jobs.result(job)
     if not isinstance(key, str) or not key:
         fail(f"The job finished but returned {key!r}, not the key of an uploaded PDF. Enqueue "
-             "utils.make_report, which uploads the report and returns its key.", unit=UNIT, step=5)
-    flows.check_pdf_at(s3, bucket, key, UNIT, 4)
+             "utils.make_report, which uploads the report and returns its key.", unit=UNIT, step=4)
+    flows.check_pdf_at(s3, bucket, key, UNIT, 2)
 
 
 def test_make_report_uploads_to_the_bucket_S3_BUCKET_names(learner, s3, bucket):
     seen = learner.probe("from utils import make_report\nresult(key=make_report())", timeout=30,
                          what="utils.make_report()")
-    flows.check_pdf_at(s3, bucket, seen["key"], UNIT, 4, what="make_report()")
+    flows.check_pdf_at(s3, bucket, seen["key"], UNIT, 2, what="make_report()")
 
 
 def test_challenge(target):
