@@ -1,5 +1,8 @@
 """The `python3 -m course` command: one place for everything a learner or a
-maintainer runs. Each command has --help and exits non-zero on failure."""
+maintainer runs. Each command has --help and exits non-zero on failure.
+
+Commands that act on a learner folder take --target PATH (or COURSE_TARGET);
+the default is starter/."""
 import argparse
 import os
 import subprocess
@@ -40,12 +43,159 @@ def cmd_stages(args):
     return 0
 
 
+# ---------------------------------------------------------------- learner commands
+
+def _unit(value):
+    from course import manifest
+
+    try:
+        return manifest.unit(value)
+    except (KeyError, ValueError):
+        count = len(manifest.units())
+        raise argparse.ArgumentTypeError(f"{value!r} is not a unit; the course has units 1-{count}")
+
+
+def _units(value):
+    from course import manifest
+
+    if value == "all":
+        return list(manifest.units())
+    return [_unit(value)]
+
+
+def _target(args):
+    from course.target import resolve
+
+    return resolve(args.target)
+
+
+def cmd_status(args):
+    """Every unit: passed, failed or not started (from your last grades), your
+    points, and the next step to take."""
+    from course import status
+
+    return status.show(_target(args))
+
+
+def cmd_grade(args):
+    """Grade your folder on a unit (or all units) and print a short summary:
+    what passed, the first thing to fix, and the unit step that explains it.
+    Exits 0 only when every graded unit passes."""
+    from course import grading
+
+    target = _target(args)
+    if not target.is_dir():
+        print(f"course: there is no app folder at {target}; pass --target with your folder.", file=sys.stderr)
+        return 2
+    return grading.grade([u.number for u in args.unit], target, verbose=args.verbose, results_path=args.results)
+
+
+def cmd_hint(args):
+    """One more hint for a unit each time you ask, from a nudge to a near-answer."""
+    from course import hints
+
+    return hints.show(args.unit, _target(args))
+
+
+def cmd_watch(args):
+    """Re-grade the current unit (the first one not passed yet) every time you
+    save a file in your folder. Ctrl-C stops."""
+    from course import watch
+
+    return watch.run(_target(args), unit=args.unit, poll=args.poll)
+
+
+def cmd_quiz(args):
+    """Answer a unit's challenge questions here; the answers go into your
+    folder's answers.toml, where the grader reads them."""
+    from course import challenge
+
+    return challenge.run(args.unit, _target(args))
+
+
+def cmd_checkpoint(args):
+    """Skip ahead: put your folder in the reference state at the end of unit N.
+    Your current files are saved first in .course/saved/ (the command says where)."""
+    from course import checkpoint
+
+    unit = args.unit
+    return checkpoint.move_to(unit.number, _target(args), f"the reference app at the end of unit {unit.code}")
+
+
+def cmd_reset(args):
+    """Start over: put the original starter back in your folder. Your current
+    files are saved first in .course/saved/ (the command says where)."""
+    from course import checkpoint
+
+    return checkpoint.move_to(1, _target(args), "the original starter app")
+
+
+def cmd_class(args):
+    """(instructors) Grade every student folder in ROSTER_DIR and write one row
+    per student with the points of each unit."""
+    from course import classroom
+
+    numbers = [u.number for u in args.units] if args.units else None
+    return classroom.grade_class(args.roster, args.out, numbers, jobs=args.jobs)
+
+
+def _learner_parser():
+    shared = argparse.ArgumentParser(add_help=False)
+    shared.add_argument("--target", metavar="PATH",
+                        help="your app folder (default: $COURSE_TARGET or starter/)")
+    return shared
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="python3 -m course",
         description="Background jobs with Flask, RQ, Redis and S3: the course's command.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    learner = _learner_parser()
+
+    p = sub.add_parser("status", parents=[learner], help="your progress through the units, and what to do next",
+                       description=cmd_status.__doc__)
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("grade", parents=[learner], help="grade your folder on unit N (or all)",
+                       description=cmd_grade.__doc__)
+    p.add_argument("unit", type=_units, metavar="N|all", help="a unit number, or all")
+    p.add_argument("--verbose", "-v", action="store_true", help="show the grader's (pytest's) own output too")
+    p.add_argument("--results", metavar="PATH", help="write the results as JSON (points per unit and per check)")
+    p.set_defaults(func=cmd_grade)
+
+    p = sub.add_parser("hint", parents=[learner], help="one more hint for unit N", description=cmd_hint.__doc__)
+    p.add_argument("unit", type=_unit, metavar="N", help="a unit number")
+    p.set_defaults(func=cmd_hint)
+
+    p = sub.add_parser("watch", parents=[learner], help="re-grade the current unit whenever you save",
+                       description=cmd_watch.__doc__)
+    p.add_argument("--unit", type=_unit, metavar="N", help="the unit to start with (default: the first not passed)")
+    p.add_argument("--poll", action="store_true", help="check modification times instead of file-system events")
+    p.set_defaults(func=cmd_watch)
+
+    p = sub.add_parser("quiz", parents=[learner], help="answer unit N's challenge questions",
+                       description=cmd_quiz.__doc__)
+    p.add_argument("unit", type=_unit, metavar="N", help="a unit number")
+    p.set_defaults(func=cmd_quiz)
+
+    p = sub.add_parser("checkpoint", parents=[learner], help="skip ahead: your folder as at the end of unit N",
+                       description=cmd_checkpoint.__doc__)
+    p.add_argument("unit", type=_unit, metavar="N", help="a unit number")
+    p.set_defaults(func=cmd_checkpoint)
+
+    p = sub.add_parser("reset", parents=[learner], help="start over from the original starter",
+                       description=cmd_reset.__doc__)
+    p.set_defaults(func=cmd_reset)
+
+    p = sub.add_parser("class", help="(instructors) grade every student folder; one row per student",
+                       description=cmd_class.__doc__)
+    p.add_argument("roster", metavar="ROSTER_DIR", help="a folder holding one folder per student")
+    p.add_argument("--out", default="results.csv", help="where the rows go: .csv (default results.csv) or .json")
+    p.add_argument("--units", type=_unit, nargs="+", metavar="N", help="only these units (default: all)")
+    p.add_argument("--jobs", "-j", type=int, default=1, help="grade this many students at once (default 1)")
+    p.set_defaults(func=cmd_class)
 
     p = sub.add_parser("test", help="run the course's whole test suite (maintainers, CI)",
                        description=cmd_test.__doc__)
@@ -71,4 +221,8 @@ def main(argv=None):
     if not sys.stdout.isatty() or os.environ.get("NO_COLOR"):
         os.environ.setdefault("NO_COLOR", "1")
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("\ncourse: stopped.", file=sys.stderr)
+        return 130

@@ -1,0 +1,143 @@
+"""`watch`: re-grade the current unit each time a learner file is saved.
+
+It uses watchdog's file-system events; where those cannot start (network
+drives, some containers, inotify limits) it falls back to checking file
+modification times twice a second.
+"""
+import threading
+import time
+from pathlib import Path
+
+from course import grading, manifest, progress, ui
+from course.target import display
+
+WATCHED_SUFFIXES = {".py", ".toml", ".txt", ".json", ".html", ".js", ".css", ""}
+IGNORED_PARTS = {"__pycache__", ".pytest_cache"}
+SETTLE_SECONDS = 0.3  # editors write a file in several steps: wait for them to finish
+
+
+def _relevant(path, root):
+    rel = Path(path).relative_to(root) if Path(path).is_relative_to(root) else Path(path)
+    return not IGNORED_PARTS & set(rel.parts) and rel.suffix in WATCHED_SUFFIXES and not rel.name.startswith(".")
+
+
+def snapshot(root):
+    """{file: mtime} of the files a learner edits."""
+    found = {}
+    for path in Path(root).rglob("*"):
+        if path.is_file() and _relevant(path, root):
+            try:
+                found[str(path)] = path.stat().st_mtime_ns
+            except FileNotFoundError:
+                pass
+    return found
+
+
+class PollingWatcher:
+    """Change detection by modification times: works on every file system."""
+
+    kind = "polling"
+
+    def __init__(self, root, interval=0.5):
+        self.root, self.interval = Path(root), interval
+        self.last = snapshot(root)
+
+    def wait(self, timeout=None):
+        """True once something changed (False if timeout passed first)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(self.interval)
+            now = snapshot(self.root)
+            if now != self.last:
+                self.last = now
+                return True
+        return False
+
+    def reset(self):
+        """Forget changes made so far (grading itself may touch files)."""
+        self.last = snapshot(self.root)
+
+    def close(self):
+        pass
+
+
+class EventWatcher:
+    """Change detection by watchdog's file-system events."""
+
+    kind = "events"
+
+    def __init__(self, root):
+        from watchdog.events import FileSystemEventHandler
+        from watchdog.observers import Observer
+
+        self.root = Path(root)
+        self.changed = threading.Event()
+        watcher = self
+
+        class Handler(FileSystemEventHandler):
+            def on_any_event(self, event):
+                if event.event_type in ("opened", "closed_no_write") or event.is_directory:
+                    return
+                paths = [event.src_path, getattr(event, "dest_path", "") or ""]
+                if any(p and _relevant(p, watcher.root) for p in paths):
+                    watcher.changed.set()
+
+        self.observer = Observer()
+        self.observer.schedule(Handler(), str(self.root), recursive=True)
+        self.observer.start()
+
+    def wait(self, timeout=None):
+        if not self.changed.wait(timeout):
+            return False
+        time.sleep(SETTLE_SECONDS)
+        self.changed.clear()
+        return True
+
+    def reset(self):
+        self.changed.clear()
+
+    def close(self):
+        self.observer.stop()
+        self.observer.join(5)
+
+
+def watcher_for(root, poll=False):
+    if not poll:
+        try:
+            return EventWatcher(root)
+        except Exception as why:  # OSError (inotify limits), missing backends: poll instead
+            ui.say(f"(file events are not available here: {why}; checking for changes by polling)")
+    return PollingWatcher(root)
+
+
+def run(target, unit=None, poll=False, rounds=None):
+    """Grade now, then after every save; moves on when the unit passes. Ctrl-C stops."""
+    target = Path(target)
+    if not target.is_dir():
+        ui.warn(f"there is no learner folder at {target}; pass --target with your app folder.")
+        return 2
+    unit = unit or progress.current_unit(target)
+    watcher = watcher_for(target, poll)
+    graded = 0
+    try:
+        while True:
+            if grading.has_grader(unit):
+                code = grading.grade([unit.number], target)
+            else:
+                ui.say(f"Unit {unit.code} has no grader yet.")
+                code = 1
+            graded += 1
+            if rounds is not None and graded >= rounds:
+                return code
+            if code == 0 and unit.number < len(manifest.units()):
+                unit = manifest.unit(unit.number + 1)
+                ui.say(f"Moving on: unit {unit.code}, {unit.title}.")
+            watcher.reset()
+            ui.say(ui.paint(f"\nWatching {display(target)} for saves ({watcher.kind}); Ctrl-C stops.", "dim"))
+            watcher.wait()
+            ui.say()
+    except KeyboardInterrupt:
+        ui.say("\nStopped watching.")
+        return 0
+    finally:
+        watcher.close()
