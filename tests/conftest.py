@@ -127,7 +127,7 @@ def learner(target, app_env):
 # ---------------------------------------------------------------- reporting
 
 def unit_of(nodeid):
-    m = re.search(r"unit_(\d\d)/", nodeid)
+    m = re.match(r"(?:tests/)?unit_(\d\d)/", nodeid)  # a unit's own checks, not self-checks naming one
     return m.group(1) if m else None
 
 

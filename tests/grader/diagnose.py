@@ -33,6 +33,9 @@ def explain(stderr, what="your code"):
         m = re.match(r'\s*File "([^"]+)", line (\d+)', line)
         if m and "site-packages" not in m.group(1) and "/lib/python" not in m.group(1) and not m.group(1).startswith("<"):
             location = f"{m.group(1).rsplit('/', 1)[-1]}, line {m.group(2)}"
+    if "NoSuchBucket" in last:
+        return (f"{what} uploaded to a bucket that does not exist ({location or 'NoSuchBucket'}). Upload to the "
+                "bucket S3_BUCKET names: `os.environ['S3_BUCKET']`.")
     m = re.match(r"ModuleNotFoundError: No module named '([^'.]+)", last)
     if m:
         module = m.group(1)

@@ -1,5 +1,7 @@
 """Steps that several units' checks share: post a report, run a job to its end,
 check the learner's Redis connection, check the quiz."""
+import re
+import reprlib
 import tomllib
 import uuid
 
@@ -79,7 +81,7 @@ def job_error_summary(job):
 
 def check_pdf_at(s3, bucket, key, unit, step, what="The job"):
     if not isinstance(key, str) or not key:
-        fail(f"{what} returned {key!r}; make_report should return the key (a string) it uploaded the PDF to.",
+        fail(f"{what} returned {reprlib.repr(key)}; make_report should return the key (a string) it uploaded the PDF to.",
              unit=unit, step=step)
     try:
         data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -108,7 +110,15 @@ def read_through_conn(learner, redis_client, url=None, unit=2, step=None):
     key, value = f"course:check:{uuid.uuid4().hex}", uuid.uuid4().hex
     redis_client.set(key, value, ex=60)
     env = learner.environment(REDIS_URL=url) if url else None
-    seen = learner.probe(CONN_PROBE.format(key=key), timeout=15, what="importing worker.py", env=env)
+    try:
+        seen = learner.probe(CONN_PROBE.format(key=key), timeout=15, what="importing worker.py", env=env)
+    except LearnerFailure as error:
+        refused = re.search(r"ConnectionError: (Error \d+ connecting to [^ ]+?)\.? ", str(error))
+        if refused and "SSL" not in str(error) and "certificate" not in str(error):
+            fail(f"worker.conn does not reach the Redis that REDIS_URL names: it tried another one "
+                 f"({refused.group(1)}) and failed. Build conn from redis_url, not from a hard-coded host.",
+                 unit=unit, step=step)
+        raise
     if not seen["has_conn"]:
         fail("worker.py has no `conn`. Build it from the URL: `conn = redis.Redis.from_url(redis_url)`.",
              unit=unit, step=step)

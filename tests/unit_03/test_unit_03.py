@@ -1,6 +1,8 @@
 """Unit 03: creating the worker and util files. The route enqueues and answers at
 once; a real worker process, listening on high, default, low, runs
 utils.make_report, which leaves a valid PDF in the bucket."""
+import reprlib
+
 import pytest
 
 from grader import flows, jobs
@@ -70,7 +72,7 @@ def test_worker_runs_the_job_to_a_pdf_in_the_bucket(learner, redis, s3, bucket):
         fail(f"The worker ran the job and it ended {state}: {flows.job_error_summary(job)}", unit=UNIT, step=2)
     key = jobs.result(job)
     if not isinstance(key, str) or not key:
-        fail(f"The job finished but returned {key!r}, not the key of an uploaded PDF. Enqueue "
+        fail(f"The job finished but returned {reprlib.repr(key)}, not the key of an uploaded PDF. Enqueue "
              "utils.make_report, which uploads the report and returns its key.", unit=UNIT, step=4)
     flows.check_pdf_at(s3, bucket, key, UNIT, 2)
 
