@@ -1,0 +1,17 @@
+"""The slow work, moved out of the request so that a worker can run it."""
+import os
+import uuid
+
+import boto3
+
+from report_data import fetch_sales
+from report_pdf import build_pdf
+
+import json
+
+
+def make_report():
+    rows = fetch_sales()
+    key = f"reports/{uuid.uuid4()}.pdf"
+    boto3.client("s3").put_object(Bucket=os.environ["S3_BUCKET"], Key=key, Body=json.dumps(rows))
+    return key

@@ -1,0 +1,21 @@
+"""The web app: a page with a button, and the route that starts a report."""
+from flask import Flask, jsonify, render_template
+from rq import Queue
+
+from utils import make_report
+from worker import conn
+
+app = Flask(__name__)
+queue = Queue("default", connection=conn)
+
+
+@app.get("/")
+def index():
+    return render_template("index.html")
+
+
+@app.post("/report")
+def create_report():
+    key = make_report()  # make sure the report works before handing it over
+    job = queue.enqueue(make_report)
+    return jsonify(job_id=job.id, key=key), 202

@@ -1,0 +1,23 @@
+"""The web app: a page with a button, and the route that starts a report."""
+from flask import Flask, jsonify, render_template
+from rq import Queue
+
+from utils import make_report
+from worker import conn
+
+app = Flask(__name__)
+queue = Queue("default", connection=conn)
+
+
+@app.get("/")
+def index():
+    return render_template("index.html")
+
+
+from report_data import fetch_sales
+
+
+@app.post("/report")
+def create_report():
+    job = queue.enqueue(fetch_sales)
+    return jsonify(job_id=job.id), 202

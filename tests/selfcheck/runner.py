@@ -1,0 +1,281 @@
+"""Grade a made-up app folder in a separate pytest run, and say what each check did.
+
+The self-checks prove the grader honest by grading folders whose verdict is
+known: the stage of each unit, the untouched starter, and the answer corpus
+(corpus/unit_NN/{wrong,right}/<case>/, see corpus/README.md). Each grading is
+a real `python -m pytest tests/unit_NN --target TMP --results R.json` in a
+child process, exactly what a learner or an instructor runs, bounded in time:
+a grader that hangs is reported, never waited on for ever.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from course import ROOT, stages
+
+TESTS = ROOT / "tests"
+CORPUS = Path(__file__).resolve().parent / "corpus"
+# The repository files Heroku reads; a case may bring its own copy of any of them.
+PROJECT_FILES = ("Procfile", "requirements.txt", ".python-version", "app.json")
+CASE_FILE = "case.toml"
+# Time bounds for one grading run: longer than any of the grader's own bounds, so
+# the grader's message is what a slow answer gets, and this only catches a hang.
+ONE_CHECK_SECONDS = 120
+WHOLE_UNIT_SECONDS = 240
+# Set in every grading run's environment: whatever is still alive with it after
+# the run (a learner process the grader failed to stop) is found and killed.
+RUN_MARKER = "COURSE_SELFCHECK_RUN"
+# The machine's cores: gradings run this many at a time.
+PARALLEL = max(1, min(2, os.cpu_count() or 1))
+
+
+def unit_folders():
+    """{unit number: tests/unit_NN} for every unit that has a grader folder."""
+    return {int(p.name[5:]): p for p in sorted(TESTS.glob("unit_[0-9][0-9]")) if p.is_dir()}
+
+
+# ---------------------------------------------------------------- what to grade
+
+@dataclass(frozen=True)
+class Grading:
+    """One grading run: an app folder (a stage, or a copy of a folder) with files
+    laid over it, graded on one unit, for one check or all of them."""
+    unit: int
+    stage: int = None           # the stage of this unit as the base ...
+    base: Path = None           # ... or a copy of this folder
+    overlay: Path = None        # files laid on top (a corpus case folder)
+    delete: tuple = ()
+    check: str = None           # None: the whole unit
+    label: str = ""
+
+    @property
+    def timeout(self):
+        return ONE_CHECK_SECONDS if self.check else WHOLE_UNIT_SECONDS
+
+    def build(self, dest):
+        """Write the app folder into dest: the base, the repository's project files, the overlay."""
+        dest = Path(dest)
+        if self.base is not None:
+            shutil.copytree(self.base, dest, ignore=shutil.ignore_patterns(*stages.IGNORED))
+        else:
+            stages.write_stage(self.stage, dest)
+        for name in PROJECT_FILES:
+            if (ROOT / name).is_file():
+                shutil.copyfile(ROOT / name, dest / name)
+        if self.overlay is not None:
+            for path in sorted(self.overlay.rglob("*")):
+                rel = path.relative_to(self.overlay)
+                if path.is_file() and rel.as_posix() != CASE_FILE and not stages.IGNORED & set(rel.parts):
+                    (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(path, dest / rel)
+        for name in self.delete:
+            (dest / name).unlink(missing_ok=True)
+        return dest
+
+
+@dataclass
+class Outcome:
+    """What a grading run did: per check, 'passed'/'failed'/'skipped' and the message."""
+    grading: Grading
+    checks: dict = field(default_factory=dict)    # name -> {"outcome", "message"}
+    problem: str = ""                             # set when the run itself went wrong
+    seconds: float = 0.0
+    output: str = ""
+
+    def failed(self):
+        return {name: c.get("message", "") for name, c in self.checks.items() if c["outcome"] == "failed"}
+
+    def describe(self):
+        """All checks, one line each, for a self-check failure message."""
+        lines = [f"{self.grading.label} (graded in {self.seconds:.1f} s):"]
+        if self.problem:
+            lines.append(f"  {self.problem}")
+        for name, c in self.checks.items():
+            message = " | ".join(c.get("message", "").splitlines())
+            lines.append(f"  {c['outcome']:7} {name}" + (f": {message}" if message else ""))
+        return "\n".join(lines)
+
+
+def _marked(marker):
+    needle = f"{RUN_MARKER}={marker}".encode()
+    found = []
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
+        if entry.name.isdigit():
+            try:
+                if needle in (entry / "environ").read_bytes().split(b"\0"):
+                    state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                    if state != "Z":
+                        found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def _command(pid):
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()[:100]
+    except OSError:
+        return "?"
+
+
+def grade(grading):
+    """Run the grading in a child pytest; return its Outcome. Never raises, never hangs."""
+    started = time.monotonic()
+    outcome = Outcome(grading)
+    with tempfile.TemporaryDirectory(prefix="course-selfcheck-") as tmp:
+        app = grading.build(Path(tmp) / "app")   # its parent holds nothing but it and the results
+        results = Path(tmp) / "results.json"
+        args = [sys.executable, "-m", "pytest", f"tests/unit_{grading.unit:02d}", "--target", str(app),
+                "--results", str(results), "-q", "-p", "no:cacheprovider"]
+        if grading.check:
+            args += ["-k", grading.check]
+        marker = uuid.uuid4().hex
+        env = {k: v for k, v in os.environ.items() if k not in ("COURSE_TARGET", "PYTEST_ADDOPTS")}
+        env[RUN_MARKER] = marker
+        log = Path(tmp) / "output.txt"
+        with open(log, "w") as out:
+            popen = subprocess.Popen(args, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+            try:
+                popen.wait(grading.timeout)
+            except subprocess.TimeoutExpired:
+                outcome.problem = (f"the grading run did not finish within {grading.timeout} s, so it was "
+                                   "stopped: the grader itself hung instead of bounding the learner's code")
+            finally:
+                try:
+                    os.killpg(popen.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                popen.wait()
+        outcome.output = log.read_text(errors="replace")
+        leftovers = _marked(marker)
+        deadline = time.monotonic() + 3
+        while leftovers and time.monotonic() < deadline:  # give exiting processes a moment
+            time.sleep(0.1)
+            leftovers = _marked(marker)
+        if leftovers:
+            shown = "; ".join(f"pid {pid}: {_command(pid)}" for pid in leftovers[:3])
+            for pid in leftovers:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            outcome.problem = (outcome.problem + "; " if outcome.problem else "") + (
+                f"{len(leftovers)} process(es) outlived the grading run ({shown})")
+        if results.is_file():
+            data = json.loads(results.read_text())
+            for unit in data.get("units", {}).values():
+                for check in unit["checks"]:
+                    outcome.checks[check["check"]] = check
+        elif not outcome.problem:
+            tail = " | ".join(l for l in outcome.output.strip().splitlines()[-5:])
+            outcome.problem = f"the grading run wrote no results (exit code {popen.returncode}): {tail}"
+    outcome.seconds = time.monotonic() - started
+    return outcome
+
+
+# ---------------------------------------------------------------- running many
+
+class Pool:
+    """Runs gradings PARALLEL at a time. Submit everything first, then ask for
+    each result in turn: later ones run while earlier ones are looked at."""
+
+    def __init__(self, workers=PARALLEL):
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grading")
+        self.futures = {}
+
+    def submit(self, grading):
+        if grading not in self.futures:
+            self.futures[grading] = self.executor.submit(grade, grading)
+        return self.futures[grading]
+
+    def outcome(self, grading):
+        return self.submit(grading).result()
+
+    def close(self):
+        for future in self.futures.values():
+            future.cancel()
+        self.executor.shutdown(wait=True)
+
+
+# ---------------------------------------------------------------- the corpus
+
+@dataclass(frozen=True)
+class Case:
+    """One answer in the corpus: corpus/unit_NN/<kind>/<name>/."""
+    unit: int
+    kind: str      # "wrong" or "right"
+    name: str
+    folder: Path
+    why: str = ""
+    check: str = None
+    expect: str = None
+    delete: tuple = ()
+
+    @property
+    def id(self):
+        return f"unit_{self.unit:02d}/{self.kind}/{self.name}"
+
+    @property
+    def grading(self):
+        return Grading(unit=self.unit, stage=self.unit, overlay=self.folder, delete=self.delete,
+                       check=self.check if self.kind == "wrong" else None, label=self.id)
+
+    def problems(self):
+        """What is wrong with the case folder itself ('' if nothing)."""
+        if self.kind == "wrong" and not (self.check and self.expect):
+            return f"{self.id}/{CASE_FILE} must name the `check` that fails and the message it should `expect`."
+        if not self.why:
+            return f"{self.id}/{CASE_FILE} must say `why` in one line."
+        if self.unit not in unit_folders():
+            return f"{self.id}: there is no tests/unit_{self.unit:02d} to grade it with."
+        return ""
+
+    def verdict(self, outcome):
+        """'' if the grader judged the case as it should, else what went wrong."""
+        if outcome.problem:
+            return f"{self.id}: {outcome.problem}.\n{outcome.describe()}"
+        if self.kind == "right":
+            failed = outcome.failed()
+            if failed or not outcome.checks:
+                return (f"{self.id} is a correct answer ({self.why}), but the grader failed it.\n"
+                        + outcome.describe())
+            return ""
+        result = outcome.checks.get(self.check)
+        if result is None:
+            return f"{self.id}: unit {self.unit:02d} has no check named {self.check!r}.\n{outcome.describe()}"
+        if result["outcome"] != "failed":
+            return (f"{self.id} is a wrong answer ({self.why}), but {self.check} {result['outcome']}.\n"
+                    + outcome.describe())
+        message = result.get("message", "")
+        if self.expect not in message:
+            return (f"{self.id}: {self.check} failed, as it should, but its message does not say "
+                    f"{self.expect!r}.\n{outcome.describe()}")
+        return ""
+
+
+def load_case(unit, kind, folder):
+    data = tomllib.loads((folder / CASE_FILE).read_text()) if (folder / CASE_FILE).is_file() else {}
+    return Case(unit=unit, kind=kind, name=folder.name, folder=folder, why=data.get("why", ""),
+                check=data.get("check"), expect=data.get("expect"), delete=tuple(data.get("delete", ())))
+
+
+def discover(root=CORPUS):
+    """Every case folder under corpus/unit_NN/{wrong,right}/, in order."""
+    cases = []
+    for unit_dir in sorted(root.glob("unit_[0-9][0-9]")):
+        for kind in ("wrong", "right"):
+            for folder in sorted((unit_dir / kind).glob("*")):
+                if folder.is_dir() and not folder.name.startswith((".", "_")):
+                    cases.append(load_case(int(unit_dir.name[5:]), kind, folder))
+    return cases
