@@ -12,13 +12,23 @@ from grader.feedback import LearnerFailure, fail
 from grader.learner import wait_until
 
 POST_REPORT = '''
-import time
+import time, traceback
+from flask import got_request_exception
 from app import app
+errors = []  # an exception in the route: named in the message instead of a 500 page
+
+def record(sender, exception, **extra):
+    here = [f for f in traceback.extract_tb(exception.__traceback__) if "site-packages" not in f.filename]
+    where = f" ({{here[-1].filename.rsplit('/', 1)[-1]}}, line {{here[-1].lineno}})" if here else ""
+    errors.append(f"{{type(exception).__name__}}: {{exception}}{{where}}")
+
+got_request_exception.connect(record, app, weak=False)
 client = app.test_client()
 started = time.monotonic()
 response = client.post("/report", json={body!r})
 result(status=response.status_code, seconds=time.monotonic() - started,
-       body=response.get_json(silent=True), text=response.get_data(as_text=True)[:300])
+       body=response.get_json(silent=True), text=response.get_data(as_text=True)[:300],
+       error=errors[-1] if errors else None)
 '''
 
 
@@ -31,6 +41,9 @@ def post_report(learner, body=None, timeout=30, **env):
 
 def job_id_from(answer, unit, step):
     body = answer["body"] if isinstance(answer["body"], dict) else {}
+    if answer.get("error"):
+        fail(f"POST /report raised {answer['error']}, so it answered {answer['status']}; it should answer "
+             f"202 with JSON holding the job's id, like {{\"job_id\": \"...\"}}.", unit=unit, step=step)
     if answer["status"] != 202 or not body.get("job_id"):
         fail(f"POST /report answered {answer['status']} with {answer['text'][:120]!r}; it should answer "
              f"202 with JSON holding the job's id, like {{\"job_id\": \"...\"}}.", unit=unit, step=step)

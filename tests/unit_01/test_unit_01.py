@@ -53,7 +53,7 @@ def test_report_request_stores_a_pdf(learner, target, redis, s3, bucket):
             fail(f"The report job ended {flows.jobs.status(job)}: {flows.job_error_summary(job)}", unit=UNIT, step=2)
         flows.check_pdf_at(s3, bucket, flows.jobs.result(job), UNIT, 2)
     else:
-        fail(f"POST /report answered {answer['status']}: {answer['text'][:160]!r}", unit=UNIT, step=2)
+        fail(f"POST /report answered {answer['status']}: {answer.get('error') or repr(answer['text'][:160])}", unit=UNIT, step=2)
 
 
 def test_challenge(target):
