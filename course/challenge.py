@@ -109,7 +109,8 @@ def run(unit, target, read=_read_line):
             ui.say("Stopped; the answers so far are saved.")
             break
         given[question.id] = answer
-        _, ok, why = quiz.check(unit, {f"unit_{unit.code}": {question.id: answer}})[0]
+        checked = quiz.check(unit, {f"unit_{unit.code}": {question.id: answer}})
+        ok, why = next((right, why) for q, right, why in checked if q.id == question.id)
         if ok:
             right += 1
             ui.say(f"{ui.mark('passed')} Right." + (f" {why.strip()}" if why.strip() else "") + "\n")

@@ -59,8 +59,8 @@ def passed(result):
 
 
 def _unit_line(unit, result):
-    state = progress.unit_state(result)
-    text = (f"{ui.mark(state)} unit {unit.code} {unit.title:<38} "
+    word = ui.paint("PASS", "green") if passed(result) else ui.paint("FAIL", "red")
+    text = (f"{word}  unit {unit.code} {unit.title:<38} "
             f"{result['passed']}/{result['total']} checks  {result['earned']:g}/{unit.points} points  "
             f"{result['seconds']:.1f} s")
     return text
@@ -111,13 +111,13 @@ def grade(numbers, target, verbose=False, results_path=None, record=True):
     for unit in gradable:
         result = run.units.get(unit.code)
         if result is None:
-            ui.say(f"{ui.mark('failed')} unit {unit.code} {unit.title:<38} not graded: its checks did not run")
+            ui.say(f"{ui.paint('FAIL', 'red')}  unit {unit.code} {unit.title:<38} not graded: its checks did not run")
             failed += 1
             continue
         report_unit(unit, result, detailed=len(units) == 1)
         failed += not passed(result)
     for unit in missing:
-        ui.say(f"{ui.mark('not started')} unit {unit.code} {unit.title:<38} no grader yet")
+        ui.say(f"----  unit {unit.code} {unit.title:<38} no grader yet")
     if len(units) > 1:
         earned = sum(r["earned"] for r in run.units.values())
         points = sum(u.points for u in gradable)

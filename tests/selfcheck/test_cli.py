@@ -1,0 +1,307 @@
+"""The learner's command, `python3 -m course ...`, used as a learner would:
+against temporary copies of learner folders, never starter/ itself.
+
+Only a few checks run a real grader (units 02 and 03, the fast ones); the
+rest call the commands directly.
+"""
+import csv
+import dataclasses
+import io
+import json
+import os
+import subprocess
+import sys
+import tomllib
+
+import pytest
+
+from course import cli, manifest, quiz, stages, ui
+from course import challenge, checkpoint, progress, watch
+from course import ROOT
+
+ANSI = "\x1b["
+
+
+@pytest.fixture(autouse=True)
+def state(tmp_path, monkeypatch):
+    """Progress, hint counts and saved copies go to a temporary place, not .course/."""
+    folder = tmp_path / "state"
+    monkeypatch.setenv("COURSE_STATE_DIR", str(folder))
+    monkeypatch.delenv("COURSE_TARGET", raising=False)
+    return folder
+
+
+def stage_copy(tmp_path, stage, name="app"):
+    """A learner folder as it stands at the end of unit `stage`."""
+    folder = tmp_path / name
+    stages.write_stage(stage, folder)
+    return folder
+
+
+def course(*args, stdin=""):
+    """Run `python3 -m course ARGS` as a learner would, output to a pipe (not a terminal)."""
+    env = dict(os.environ, COURSE_NO_VENV="1")
+    env.pop("NO_COLOR", None)  # no colour must follow from the pipe alone
+    done = subprocess.run([sys.executable, "-m", "course", *map(str, args)], cwd=ROOT, env=env,
+                          input=stdin, capture_output=True, text=True, timeout=180)
+    assert ANSI not in done.stdout + done.stderr, "colour codes in output that is not a terminal"
+    return done
+
+
+def with_unit(monkeypatch, unit):
+    """Make the manifest return `unit` for its number (a unit with hints or a quiz)."""
+    real = manifest.unit
+    monkeypatch.setattr(manifest, "unit", lambda n: unit if int(n) == unit.number else real(n))
+
+
+# ---------------------------------------------------------------- every command
+
+def command_names():
+    import argparse
+
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sorted(sub.choices)
+
+
+@pytest.mark.parametrize("name", command_names())
+def test_every_command_has_help(name, capsys):
+    with pytest.raises(SystemExit) as exit:
+        cli.main([name, "--help"])
+    assert exit.value.code == 0
+    assert "usage:" in capsys.readouterr().out
+
+
+def test_no_colour_with_NO_COLOR_even_on_a_terminal(monkeypatch):
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert ANSI in ui.paint("PASS", "green")
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert ANSI not in ui.paint("PASS", "green")
+
+
+def test_an_unknown_unit_is_a_clear_error():
+    done = course("hint", "42")
+    assert done.returncode != 0
+    assert "not a unit" in done.stderr
+
+
+# ---------------------------------------------------------------- grade and status
+
+def test_grade_3_on_the_starter_names_worker_py_and_the_unit(tmp_path):
+    done = course("grade", "3", "--target", stage_copy(tmp_path, 1))
+    assert done.returncode == 1, done.stdout
+    assert "FAIL  unit 03" in done.stdout
+    assert "worker.py is missing" in done.stdout
+    assert "Unit 02 (units/02-" in done.stdout  # where the fix is explained
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_grade_3_on_its_own_stage_passes_and_status_shows_it(tmp_path):
+    folder = stage_copy(tmp_path, 3)
+    results = tmp_path / "results.json"
+    done = course("grade", "3", "--target", folder, "--results", results)
+    data = json.loads(results.read_text())
+    checks = data["units"]["03"]["checks"]
+    if manifest.unit(3).quiz:
+        assert done.returncode == 0, done.stdout
+        assert "PASS  unit 03" in done.stdout
+    else:  # the unit's challenge is still being written: everything else must pass
+        assert [c["check"] for c in checks if c["outcome"] != "passed"] == ["test_challenge"], done.stdout
+    status = course("status", "--target", folder)
+    assert status.returncode == 0
+    line = next(l for l in status.stdout.splitlines() if "unit 03" in l)
+    assert "graded just now" in line and "not started" not in line
+
+
+def test_grade_of_a_missing_folder_fails_clearly(tmp_path):
+    done = course("grade", "2", "--target", tmp_path / "nowhere")
+    assert done.returncode == 2
+    assert "no app folder" in done.stderr
+
+
+def test_status_lists_every_unit_and_the_next_step(tmp_path):
+    done = course("status", "--target", stage_copy(tmp_path, 1))
+    assert done.returncode == 0
+    for unit in manifest.units():
+        assert f"unit {unit.code} {unit.title}" in done.stdout
+    assert "not started" in done.stdout
+    assert "Next: unit 01" in done.stdout
+
+
+def test_status_next_step_quotes_the_first_failure(tmp_path):
+    folder = stage_copy(tmp_path, 1)
+    message = "Failed: worker.py is missing from app/.\n  -> Unit 02 (units/02-x/README.md)"
+    progress.record_grades(folder, {"01": {"earned": 10, "points": 10, "passed": 1, "total": 1, "seconds": 1,
+                                           "checks": [{"check": "test_a", "outcome": "passed", "seconds": 1}]},
+                                    "02": {"earned": 0, "points": 10, "passed": 0, "total": 1, "seconds": 1,
+                                           "checks": [{"check": "test_b", "outcome": "failed", "seconds": 1,
+                                                       "message": message}]}})
+    done = course("status", "--target", folder)
+    assert "Next: fix unit 02. worker.py is missing from app/." in done.stdout
+    assert "10/100 points" in done.stdout
+
+
+# ---------------------------------------------------------------- hint
+
+def test_hint_shows_one_more_each_time_and_never_more_than_exist(tmp_path, monkeypatch, capsys):
+    unit = dataclasses.replace(manifest.unit(3), hints=("a nudge", "closer", "nearly there"))
+    with_unit(monkeypatch, unit)
+    folder = stage_copy(tmp_path, 1)
+    shown = []
+    for _ in range(5):
+        assert cli.main(["hint", "3", "--target", str(folder)]) == 0
+        shown.append(capsys.readouterr().out)
+    assert "Hint 1 of 3" in shown[0] and "a nudge" in shown[0] and "closer" not in shown[0]
+    assert "Hint 2 of 3" in shown[1] and "closer" in shown[1]
+    assert "Hint 3 of 3" in shown[2] and "nearly there" in shown[2]
+    for later in shown[3:]:
+        assert "every hint" in later and "Hint 3 of 3" in later
+    other = tmp_path / "other"
+    stages.write_stage(1, other)
+    cli.main(["hint", "3", "--target", str(other)])
+    assert "Hint 1 of 3" in capsys.readouterr().out  # counts are kept per folder
+
+
+def test_hint_for_a_unit_without_hints_says_so(tmp_path, monkeypatch, capsys):
+    with_unit(monkeypatch, dataclasses.replace(manifest.unit(2), hints=()))
+    assert cli.main(["hint", "2", "--target", str(stage_copy(tmp_path, 1))]) == 0
+    assert "no hints yet" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- quiz
+
+def quiz_unit(number=2):
+    """A unit with a two-question challenge whose keys are made here: q1 is 'b', q2 is 'ac'."""
+    unit = manifest.unit(number)
+    questions = []
+    for qid, text, right in (("q1", "Which one?", "b"), ("q2", "Which ones?", "ac")):
+        questions.append(manifest.Quiz(
+            id=qid, question=text, choices={"a": "first", "b": "second", "c": "third"},
+            key=quiz.answer_hash(unit, qid, right),
+            explanation=quiz.encrypt(unit, qid, right, f"because {qid}")))
+    return dataclasses.replace(unit, quiz=tuple(questions))
+
+
+def test_quiz_records_answers_keeping_the_file_as_it_was(tmp_path, monkeypatch, capsys):
+    unit = quiz_unit()
+    with_unit(monkeypatch, unit)
+    folder = stage_copy(tmp_path, 1)
+    answers = folder / manifest.ANSWERS_FILE
+    answers.write_text("# my notes stay\n[unit_01]\nq1 = \"a\"  # a guess\n\n[unit_02]\nq1 = \"\"\n")
+    monkeypatch.setattr(sys, "stdin", io.StringIO("x\nb\nc, a\n"))
+    assert cli.main(["quiz", "2", "--target", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "Answer with letters from a, b, c" in out  # 'x' was asked again
+    assert "because q1" in out and "because q2" in out
+    text = answers.read_text()
+    assert text.startswith("# my notes stay\n") and 'q1 = "a"  # a guess' in text
+    assert tomllib.loads(text)["unit_02"] == {"q1": "b", "q2": "ac"}
+    checked = quiz.check(unit, tomllib.loads(text))
+    assert all(right for _, right, _ in checked)
+
+
+def test_a_wrong_quiz_answer_is_recorded_but_not_explained(tmp_path, monkeypatch, capsys):
+    with_unit(monkeypatch, quiz_unit())
+    folder = stage_copy(tmp_path, 1)
+    (folder / manifest.ANSWERS_FILE).unlink()
+    monkeypatch.setattr(sys, "stdin", io.StringIO("a\n"))  # then end of input
+    assert cli.main(["quiz", "2", "--target", str(folder)]) == 1
+    out = capsys.readouterr().out
+    assert "Not right yet" in out and "because" not in out
+    assert tomllib.loads((folder / manifest.ANSWERS_FILE).read_text())["unit_02"] == {"q1": "a"}
+
+
+def test_quiz_on_the_command_line_with_scripted_input(tmp_path):
+    folder = stage_copy(tmp_path, 1)
+    unit = manifest.unit(2)
+    letters = "\n".join(challenge.choices(q)[0][0] for q in unit.quiz) + "\n"
+    done = course("quiz", "2", "--target", folder, stdin=letters)
+    if not unit.quiz:
+        assert done.returncode == 0 and "no challenge questions yet" in done.stdout
+        return
+    assert done.returncode in (0, 1)
+    saved = tomllib.loads((folder / manifest.ANSWERS_FILE).read_text())["unit_02"]
+    assert set(saved) == {q.id for q in unit.quiz}
+
+
+def test_set_answers_adds_missing_sections_and_keys(tmp_path):
+    path = tmp_path / "answers.toml"
+    path.write_text("# top\n[unit_01]\nq1 = \"a\"\n\n[unit_03]\n")
+    challenge.set_answers(path, manifest.unit(3), {"q1": "b"})
+    challenge.set_answers(path, manifest.unit(2), {"q2": "c"})
+    data = tomllib.loads(path.read_text())
+    assert data == {"unit_01": {"q1": "a"}, "unit_03": {"q1": "b"}, "unit_02": {"q2": "c"}}
+    assert path.read_text().startswith("# top\n")
+
+
+# ---------------------------------------------------------------- checkpoint and reset
+
+def test_checkpoint_then_reset_round_trips_and_saves_the_learners_work(tmp_path, state):
+    folder = stage_copy(tmp_path, 2)
+    (folder / "worker.py").write_text("# my own worker, half done\n")
+    (folder / "notes.txt").write_text("mine")
+    done = course("checkpoint", "3", "--target", folder)
+    assert done.returncode == 0, done.stderr
+    assert stages.differences(3, folder) == []
+    saved = [p for p in (state / "saved").iterdir()]
+    assert len(saved) == 1
+    assert (saved[0] / "worker.py").read_text() == "# my own worker, half done\n"
+    assert (saved[0] / "notes.txt").read_text() == "mine"
+    assert saved[0].name in done.stdout  # the learner is told where
+
+    done = course("reset", "--target", folder)
+    assert done.returncode == 0, done.stderr
+    assert stages.differences(1, folder) == []
+    assert len(list((state / "saved").iterdir())) == 2  # the stage-3 copy was saved too
+
+
+def test_checkpoint_never_replaces_solution_or_a_folder_that_is_not_an_app(tmp_path):
+    done = course("checkpoint", "3", "--target", "solution")
+    assert done.returncode == 2 and "solution/" in done.stderr
+    other = tmp_path / "photos"
+    other.mkdir()
+    (other / "cat.jpg").write_text("meow")
+    done = course("reset", "--target", other)
+    assert done.returncode == 2 and (other / "cat.jpg").exists()
+
+
+def test_checkpoint_clears_the_old_grades(tmp_path):
+    folder = stage_copy(tmp_path, 1)
+    progress.record_grades(folder, {"01": {"earned": 10, "points": 10, "passed": 1, "total": 1,
+                                           "seconds": 1, "checks": []}})
+    assert checkpoint.move_to(2, folder, "unit 02") == 0
+    assert progress.grades(folder) == {}
+
+
+# ---------------------------------------------------------------- watch
+
+@pytest.mark.parametrize("poll", [True, False], ids=["polling", "events"])
+def test_watch_notices_a_saved_file(tmp_path, poll):
+    folder = stage_copy(tmp_path, 1)
+    watcher = watch.watcher_for(folder, poll=poll)
+    try:
+        assert not watcher.wait(timeout=0.6)
+        (folder / "__pycache__").mkdir(exist_ok=True)
+        (folder / "__pycache__" / "app.cpython-312.pyc").write_bytes(b"ignored")
+        assert not watcher.wait(timeout=0.6)
+        (folder / "app.py").write_text((folder / "app.py").read_text() + "\n")
+        assert watcher.wait(timeout=5)
+    finally:
+        watcher.close()
+
+
+# ---------------------------------------------------------------- class
+
+def test_class_grades_every_student_folder(tmp_path):
+    roster = tmp_path / "roster"
+    stages.write_stage(2, roster / "ada")
+    stages.write_stage(1, roster / "bob")
+    (roster / "cy").mkdir(parents=True)  # submitted nothing
+    out = tmp_path / "grades.csv"
+    done = course("class", roster, "--units", "2", "--out", out, "-j", "2")
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = {row["student"]: row for row in csv.DictReader(out.open())}
+    assert set(rows) == {"ada", "bob", "cy"}
+    assert float(rows["ada"]["unit_02"]) > float(rows["bob"]["unit_02"]) == 0
+    assert rows["cy"]["error"]
