@@ -42,15 +42,16 @@ def save(target):
     return dest
 
 
-def move_to(stage, target, what):
-    """Save, then write the stage; returns the exit code."""
+def move_to(stage, target, what, answered=None):
+    """Save, then write the stage (quiz answers through `answered`, default
+    `stage`); returns the exit code."""
     try:
         _check_safe(target)
     except Refused as why:
         ui.warn(str(why))
         return 2
     saved = save(target)
-    stages.write_stage(stage, target)
+    stages.write_stage(stage, target, answered)
     progress.forget_grades(target)
     ui.say(f"{display(target)} now holds {what}.")
     if saved:

@@ -38,7 +38,7 @@ def cmd_stages(args):
     """(maintainers) Regenerate starter/ from solution/'s unit markers."""
     from course import stages
 
-    stages.write_stage(1, stages.STARTER)
+    stages.write_starter()
     print("starter/ regenerated from solution/")
     return 0
 
@@ -127,7 +127,7 @@ def cmd_reset(args):
     files are saved first in .course/saved/ (the command says where)."""
     from course import checkpoint
 
-    return checkpoint.move_to(1, _target(args), "the original starter app")
+    return checkpoint.move_to(1, _target(args), "the original starter app", answered=0)
 
 
 def cmd_class(args):

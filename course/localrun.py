@@ -56,9 +56,13 @@ def run(app_dir="solution", port=None):
         print(f"course: app     {app_path.relative_to(ROOT) if app_path.is_relative_to(ROOT) else app_path} "
               f"(REPORT_SECONDS={env['REPORT_SECONDS']})")
         print(f"\n  Open http://127.0.0.1:{env['PORT']}/   (Ctrl-C stops everything)\n", flush=True)
+        # Before unit 03 there is no worker yet: run the web process alone.
+        processes = [] if (app_path / "worker.py").exists() else ["web"]
+        if processes:
+            print("course: no worker.py in this app yet, so only the web process runs.")
         honcho = subprocess.Popen(
             [sys.executable, "-m", "honcho", "start", "--no-colour",
-             "-f", str(ROOT / "Procfile"), "-d", str(ROOT)],
+             "-f", str(ROOT / "Procfile"), "-d", str(ROOT), *processes],
             env=env,
         )
         try:

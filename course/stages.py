@@ -8,7 +8,8 @@ solution/ is the one source. Its learner files carry unit markers:
 
 The stage of unit N keeps the blocks whose range holds N, uncomments the
 ones that were commented out, and drops the marker lines. starter/ is the
-stage of unit 01 (the self-checks prove the committed copy matches), and
+stage of unit 01 with no quiz answered (the self-checks prove the committed
+copy matches: starter_files()), and
 `python3 -m course checkpoint N` writes the stage of unit N.
 """
 import re
@@ -67,8 +68,8 @@ def render(text, stage, last, name="<text>"):
 
 
 def render_answers(stage):
-    """answers.toml at the end of unit `stage`: the reference answers of the
-    units done so far, blanks for the rest (explanations are not copied)."""
+    """answers.toml with the reference answers of units 1..stage and blanks for
+    the rest (explanations are not copied). Stage 0 is all blanks: the starter."""
     answers = tomllib.loads((SOLUTION / manifest.ANSWERS_FILE).read_text())
     lines = [
         "# Your answers to each unit's challenge. Letters, e.g. q1 = \"b\" or, where",
@@ -85,8 +86,9 @@ def render_answers(stage):
     return "\n".join(lines) + "\n"
 
 
-def files_at(stage):
-    """{relative path: text or Path} of the whole app folder at the end of unit `stage`."""
+def files_at(stage, answered=None):
+    """{relative path: text or Path} of the whole app folder at the end of unit
+    `stage`, with quiz answers through unit `answered` (default: `stage`)."""
     units = manifest.units()
     last = units[-1].number
     created = manifest.learner_files()
@@ -97,7 +99,7 @@ def files_at(stage):
             continue
         name = rel.as_posix()
         if name == manifest.ANSWERS_FILE:
-            result[name] = render_answers(stage)
+            result[name] = render_answers(stage if answered is None else answered)
         elif name in created:
             if created[name] <= stage:
                 result[name] = render(path.read_text(), stage, last, name)
@@ -106,12 +108,17 @@ def files_at(stage):
     return result
 
 
-def write_stage(stage, dest):
+def starter_files():
+    """starter/ as it must be committed: unit 01's code, no quiz answered yet."""
+    return files_at(1, answered=0)
+
+
+def write_stage(stage, dest, answered=None):
     """Write the app folder at the end of unit `stage` into dest (emptied first)."""
     dest = Path(dest)
     if dest.exists():
         shutil.rmtree(dest)
-    for name, content in files_at(stage).items():
+    for name, content in files_at(stage, answered).items():
         target = dest / name
         target.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(content, Path):
@@ -121,10 +128,14 @@ def write_stage(stage, dest):
     return dest
 
 
-def differences(stage, folder):
+def write_starter():
+    write_stage(1, STARTER, answered=0)
+
+
+def differences(stage, folder, answered=None):
     """Paths where `folder` differs from the stage of unit `stage` (empty if identical)."""
     folder = Path(folder)
-    expected = files_at(stage)
+    expected = files_at(stage, answered)
     actual = {
         p.relative_to(folder).as_posix()
         for p in folder.rglob("*")
