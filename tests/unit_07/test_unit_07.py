@@ -1,0 +1,178 @@
+"""Unit 07: priorities and fan-out. POST /report takes a priority (high, default,
+low) and rejects anything else with a 400; a real worker runs high before default
+before low; a sectioned report runs one job per section and a merge job that
+waits for all of them, and never runs if one of them failed."""
+import pytest
+
+from grader import fanout, flows, jobs
+from grader.checks import bucket_keys
+from grader.feedback import fail
+from grader.learner import wait_until
+
+UNIT = 7
+PRIORITIES = ["high", "default", "low"]
+SECTIONS = ("north", "south", "east", "west")  # report_data.SECTIONS
+BROKEN = "east"
+
+
+@pytest.fixture(autouse=True)
+def learner_files(target, request):
+    if request.node.name != "test_challenge":  # the quiz needs no code
+        target.require("worker.py", "utils.py", "app.py", unit=UNIT)
+
+
+def queued_ids(redis):
+    from rq import Queue
+
+    return {name: Queue(name, connection=redis).get_job_ids() for name in PRIORITIES}
+
+
+def test_route_enqueues_on_the_queue_the_priority_names(learner, redis):
+    requests = [("json", {"priority": p}) for p in PRIORITIES] + [("json", {}), ("form", {"priority": "high"})]
+    expected = PRIORITIES + ["default", "high"]
+    answers = fanout.post_many(learner, requests)
+    for (kind, body), answer, want in zip(requests, answers, expected):
+        sent = f"a form with priority={body['priority']}" if kind == "form" else f"the JSON body {body}"
+        job_id = flows.job_id_from(answer, UNIT, 2)
+        job = jobs.fetch(redis, job_id)
+        if job is None:
+            fail(f"POST /report with {sent} answered job id {job_id!r}, but Redis has no such job.", unit=UNIT, step=2)
+        if job.origin != want:
+            fail(f"POST /report with {sent} put the job on the {job.origin!r} queue; it belongs on {want!r}. "
+                 "Read priority from the JSON body or the form (default \"default\") and enqueue on that queue.",
+                 unit=UNIT, step=2)
+
+
+def test_bad_priority_gets_400_with_a_message(learner, redis):
+    requests = [("json", {"priority": "urgent"}), ("json", {"priority": 5}), ("json", {"priority": ""}),
+                ("form", {"priority": "asap"}), ("raw", b'{"priority": "high"'), ("json", ["high"])]
+    answers = fanout.post_many(learner, requests)
+    for (kind, body), answer in zip(requests, answers):
+        if kind == "raw":
+            sent = f"a body that is not valid JSON ({body.decode()!r})"
+        elif kind == "form":
+            sent = f"a form with priority={body['priority']!r}"
+        else:
+            sent = f"the JSON body {body!r}"
+        if answer["status"] != 400:
+            fail(f"POST /report with {sent} answered {answer['status']} ({answer['text'][:80]!r}); it should answer "
+                 "400. Check the priority against high, default and low before enqueueing, and answer "
+                 "400 for a body that is not a JSON object.", unit=UNIT, step=2)
+        body_json = answer["body"]
+        if not isinstance(body_json, dict) or not any(isinstance(v, str) and v.strip() for v in body_json.values()):
+            fail(f"POST /report with {sent} answered 400, but not with JSON holding a message (it sent "
+                 f"{answer['text'][:80]!r}). Answer like `jsonify(error=\"...\"), 400` so the page can show it.",
+                 unit=UNIT, step=2)
+    leftover = {name: ids for name, ids in queued_ids(redis).items() if ids}
+    if leftover:
+        fail(f"After only bad requests, jobs were waiting on {sorted(leftover)}: the route enqueued before it "
+             "checked the priority. Check first, then enqueue.", unit=UNIT, step=2)
+
+
+def test_worker_runs_high_before_default_before_low(learner, redis):
+    order = ["low", "low", "default", "default", "high", "high"]
+    answers = fanout.post_many(learner, [("json", {"priority": p}) for p in order])
+    ids = [flows.job_id_from(answer, UNIT, 2) for answer in answers]
+    worker = learner.start_worker(env=learner.environment(REPORT_SECONDS="0.05"))
+    flows.wait_for_worker(learner, redis, worker)
+    all_jobs = [jobs.fetch(redis, job_id) for job_id in ids]
+    if not wait_until(lambda: all(jobs.status(j) in ("finished", "failed") for j in all_jobs), 40):
+        states = [jobs.status(j) for j in all_jobs]
+        fail(f"Six short jobs were not all done after 40 s with your worker running (states: {states}). "
+             "Does the worker listen on high, default and low?", unit=UNIT, step=3)
+    failed = [j for j in all_jobs if jobs.status(j) == "failed"]
+    if failed:
+        fail(f"A report job failed: {flows.job_error_summary(failed[0])}", unit=UNIT, step=3)
+    for job in all_jobs:
+        job.refresh()
+    ran = [j.origin for j in sorted(all_jobs, key=lambda j: (j.started_at, j.ended_at))]
+    if ran != sorted(order, key=PRIORITIES.index):
+        fail(f"With jobs waiting on low, default and high, your worker ran them in the order {ran}. It must "
+             "take every high job first, then default, then low: `Worker(['high', 'default', 'low'], ...)`, "
+             "in that order.", unit=UNIT, step=3)
+
+
+def sectioned_report(learner, redis, env=None):
+    """POST a sectioned report; return the merge job and the section jobs it waits for."""
+    answer = fanout.post_many(learner, [("json", {"sections": True})], env=env)[0]
+    job = jobs.fetch(redis, flows.job_id_from(answer, UNIT, 5))
+    if job is None:
+        fail("POST /report with {\"sections\": true} answered a job id that Redis does not have.", unit=UNIT, step=5)
+    waits_for = fanout.dependencies(redis, job)
+    if len(waits_for) < len(SECTIONS) or any(j is None for j in waits_for):
+        fail(f"POST /report with {{\"sections\": true}} answered the id of a job that waits for "
+             f"{len(waits_for)} job(s); it should answer the merge job's id, and the merge job should depend "
+             f"on one job per section ({len(SECTIONS)}): `queue.enqueue(merge, depends_on=section_jobs)`.",
+             unit=UNIT, step=5)
+    if jobs.status(job) != "deferred":
+        fail(f"Right after POST /report with {{\"sections\": true}}, the merge job is {jobs.status(job)}, not "
+             "deferred: it could run before its sections. Enqueue it with depends_on=the section jobs.",
+             unit=UNIT, step=5)
+    return job, waits_for
+
+
+def test_sectioned_report_merges_every_section_into_one_pdf(learner, redis, s3, bucket):
+    merge, sections = sectioned_report(learner, redis)
+    worker = learner.start_worker(env=learner.environment(REPORT_SECONDS="0.2"))
+    flows.run_job(learner, redis, merge.id, worker=worker)
+    if jobs.status(merge) != "finished":
+        fail(f"The merge job ended {jobs.status(merge)}: {flows.job_error_summary(merge)}", unit=UNIT, step=6)
+    for job in [merge, *sections]:
+        job.refresh()
+    early = [j for j in sections if j.ended_at is None or (merge.started_at and j.ended_at > merge.started_at)]
+    if early:
+        fail("The merge job started before every section job had ended. It must depend on all of them.",
+             unit=UNIT, step=5)
+    key = jobs.result(merge)
+    data = flows.check_pdf_at(s3, bucket, key, UNIT, 6, what="The merge job")
+    keys = bucket_keys(s3, bucket)
+    if keys != [key]:
+        fail(f"After one sectioned report the bucket holds {len(keys)} objects ({keys[:4]}); it should hold "
+             "one PDF, made by the merge job. Section jobs return their rows; only the merge uploads.",
+             unit=UNIT, step=6)
+    import io
+
+    from pypdf import PdfReader
+
+    text = " ".join(page.extract_text() or "" for page in PdfReader(io.BytesIO(data)).pages).lower()
+    missing = [name for name in SECTIONS if name not in text]
+    if missing:
+        fail(f"The merged PDF has no rows for {missing}. Build it from every section job's result: "
+             "build_pdf(None, sections={...}) with one entry per section.", unit=UNIT, step=6)
+
+
+def test_merge_never_runs_when_a_section_fails(learner, redis, s3, bucket):
+    env = learner.environment(REPORT_SECONDS="0.2", REPORT_BROKEN_SECTIONS=BROKEN)
+    merge, sections = sectioned_report(learner, redis, env=env)
+    worker = learner.start_worker(env=env)
+    flows.wait_for_worker(learner, redis, worker)
+
+    def sections_done():
+        fanout.fast_forward_retries(redis)  # a retried section fails for good sooner
+        return all(jobs.status(j) in ("finished", "failed", "stopped", "canceled") for j in sections)
+
+    if not wait_until(sections_done, 40, interval=0.1):
+        fail(f"The section jobs were not all done after 40 s (states: {[jobs.status(j) for j in sections]}).",
+             unit=UNIT, step=4)
+    fanout.settled(redis, 10)
+    merge.refresh()
+    if merge.started_at is not None or jobs.status(merge) in ("started", "finished"):
+        fail(f"With the {BROKEN!r} section's data source down, the merge job still ran (it is "
+             f"{jobs.status(merge)}). It must depend on every section job, so rq never runs it when one fails.",
+             unit=UNIT, step=5)
+    if bucket_keys(s3, bucket):
+        fail("With a section failing, a report still reached the bucket. Only a merge of every section may "
+             "upload.", unit=UNIT, step=5)
+    seen = fanout.get_status(learner, merge.id, env=env)
+    body = seen["body"] if isinstance(seen["body"], dict) else {}
+    if seen["status"] != 200 or body.get("status") != "failed":
+        fail(f"GET /report/<id> for a sectioned report whose {BROKEN!r} section failed answered {seen['status']} "
+             f"{seen['text'][:120]!r}; it should say status \"failed\". A merge waiting on a failed section "
+             "will never run.", unit=UNIT, step=7)
+    if BROKEN not in str(body.get("error", "")):
+        fail(f"GET /report/<id> says the report failed but its error ({body.get('error')!r}) does not name the "
+             f"section that failed ({BROKEN!r}). Say which section job failed and why.", unit=UNIT, step=7)
+
+
+def test_challenge(target):
+    flows.check_quiz(target, UNIT)
