@@ -1,0 +1,84 @@
+"""The learner's web app as a real HTTP server, and its report routes seen from outside.
+
+The server is gunicorn serving `app:app` from the app folder, as the Procfile's
+web line does on Heroku, so a check talks to it over HTTP like a browser does.
+"""
+import sys
+import time
+from urllib.parse import quote, urljoin, urlsplit
+
+from course import services
+from grader.checks import http
+from grader.feedback import LearnerFailure, fail
+
+RANK = {"queued": 0, "started": 1, "finished": 2, "failed": 2}
+
+
+def start_web(learner, env=None):
+    """Start gunicorn on a free loopback port; return (process, base URL)."""
+    port = services.free_port()
+    process = learner.start(
+        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
+         "--threads", "4", "--timeout", "30", "app:app"],
+        name="the web app (gunicorn app:app)", env=env)
+    try:
+        services.wait_for_port(port, 20, process.popen, what="web app")
+    except services.ServiceError:
+        why = process.explain_exit() if not process.alive() else "it did not open its port within 20 s."
+        raise LearnerFailure(f"The web app did not start: {why}") from None
+    return process, f"http://127.0.0.1:{port}"
+
+
+def start_report(base, unit, step):
+    """POST /report; return (job id, absolute status URL)."""
+    status, body, _ = http("POST", f"{base}/report", body={})
+    if status != 202 or not isinstance(body, dict) or not body.get("job_id"):
+        fail(f"POST /report answered {status} with {str(body)[:120]!r}; it should answer 202 with JSON "
+             "holding job_id and status_url.", unit=unit, step=step)
+    job_id, status_url = str(body["job_id"]), body.get("status_url")
+    if not isinstance(status_url, str) or not status_url:
+        fail("POST /report answered 202 without a status_url. Add it to the JSON: "
+             "`jsonify(job_id=job.id, status_url=url_for(\"report_status\", job_id=job.id))`.", unit=unit, step=step)
+    if job_id not in urlsplit(status_url).path:
+        fail(f"The status_url {status_url!r} does not hold the job id {job_id!r}; the status route needs the id "
+             "in its path, like /report/<job_id>.", unit=unit, step=step)
+    return job_id, urljoin(base + "/", status_url)
+
+
+def with_id(status_url, job_id, other):
+    """The status URL with the job id swapped for `other` (URL-quoted)."""
+    parts = urlsplit(status_url)
+    path = parts.path.replace(job_id, quote(other, safe=""), 1)
+    return parts._replace(path=path).geturl()
+
+
+def read_status(url, unit, step):
+    """GET the status URL; return its JSON body (failing unless it answers 200 JSON)."""
+    code, body, _ = http("GET", url, headers={"Accept": "application/json"})
+    if code != 200 or not isinstance(body, dict):
+        fail(f"GET {urlsplit(url).path} answered {code} with {str(body)[:120]!r} for a job that exists; "
+             "it should answer 200 with JSON holding status and progress.", unit=unit, step=step)
+    return body
+
+
+def progress_of(body, unit, step):
+    value = body.get("progress")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:
+        fail(f"The status JSON's progress is {value!r}; it should be a number from 0 to 100.", unit=unit, step=step)
+    return value
+
+
+def watch(url, until, timeout, unit, step, interval=0.05):
+    """Poll the status URL until until(body) is true; return every body seen.
+    Fails at the deadline with the last status seen."""
+    seen = []
+    deadline = time.monotonic() + timeout
+    while True:
+        body = read_status(url, unit, step)
+        seen.append(body)
+        if until(body):
+            return seen
+        if time.monotonic() >= deadline:
+            raise LearnerFailure(f"After {timeout} s the status route still said {body.get('status')!r} "
+                                 f"(progress {body.get('progress')!r}).")
+        time.sleep(interval)

@@ -1,0 +1,193 @@
+"""Unit 05: job status and progress. The 202 answer carries a status URL; the
+status route follows the job from queued to started to finished while progress
+rises to 100, answers JSON 4xx for ids it does not know, and hands out a
+presigned link to the PDF; the page, in a real browser, shows all of it."""
+import time
+import urllib.request
+import uuid
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from grader import flows, web
+from grader.browser import open_page
+from grader.checks import http, pdf_problem
+from grader.feedback import LearnerFailure, fail
+
+UNIT = 5
+# Long enough to watch the job run (fetch_sales reports progress 20 times).
+WATCH_SECONDS = "2"
+# Ids no job has: too long, or with characters rq refuses in a job id.
+MALFORMED_IDS = ["x" * 1500, "not a job id!", "ünïcode", "job;DROP", "' OR '1'='1", "a\tb", "%zz", "{id}"]
+
+
+@pytest.fixture(autouse=True)
+def learner_files(target, request):
+    if request.node.name != "test_challenge":  # the quiz needs no code
+        target.require("worker.py", "utils.py", "app.py", unit=UNIT)
+
+
+def run_web_and_worker(learner, redis, **env):
+    environment = learner.environment(**env)
+    _, base = web.start_web(learner, environment)
+    worker = learner.start_worker(env=environment)
+    flows.wait_for_worker(learner, redis, worker)
+    return base
+
+
+def test_status_goes_queued_started_finished_with_rising_progress(learner, redis, s3, bucket):
+    environment = learner.environment(REPORT_SECONDS=WATCH_SECONDS)
+    _, base = web.start_web(learner, environment)
+    job_id, url = web.start_report(base, UNIT, 3)
+    first = web.read_status(url, UNIT, 4)
+    if first.get("status") != "queued":
+        fail(f"Before any worker ran, the status route said status {first.get('status')!r}; a job waiting on "
+             "its queue is 'queued'. Answer job.get_status().", unit=UNIT, step=4)
+    worker = learner.start_worker(env=environment)
+    flows.wait_for_worker(learner, redis, worker)
+    try:
+        seen = [first] + web.watch(url, lambda b: b.get("status") in ("finished", "failed"), 30, UNIT, 4)
+    except LearnerFailure as error:
+        fail(f"{error} The worker was running; does the route read the job's status from Redis each time?",
+             unit=UNIT, step=4)
+    statuses = [b.get("status") for b in seen]
+    unknown = sorted({str(s) for s in statuses} - set(web.RANK))
+    if unknown:
+        fail(f"The status route said {unknown[0]!r}; status should be one of queued, started, finished, failed.",
+             unit=UNIT, step=4)
+    if statuses[-1] == "failed":
+        fail(f"The job failed: {seen[-1].get('error') or 'no error given'}", unit=UNIT, step=2)
+    for before, after in zip(statuses, statuses[1:]):
+        if web.RANK[after] < web.RANK[before]:
+            fail(f"The status went from {before!r} back to {after!r}.", unit=UNIT, step=4)
+    if "started" not in statuses:
+        fail(f"The status never said 'started' while the worker ran the job for {WATCH_SECONDS} s (it said "
+             f"{' -> '.join(dict.fromkeys(statuses))}). Answer job.get_status() fresh from Redis.", unit=UNIT, step=4)
+    progress = [web.progress_of(b, UNIT, 4) for b in seen]
+    for before, after in zip(progress, progress[1:]):
+        if after < before:
+            fail(f"Progress went down, from {before} to {after}. It must only rise: store a value only if it is "
+                 "higher than the one already in job.meta.", unit=UNIT, step=2)
+    moving = {p for p, s in zip(progress, statuses) if s == "started" and 0 < p < 100}
+    if len(moving) < 2:
+        fail(f"While the job ran, progress never moved between 0 and 100 (it showed {sorted(set(progress))}). Pass "
+             "fetch_sales(on_progress=...) a function that puts the percent in job.meta and calls job.save_meta().",
+             unit=UNIT, step=2)
+    if progress[-1] != 100:
+        fail(f"The job finished but progress says {progress[-1]}; once finished it should say 100.",
+             unit=UNIT, step=4)
+
+
+def test_unknown_and_malformed_ids_get_json_4xx(learner, redis, bucket):
+    _, base = web.start_web(learner)
+    job_id, url = web.start_report(base, UNIT, 3)
+    unknown = web.with_id(url, job_id, str(uuid.uuid4()))
+    code, body, _ = http("GET", unknown)
+    if code != 404 or not isinstance(body, dict):
+        shown = "JSON" if isinstance(body, dict) else f"{str(body)[:60]!r}"
+        fail(f"For a job id no job has, the status route answered {code} with {shown}; it should answer 404 "
+             "with JSON, like {\"error\": \"no such report\"}. Catch rq's NoSuchJobError.", unit=UNIT, step=4)
+    for bad in MALFORMED_IDS:
+        code, body, _ = http("GET", web.with_id(url, job_id, bad))
+        if code >= 500:
+            fail(f"For the malformed job id {bad[:40]!r} the status route crashed ({code}); rq refuses such ids "
+                 "with ValueError. Check the id first (letters, digits, _ and -) and answer 400 with JSON.",
+                 unit=UNIT, step=4)
+        if code not in (400, 404) or not isinstance(body, dict):
+            shown = "JSON" if isinstance(body, dict) else f"{str(body)[:60]!r}"
+            fail(f"For the malformed job id {bad[:40]!r} the status route answered {code} with {shown}; it should "
+                 "answer 400 (or 404) with JSON.", unit=UNIT, step=4)
+
+
+def presign_problem(url):
+    """'' if url carries an S3 signature and an expiry that has not passed, else what is missing."""
+    query = {k.lower(): v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+    if "x-amz-signature" in query:
+        expires = query.get("x-amz-expires", "")
+        if not expires.isdigit() or not 0 < int(expires) <= 7 * 24 * 3600:
+            return f"its X-Amz-Expires is {expires!r}, not a number of seconds up to a week"
+        return ""
+    if "signature" in query:
+        expires = query.get("expires", "")
+        if not expires.isdigit() or int(expires) <= time.time():
+            return f"its Expires is {expires!r}, not a time in the future"
+        return ""
+    return "it carries no signature, so on real S3 a private bucket refuses it"
+
+
+def test_finished_report_links_to_the_pdf_with_a_presigned_url(learner, redis, s3, bucket):
+    base = run_web_and_worker(learner, redis)
+    _, url = web.start_report(base, UNIT, 3)
+    try:
+        last = web.watch(url, lambda b: b.get("status") in ("finished", "failed"), 30, UNIT, 4)[-1]
+    except LearnerFailure as error:
+        fail(str(error), unit=UNIT, step=4)
+    if last.get("status") != "finished":
+        fail(f"The job ended {last.get('status')!r}: {last.get('error') or 'no error given'}", unit=UNIT, step=2)
+    link = last.get("url")
+    if not isinstance(link, str) or not link.startswith(("http://", "https://")):
+        fail(f"The finished job's status JSON has url {link!r}; it should be a link to the PDF, made with "
+             "s3.generate_presigned_url(\"get_object\", ...).", unit=UNIT, step=5)
+    problem = presign_problem(link)
+    if problem:
+        fail(f"The download url {link[:80]!r} is not presigned: {problem}. Make it with "
+             "s3.generate_presigned_url(\"get_object\", Params=..., ExpiresIn=3600).", unit=UNIT, step=5)
+    try:
+        with urllib.request.urlopen(link, timeout=10) as response:
+            data = response.read()
+    except Exception as error:
+        fail(f"Downloading the report from its url failed ({error}). Presign the key the job returned, in the "
+             "bucket S3_BUCKET names.", unit=UNIT, step=5)
+    problem = pdf_problem(data)
+    if problem:
+        fail(f"The download url gives a file, but {problem}.", unit=UNIT, step=5)
+
+
+PAGE_STATE = """() => ({
+    bar: Number(document.getElementById("bar").value),
+    progressShown: !document.getElementById("progress").hidden,
+    linkShown: !document.getElementById("download").hidden,
+    href: document.getElementById("download").href,
+    message: document.getElementById("message").textContent,
+})"""
+
+
+def test_page_shows_progress_then_the_link(learner, redis, s3, bucket):
+    base = run_web_and_worker(learner, redis, REPORT_SECONDS=WATCH_SECONDS)
+    with open_page(base + "/") as page:
+        page.click("#start")
+        bars, state = [], {}
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            state = page.evaluate(PAGE_STATE)
+            if state["progressShown"]:
+                bars.append(state["bar"])
+            if state["linkShown"] or "fail" in state["message"].lower() or "queued as job" in state["message"].lower():
+                break
+            time.sleep(0.05)
+    if "queued as job" in state.get("message", "").lower():
+        fail("In the browser, the page got a 202 without a status_url, so it had nothing to poll. Add "
+             "status_url to POST /report's JSON.", unit=UNIT, step=3)
+    if not state.get("linkShown"):
+        said = state.get("message") or "nothing"
+        fail(f"In the browser, after clicking the button, the page said {said!r} and never showed the download "
+             "link. The page polls status_url and shows the link once status is 'finished' with a url.",
+             unit=UNIT, step=6)
+    moving = {b for b in bars if 0 < b < 100}
+    if not moving:
+        fail(f"In the browser the progress bar never moved between 0 and 100 (it showed {sorted(set(bars))}); "
+             "the job's progress has to rise while it runs.", unit=UNIT, step=2)
+    if any(after < before for before, after in zip(bars, bars[1:])):
+        fail("In the browser the progress bar went backwards; progress must only rise.", unit=UNIT, step=2)
+    try:
+        with urllib.request.urlopen(state["href"], timeout=10) as response:
+            data = response.read()
+    except Exception as error:
+        fail(f"The page's download link did not download ({error}).", unit=UNIT, step=5)
+    problem = pdf_problem(data)
+    if problem:
+        fail(f"The page's download link gives a file, but {problem}.", unit=UNIT, step=5)
+
+
+def test_challenge(target):
+    flows.check_quiz(target, UNIT)
