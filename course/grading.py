@@ -108,20 +108,21 @@ def grade(numbers, target, verbose=False, results_path=None, record=True):
         report_broken_run(run)
         return run.returncode or 1
     failed = 0
-    for unit in gradable:
+    for unit in units:
         result = run.units.get(unit.code)
-        if result is None:
+        if unit in missing:
+            ui.say(f"----  unit {unit.code} {unit.title:<38} no grader yet")
+        elif result is None:
             ui.say(f"{ui.paint('FAIL', 'red')}  unit {unit.code} {unit.title:<38} not graded: its checks did not run")
             failed += 1
-            continue
-        report_unit(unit, result, detailed=len(units) == 1)
-        failed += not passed(result)
-    for unit in missing:
-        ui.say(f"----  unit {unit.code} {unit.title:<38} no grader yet")
+        else:
+            report_unit(unit, result, detailed=len(units) == 1)
+            failed += not passed(result)
     if len(units) > 1:
         earned = sum(r["earned"] for r in run.units.values())
         points = sum(u.points for u in gradable)
-        ui.say(f"\n{earned:g}/{points} points in {run.seconds:.0f} s")
+        ungraded = f" (units with a grader; the course has {sum(u.points for u in units)})" if missing else ""
+        ui.say(f"\n{earned:g}/{points} points{ungraded}, graded in {run.seconds:.0f} s")
     if results_path:
         ui.say(f"Results (points per unit and per check) written to {results_path}")
     _next_step(units, run, failed)

@@ -17,7 +17,8 @@ def show(unit, target):
         number = seen + 1
         progress.set_hints_shown(target, unit, number)
     ui.say(ui.paint(f"Hint {number} of {len(hints)} for unit {unit.code}:", "bold"))
-    ui.say(f"  {hints[number - 1]}")
+    for line in hints[number - 1].strip().splitlines():
+        ui.say(f"  {line}")
     if number < len(hints):
         ui.say(f"\nStill stuck? Run `python3 -m course hint {unit.number}` again for the next one.")
     return 0

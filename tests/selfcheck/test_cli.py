@@ -252,7 +252,7 @@ def test_checkpoint_then_reset_round_trips_and_saves_the_learners_work(tmp_path,
 
     done = course("reset", "--target", folder)
     assert done.returncode == 0, done.stderr
-    assert stages.differences(1, folder) == []
+    assert stages.differences(1, folder, answered=0) == []
     assert len(list((state / "saved").iterdir())) == 2  # the stage-3 copy was saved too
 
 
@@ -305,3 +305,12 @@ def test_class_grades_every_student_folder(tmp_path):
     assert set(rows) == {"ada", "bob", "cy"}
     assert float(rows["ada"]["unit_02"]) > float(rows["bob"]["unit_02"]) == 0
     assert rows["cy"]["error"]
+
+
+# ---------------------------------------------------------------- GitHub Classroom
+
+def test_classroom_autograding_has_one_test_per_unit_with_its_points():
+    config = json.loads((ROOT / ".github" / "classroom" / "autograding.json").read_text())
+    tests = config["tests"]
+    assert [t["run"] for t in tests] == [f"python3 -m course grade {u.number}" for u in manifest.units()]
+    assert [t["points"] for t in tests] == [u.points for u in manifest.units()]
