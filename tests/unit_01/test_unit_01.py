@@ -46,6 +46,9 @@ def test_report_request_stores_a_pdf(learner, target, redis, s3, bucket):
             fail(f"POST /report answered in {answer['seconds']:.2f} s with REPORT_SECONDS=1; the starter's route "
                  "should wait for the whole query.", unit=UNIT, step=2)
         key = (answer["body"] or {}).get("key")
+        if not isinstance(key, str) or not key:
+            fail(f"POST /report answered 200 with {answer['text'][:80]!r}, without the key of the PDF it uploaded; "
+                 "answer JSON like {\"key\": \"reports/....pdf\"}.", unit=UNIT, step=2)
         flows.check_pdf_at(s3, bucket, key, UNIT, 2, what="POST /report")
     elif answer["status"] == 202:  # past unit 03: a worker builds it
         job = flows.run_job(learner, redis, flows.job_id_from(answer, UNIT, 2))
@@ -53,7 +56,9 @@ def test_report_request_stores_a_pdf(learner, target, redis, s3, bucket):
             fail(f"The report job ended {flows.jobs.status(job)}: {flows.job_error_summary(job)}", unit=UNIT, step=2)
         flows.check_pdf_at(s3, bucket, flows.jobs.result(job), UNIT, 2)
     else:
-        fail(f"POST /report answered {answer['status']}: {answer.get('error') or repr(answer['text'][:160])}", unit=UNIT, step=2)
+        hint = " Upload to the bucket S3_BUCKET names." if "NoSuchBucket" in str(answer.get("error")) else ""
+        fail(f"POST /report answered {answer['status']}: {answer.get('error') or repr(answer['text'][:160])}.{hint}",
+             unit=UNIT, step=2)
 
 
 def test_challenge(target):
