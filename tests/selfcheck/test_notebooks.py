@@ -1,0 +1,118 @@
+"""The notebooks run from a clean checkout: every cell without error, each draws
+at least one plot, none is committed with outputs, and none leaves a process behind."""
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from course import ROOT
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+# What a notebook needs from the repository; it runs in a copy, so nothing it writes lands here.
+COPIED = ("course", "solution", "starter", "notebooks", "Procfile")
+KERNEL = "course-notebooks"
+# Each run's processes carry this variable, so leftovers can be found even once orphaned.
+MARKER = "COURSE_NOTEBOOK_RUN"
+
+
+def test_there_are_at_least_three_notebooks():
+    assert len(NOTEBOOKS) >= 3, f"notebooks/ has {len(NOTEBOOKS)} notebooks; the course promises three"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_committed_without_outputs(path):
+    notebook = json.loads(path.read_text())
+    dirty = [i for i, cell in enumerate(notebook["cells"])
+             if cell["cell_type"] == "code" and (cell.get("outputs") or cell.get("execution_count") is not None)]
+    assert not dirty, (f"{path.name} is saved with outputs in cells {dirty}; clear them "
+                       "(`jupyter nbconvert --clear-output --inplace`) before committing")
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory):
+    """A kernel spec that runs this very interpreter (the course's .venv), found through JUPYTER_PATH."""
+    jupyter = tmp_path_factory.mktemp("jupyter")
+    spec = jupyter / "kernels" / KERNEL
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "course (.venv)", "language": "python",
+    }))
+    return jupyter
+
+
+def processes_marked(marker):
+    """Pids of live processes started with MARKER=marker in their environment (Linux /proc)."""
+    needle = f"{MARKER}={marker}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if needle in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:
+                pass  # gone already, or not ours to read
+    return found
+
+
+def leftovers_after(marker, grace=10):
+    """Processes of the run still alive after grace seconds; they are killed, then returned."""
+    if not Path("/proc/self/environ").exists():
+        return []
+    deadline = time.monotonic() + grace
+    while (alive := processes_marked(marker)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for pid in alive:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    return alive
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_and_draws_a_plot(path, tmp_path, kernel, monkeypatch):
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    copy = tmp_path / "course-copy"
+    for name in COPIED:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, copy / name, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
+        elif source.exists():
+            shutil.copy2(source, copy / name)
+    marker = uuid.uuid4().hex
+    for name in list(os.environ):
+        if name.startswith(("AWS_", "REDIS_", "S3_", "REPORT_")):
+            monkeypatch.delenv(name)  # a notebook must start its own services, never use the caller's
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("JUPYTER_PATH", str(kernel))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    monkeypatch.setenv(MARKER, marker)
+
+    notebook = nbformat.read(copy / "notebooks" / path.name, as_version=4)
+    client = NotebookClient(notebook, timeout=120, kernel_name=KERNEL,
+                            resources={"metadata": {"path": str(copy / "notebooks")}})
+    started = time.monotonic()
+    try:
+        client.execute()
+    except CellExecutionError as error:
+        pytest.fail(f"{path.name} stopped with an error:\n{str(error)[-1500:]}", pytrace=False)
+    finally:
+        leaked = leftovers_after(marker)
+    seconds = time.monotonic() - started
+
+    assert not leaked, f"{path.name} left {len(leaked)} process(es) running (pids {leaked}); stop them in its last cell"
+    images = sum("image/png" in output.get("data", {})
+                 for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs)
+    assert images >= 1, f"{path.name} ran but drew no plot (no image/png output)"
+    assert seconds < 90, f"{path.name} took {seconds:.0f} s; keep each notebook under half a minute"
