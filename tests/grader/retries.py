@@ -1,0 +1,61 @@
+"""Follow a job through rq's retries without waiting out the learner's intervals.
+
+A retry with an interval puts the job in the queue's ScheduledJobRegistry (a
+Redis sorted set scored by the time it is due); the scheduler that the worker
+runs moves due jobs back onto the queue about once a second. The grader moves
+the due time to now, so a retry after 60 s happens within a second or two, but
+it is still the learner's scheduler that has to put the job back.
+"""
+import time
+
+from rq.registry import ScheduledJobRegistry
+
+from grader import jobs
+from grader.feedback import LearnerFailure
+
+ENDED = ("finished", "failed", "stopped", "canceled")
+# How long a due retry may wait for the scheduler (it looks every second) before
+# the grader concludes that no scheduler is running.
+SCHEDULER_GRACE = 6
+
+
+class NoScheduler(LearnerFailure):
+    pass
+
+
+def hurry(redis, job):
+    """If the job waits in the scheduled registry, make it due now. True if it was waiting."""
+    key = ScheduledJobRegistry(job.origin, connection=redis).key
+    due = redis.zscore(key, job.id)
+    if due is None:
+        return False
+    now = int(time.time()) - 1
+    if due > now:
+        redis.zadd(key, {job.id: now}, xx=True)
+    return True
+
+
+def follow(redis, job, timeout):
+    """Wait until the job has finished or failed for good, hurrying each scheduled
+    retry. Returns (state, whether a retry ever waited in the scheduled registry).
+    Raises NoScheduler if a due retry is never picked up."""
+    waited = False
+    due_since = None
+    deadline = time.monotonic() + timeout
+    while True:
+        state = jobs.status(job)
+        if state in ENDED:
+            return state, waited
+        if hurry(redis, job):
+            waited = True
+            due_since = due_since or time.monotonic()
+            if time.monotonic() - due_since > SCHEDULER_GRACE:
+                raise NoScheduler(
+                    "The job failed once and rq scheduled its retry, but nothing ever put it back on the queue: "
+                    "retry intervals need rq's scheduler. Start the worker with `worker.work(with_scheduler=True)` "
+                    "(or `rq worker --with-scheduler`).")
+        else:
+            due_since = None
+        if time.monotonic() >= deadline:
+            raise LearnerFailure(f"After {timeout} s the job was still {state}.")
+        time.sleep(0.05)

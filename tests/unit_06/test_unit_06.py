@@ -1,0 +1,164 @@
+"""Unit 06: when jobs fail. A short S3 outage is retried (with a wait, run by
+rq's scheduler) until the report is made; a long one ends the job `failed`,
+with a readable error in the status JSON, nothing in the bucket, and the job in
+rq's FailedJobRegistry, from which it can be requeued; a job that runs past
+JOB_TIMEOUT is stopped.
+
+S3 faults come from a proxy in front of the local S3 (grader.faults). boto3
+retries a 5xx a few times by itself; the grader turns that off
+(AWS_MAX_ATTEMPTS=1), so what rescues the job is the job's own rq Retry.
+"""
+import pytest
+from rq.registry import FailedJobRegistry
+
+from grader import flows, jobs, retries, web
+from grader.checks import bucket_keys
+from grader.faults import s3_fault_proxy
+from grader.feedback import LearnerFailure, fail
+
+UNIT = 6
+TRANSIENT_FAULTS = 2  # failed uploads in a row: a short outage
+S3_CAUSES = ("ServiceUnavailable", "reduce your request rate", "PutObject", "S3")
+DATA_CAUSES = ("data source", "north", "DataSourceError")
+
+
+@pytest.fixture(autouse=True)
+def learner_files(target, request):
+    if request.node.name != "test_challenge":  # the quiz needs no code
+        target.require("worker.py", "utils.py", "app.py", unit=UNIT)
+
+
+@pytest.fixture
+def faulty_s3(s3_endpoint):
+    """(endpoint, FaultPlan): a local S3 whose uploads fail when the check says so."""
+    with s3_fault_proxy(s3_endpoint) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def env(learner, faulty_s3):
+    """The learner's environment, with S3 behind the fault proxy and boto3's own retries off."""
+    return learner.environment(AWS_ENDPOINT_URL=faulty_s3[0], AWS_MAX_ATTEMPTS=1)
+
+
+def start_worker(learner, redis, env):
+    worker = learner.start_worker(env=env)
+    flows.wait_for_worker(learner, redis, worker)
+    return worker
+
+
+def follow(redis, job, timeout=30):
+    try:
+        return retries.follow(redis, job, timeout)
+    except retries.NoScheduler as error:
+        fail(str(error), unit=UNIT, step=3)
+    except LearnerFailure as error:
+        fail(f"{error} With the grader moving each retry's wait to now, every run should be over by then.",
+             unit=UNIT, step=2)
+
+
+def readable_error(body, causes, what):
+    error = body.get("error")
+    if body.get("status") != "failed":
+        fail(f"After {what}, the job failed, but the status route says {body.get('status')!r}; it should say "
+             "'failed'.", unit=UNIT, step=5)
+    if not isinstance(error, str) or not error.strip():
+        fail(f"After {what}, the status JSON says failed but gives no error. Add the job's error: the last "
+             "line of job.latest_result().exc_string.", unit=UNIT, step=5)
+    if "Traceback (most recent call last)" in error or len(error) > 500:
+        fail(f"After {what}, the status JSON's error is a whole traceback ({len(error)} characters). Give the "
+             "person waiting its last line: the exception and its message.", unit=UNIT, step=5)
+    if not any(cause.lower() in error.lower() for cause in causes):
+        fail(f"After {what}, the status JSON's error is {error!r}, which does not say what went wrong. Pass on "
+             "the exception's own message (the last line of job.latest_result().exc_string).", unit=UNIT, step=5)
+
+
+def check_nothing_left(s3, bucket, what):
+    left = bucket_keys(s3, bucket)
+    if left:
+        fail(f"After {what}, the failed job left {left[0]!r} in the bucket. Build the whole PDF in memory and "
+             "upload it once, as the last step; write nothing to S3 before that.", unit=UNIT, step=6)
+
+
+def test_transient_s3_faults_are_retried_to_success(learner, redis, s3, bucket, faulty_s3, env):
+    proxy, plan = faulty_s3
+    answer = flows.post_report(learner, AWS_ENDPOINT_URL=proxy, AWS_MAX_ATTEMPTS=1)
+    job = jobs.fetch(redis, flows.job_id_from(answer, UNIT, 2))
+    retries_given = job.retries_left
+    plan.fail_next(TRANSIENT_FAULTS)
+    start_worker(learner, redis, env)
+    state, waited = follow(redis, job)
+    if state != "finished":
+        if not retries_given:
+            fail(f"S3 failed {TRANSIENT_FAULTS} uploads in a row (503, a short outage) and the job ended {state}: it "
+                 "has no retry. Enqueue it with retry=Retry(max=3, interval=[10, 30, 60]).", unit=UNIT, step=2)
+        fail(f"S3 failed {TRANSIENT_FAULTS} uploads in a row and the job ended {state} after {plan.uploads} "
+             f"attempts: {flows.job_error_summary(job)}. Give it enough retries to outlast a short outage "
+             "(max=3).", unit=UNIT, step=2)
+    flows.check_pdf_at(s3, bucket, jobs.result(job), UNIT, 2)
+    job.refresh()
+    rq_retries = (retries_given or 0) - (job.retries_left or 0)
+    if rq_retries > 0 and not waited:
+        fail("rq retried the job the moment it failed, with no wait: a retry a few milliseconds into an outage "
+             "fails too. Give Retry a wait between runs, e.g. interval=[10, 30, 60].", unit=UNIT, step=2)
+
+
+def test_s3_outage_fails_with_a_readable_error_and_can_be_requeued(learner, redis, s3, bucket, faulty_s3, env):
+    _, plan = faulty_s3
+    plan.fail_always()
+    _, base = web.start_web(learner, env)
+    job_id, url = web.start_report(base, UNIT, 5)
+    job = jobs.fetch(redis, job_id)
+    start_worker(learner, redis, env)
+    state, _ = follow(redis, job)
+    if state == "finished":
+        fail("Every upload to S3 failed, yet the job ended 'finished': the code catches the error and carries on. "
+             "Let the exception propagate, so that rq retries the job and, in the end, marks it failed.",
+             unit=UNIT, step=5)
+    readable_error(web.read_status(url, UNIT, 5), S3_CAUSES, "an S3 outage")
+    check_nothing_left(s3, bucket, "an S3 outage")
+    registry = FailedJobRegistry(job.origin, connection=redis, serializer=job.serializer)
+    if job_id not in registry.get_job_ids():
+        fail("The failed job is not in rq's FailedJobRegistry, so nobody can find and requeue it. Let it fail "
+             "the normal way (raise), and keep the default failure_ttl.", unit=UNIT, step=7)
+    plan.heal()  # the outage is over: requeue it, as `rq requeue` does
+    registry.requeue(job_id)
+    state, _ = follow(redis, job)
+    body = web.read_status(url, UNIT, 5)
+    if state != "finished" or body.get("status") != "finished" or not body.get("url"):
+        fail(f"Once S3 was back, the requeued job ended {state} and the status route said {body.get('status')!r}; "
+             "requeued, it should finish and give a download url.", unit=UNIT, step=7)
+
+
+def test_failed_query_leaves_no_partial_report(learner, redis, s3, bucket, env):
+    broken = learner.environment(**{**env, "REPORT_BROKEN_SECTIONS": "north"})
+    _, base = web.start_web(learner, broken)
+    job_id, url = web.start_report(base, UNIT, 5)
+    job = jobs.fetch(redis, job_id)
+    start_worker(learner, redis, broken)
+    state, _ = follow(redis, job)
+    if state == "finished":
+        fail("The data source was down, yet the job ended 'finished': the code catches the error and carries on. "
+             "Let the exception propagate, so the job fails and says why.", unit=UNIT, step=5)
+    check_nothing_left(s3, bucket, "the data source failed")
+    readable_error(web.read_status(url, UNIT, 5), DATA_CAUSES, "the data source failed")
+
+
+def test_job_past_its_timeout_is_stopped(learner, redis, s3, bucket, env):
+    slow = learner.environment(**{**env, "JOB_TIMEOUT": "1", "REPORT_SECONDS": "30"})
+    answer = flows.post_report(learner, JOB_TIMEOUT="1", REPORT_SECONDS="30")
+    job = jobs.fetch(redis, flows.job_id_from(answer, UNIT, 4))
+    if job.timeout != 1:
+        fail(f"With JOB_TIMEOUT=1 the enqueued job's timeout is {job.timeout!r} s. Read JOB_TIMEOUT from the "
+             "environment (default 600) and pass it as job_timeout.", unit=UNIT, step=4)
+    start_worker(learner, redis, slow)
+    state, _ = follow(redis, job)
+    error = jobs.error(job)
+    if state != "failed" or "timeout" not in error.lower():
+        fail(f"A job past its 1 s timeout should be stopped by the worker and fail; it ended {state} "
+             f"({flows.job_error_summary(job)}).", unit=UNIT, step=4)
+    check_nothing_left(s3, bucket, "a timeout")
+
+
+def test_challenge(target):
+    flows.check_quiz(target, UNIT)
