@@ -81,10 +81,13 @@ def _ask(question, previous, read):
 
 def _read_line(prompt):
     try:
-        return input(prompt)
+        reply = input(prompt)
     except EOFError:
         print()
         return None
+    if not sys.stdin.isatty():
+        print(reply)  # scripted answers: keep the transcript readable
+    return reply
 
 
 def run(unit, target, read=_read_line):
@@ -115,9 +118,10 @@ def run(unit, target, read=_read_line):
             right += 1
             ui.say(f"{ui.mark('passed')} Right." + (f" {why.strip()}" if why.strip() else "") + "\n")
         else:
-            ui.say(f"{ui.mark('failed')} Not right yet. Re-read the unit and try again with "
-                   f"`python3 -m course quiz {unit.number}`.\n")
+            ui.say(f"{ui.mark('failed')} Not right yet.\n")
     if given:
         set_answers(path, unit, given)
         ui.say(f"{right} of {len(unit.quiz)} right; answers saved in {path.name}.")
+        if right < len(unit.quiz):
+            ui.say(f"Re-read the unit, then `python3 -m course quiz {unit.number}` again to change them.")
     return 0 if right == len(unit.quiz) else 1

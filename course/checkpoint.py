@@ -57,6 +57,7 @@ def move_to(stage, target, what, answered=None):
     if saved:
         where = display(saved)
         ui.say(f"Your previous work is saved in {where}")
-        ui.say(f"  (to get a file back: cp {where}worker.py {display(target)})")
+        example = next((n for n in ("worker.py", "utils.py", "app.py") if (saved / n).exists()), "app.py")
+        ui.say(f"  (to get a file back: cp {where}{example} {display(target)})")
     ui.say(f"Grades for {display(target)} were cleared; `python3 -m course grade N` grades it again.")
     return 0
