@@ -65,6 +65,6 @@ def fast_forward_retries(redis):
 
     for queue in Queue.all(connection=redis):
         registry = queue.scheduled_job_registry
-        due = {job_id: time.time() for job_id in registry.get_job_ids()}
+        due = {job_id: int(time.time()) - 1 for job_id in registry.get_job_ids()}  # rq compares whole seconds
         if due:
             redis.zadd(registry.key, due)

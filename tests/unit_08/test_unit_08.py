@@ -1,0 +1,205 @@
+"""Unit 08: production hardening. Job payloads in Redis are JSON, and the worker
+refuses pickled ones; a worker stopped the way Heroku stops a dyno lets its job
+finish, and a job cut off by the shutdown is failed visibly or put back, never
+lost; a clean-up job, scheduled by the worker, deletes only old reports."""
+import json
+import pickle
+import tempfile
+import time
+import uuid
+import zlib
+from pathlib import Path
+
+import pytest
+
+from grader import fanout, flows, jobs
+from grader.checks import bucket_keys
+from grader.feedback import fail
+from grader.learner import wait_until
+from grader.shutdown import stop_like_heroku
+
+UNIT = 8
+CLEANUP = "delete_old_reports"
+DONE = ("finished", "failed", "stopped", "canceled")
+
+
+@pytest.fixture(autouse=True)
+def learner_files(target, request):
+    if request.node.name != "test_challenge":  # the quiz needs no code
+        target.require("worker.py", "utils.py", "app.py", unit=UNIT)
+
+
+def payload_problem(redis, job_id):
+    """'' if the job's data field is zlib-compressed JSON, else what it is."""
+    raw = redis.hget(f"rq:job:{job_id}", "data")
+    if raw is None:
+        return "missing"
+    try:
+        raw = zlib.decompress(raw)
+    except zlib.error:
+        pass
+    try:
+        json.loads(raw)
+        return ""
+    except ValueError:
+        return "pickle" if raw[:1] == b"\x80" else "not JSON"
+
+
+def test_job_payloads_in_redis_are_json(learner, redis):
+    answers = fanout.post_many(learner, [("json", {}), ("json", {"sections": True})])
+    ids = [flows.job_id_from(answer, UNIT, 2) for answer in answers]
+    merge = jobs.fetch(redis, ids[1])
+    ids += list(merge.dependency_ids) if merge is not None else []
+    for job_id in ids:
+        problem = payload_problem(redis, job_id)
+        if problem:
+            fail(f"The job {job_id} is stored in Redis as {problem}, not JSON. Create every Queue in app.py with "
+                 "serializer=JSONSerializer, so the worker never has to unpickle what it reads from Redis.",
+                 unit=UNIT, step=2)
+
+
+class RunsCodeWhenUnpickled:
+    """Unpickling this creates a file: what an attacker's payload would do, harmlessly."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+def test_worker_runs_json_jobs_and_refuses_pickled_ones(learner, redis, s3, bucket):
+    from rq import Queue
+
+    with tempfile.TemporaryDirectory(prefix="course-pickle-") as folder:
+        marker = Path(folder) / "ran-code-from-redis"
+        planted = Queue("default", connection=redis).enqueue("os.getpid")
+        redis.hset(planted.key, "data", zlib.compress(pickle.dumps(RunsCodeWhenUnpickled(str(marker)))))
+        answer = flows.post_report(learner)
+        job = flows.run_job(learner, redis, flows.job_id_from(answer, UNIT, 2))
+        wait_until(lambda: planted.get_status(refresh=True).value in DONE, 15)
+        if marker.exists():
+            fail("A pickled job payload planted in Redis ran code in your worker: it unpickles job data. "
+                 "Anyone who can write to your Redis could run any code there. Give the Worker "
+                 "serializer=JSONSerializer.", unit=UNIT, step=3)
+    if jobs.status(job) != "finished":
+        fail(f"The worker could not run a job the route enqueued: it ended {jobs.status(job)} "
+             f"({flows.job_error_summary(job)}). The queues in app.py and the Worker must use the same "
+             "serializer, JSONSerializer.", unit=UNIT, step=3)
+
+
+def start_and_wait_until_started(learner, redis, seconds):
+    worker = learner.start_worker(env=learner.environment(REPORT_SECONDS=seconds))
+    flows.wait_for_worker(learner, redis, worker)
+    job = jobs.fetch(redis, flows.job_id_from(flows.post_report(learner), UNIT, 2))
+    if not wait_until(lambda: jobs.status(job) == "started", 20):
+        fail(f"The worker did not start the report job within 20 s (it is {jobs.status(job)}).", unit=UNIT, step=4)
+    return job
+
+
+def test_sigterm_lets_the_running_job_finish(learner, redis, s3, bucket):
+    job = start_and_wait_until_started(learner, redis, "2")
+    time.sleep(0.3)
+    seconds, killed = stop_like_heroku(learner, grace=15)
+    state = jobs.status(job)
+    if state != "finished":
+        fail(f"Stopped the way Heroku stops a dyno (SIGTERM to every process, the work horse too), your worker "
+             f"did not let a 2-second job finish: it ended {state} ({flows.job_error_summary(job)}). Use a "
+             "worker whose work horse ignores SIGTERM (rq's HerokuWorker) with a grace period.", unit=UNIT, step=4)
+    if killed:
+        fail("After SIGTERM your worker finished its job but was still running 15 s later, so Heroku would "
+             "SIGKILL it. Let rq handle SIGTERM (a warm shutdown): do not ignore or override it.", unit=UNIT, step=4)
+    flows.check_pdf_at(s3, bucket, jobs.result(job), UNIT, 4)
+
+
+def test_a_job_cut_off_by_shutdown_is_not_lost(learner, redis, s3, bucket):
+    from rq.registry import FailedJobRegistry
+
+    job = start_and_wait_until_started(learner, redis, "60")
+    seconds, killed = stop_like_heroku(learner, grace=28)
+    state = jobs.status(job)
+    if state not in ("failed", "queued", "scheduled"):
+        fail(f"A job too long to finish before Heroku's SIGKILL was left {state} with no worker running "
+             f"({'SIGKILL was needed' if killed else 'the worker exited'} {seconds:.0f} s after SIGTERM). "
+             "It must end failed (so it can be requeued) or go back on its queue before the worker dies: "
+             "HerokuWorker's imminent_shutdown_delay under 30 s does that.", unit=UNIT, step=5)
+    if state == "failed":
+        FailedJobRegistry(job.origin, connection=redis, serializer=job.serializer).requeue(job.id)
+    learner.start_worker(env=learner.environment(REPORT_SECONDS="0.2"))
+    again = wait_until(lambda: fanout.fast_forward_retries(redis) or jobs.status(job) == "finished", 30)
+    if not again:
+        fail(f"A job cut off by a shutdown, {state} and then requeued, did not finish on a fresh worker "
+             f"(it is {jobs.status(job)}: {flows.job_error_summary(job)}).", unit=UNIT, step=5)
+
+
+def put(s3, bucket, key):
+    s3.put_object(Bucket=bucket, Key=key, Body=b"%PDF-1.4 old report")
+
+
+def test_cleanup_deletes_only_old_reports(learner, s3, bucket):
+    old = [f"reports/{uuid.uuid4()}.pdf" for _ in range(3)]
+    other = "exports/kept-forever.csv"
+    for key in old + [other]:
+        put(s3, bucket, key)
+    time.sleep(5 - time.time() % 1)  # S3 times are whole seconds: start the new one on a fresh second
+    new = f"reports/{uuid.uuid4()}.pdf"
+    put(s3, bucket, new)
+    learner.probe(f"from utils import {CLEANUP}\nresult(deleted={CLEANUP}(max_age_seconds=3))", timeout=30,
+                  what=f"utils.{CLEANUP}(max_age_seconds=3)")
+    keys = set(bucket_keys(s3, bucket))
+    if new not in keys:
+        fail(f"{CLEANUP}(max_age_seconds=3) deleted a report uploaded a moment ago. Compare each object's "
+             "LastModified with now minus max_age_seconds, and delete only older ones.", unit=UNIT, step=6)
+    if other not in keys:
+        fail(f"{CLEANUP} deleted {other}, which is not a report. List only keys under reports/ (Prefix=).",
+             unit=UNIT, step=6)
+    left = sorted(set(old) & keys)
+    if left:
+        fail(f"{CLEANUP}(max_age_seconds=3) left {len(left)} report(s) uploaded more than 4 s before. Delete every "
+             "report older than max_age_seconds.", unit=UNIT, step=6)
+
+
+def cleanup_jobs(redis, scheduled_only=False):
+    from rq import Queue
+
+    found = []
+    for queue in Queue.all(connection=redis):
+        ids = queue.scheduled_job_registry.get_job_ids() + ([] if scheduled_only else queue.get_job_ids())
+        for job_id in ids:
+            job = jobs.fetch(redis, job_id)
+            if job is not None and job.func_name.endswith(CLEANUP):
+                found.append(job)
+    return found
+
+
+def test_worker_schedules_the_cleanup(learner, redis, s3, bucket):
+    fresh = f"reports/{uuid.uuid4()}.pdf"
+    put(s3, bucket, fresh)
+    worker = learner.start_worker()
+    flows.wait_for_worker(learner, redis, worker)
+    found = wait_until(lambda: cleanup_jobs(redis), 10)
+    if not found:
+        fail(f"10 s after your worker started, no job running utils.{CLEANUP} was scheduled or queued. Have the "
+             "worker schedule it when it starts (queue.enqueue_in with a Repeat, or a job that schedules "
+             "the next one).", unit=UNIT, step=7)
+    job = found[0]
+    ran = wait_until(lambda: fanout.fast_forward_retries(redis) or (job.refresh() or job.ended_at), 20)
+    if not ran:
+        fail(f"The scheduled clean-up job was made due, but your worker did not run it within 20 s (it is "
+             f"{jobs.status(job)}). Does the worker run with its scheduler (work(with_scheduler=True))?",
+             unit=UNIT, step=7)
+    latest = job.latest_result()
+    if latest is not None and latest.type.name != "SUCCESSFUL":
+        fail(f"The scheduled clean-up job failed on your worker: {flows.job_error_summary(job)}. If the error is "
+             "a DeserializationError, the job was enqueued with pickle (rq.cron does that in rq 3.0); "
+             "enqueue it on a JSON queue.", unit=UNIT, step=7)
+    if fresh not in bucket_keys(s3, bucket):
+        fail("The scheduled clean-up deleted a report made a moment ago. Its default max age should be days, "
+             "not seconds.", unit=UNIT, step=6)
+    if not wait_until(lambda: cleanup_jobs(redis, scheduled_only=True), 5):
+        fail("The clean-up ran once, but nothing is scheduled to run it again. Repeat it "
+             "(repeat=Repeat(times=..., interval=...)) or have it schedule the next run.", unit=UNIT, step=7)
+
+
+def test_challenge(target):
+    flows.check_quiz(target, UNIT)
