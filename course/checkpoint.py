@@ -5,7 +5,7 @@ import shutil
 import time
 from pathlib import Path
 
-from course import ROOT, progress, stages, ui
+from course import manifest, ROOT, progress, stages, ui
 from course.target import display
 
 SKIPPED = shutil.ignore_patterns("__pycache__", ".pytest_cache")
@@ -42,16 +42,20 @@ def save(target):
     return dest
 
 
-def move_to(stage, target, what, answered=None):
-    """Save, then write the stage (quiz answers through `answered`, default
-    `stage`); returns the exit code."""
+def move_to(stage, target, what):
+    """Save, then write the stage; returns the exit code. The learner's own
+    answers.toml is kept: skipping ahead never hands out quiz answers."""
     try:
         _check_safe(target)
     except Refused as why:
         ui.warn(str(why))
         return 2
     saved = save(target)
-    stages.write_stage(stage, target, answered)
+    answers = Path(target) / manifest.ANSWERS_FILE
+    own_answers = answers.read_text() if answers.is_file() else None
+    stages.write_stage(stage, target, answered=0)
+    if own_answers is not None:
+        answers.write_text(own_answers)
     progress.forget_grades(target)
     ui.say(f"{display(target)} now holds {what}.")
     if saved:

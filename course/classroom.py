@@ -68,3 +68,75 @@ def grade_class(roster, out, numbers=None, jobs=1):
             writer.writerows(rows)
     ui.say(f"One row per student written to {out}")
     return 0
+
+
+# ---------------------------------------------------------------- GitHub Classroom files
+# Both are made from the manifest by `python3 -m course classroom-files`; a
+# self-check proves the committed copies match, so points never drift.
+
+AUTOGRADING_JSON = Path(".github") / "classroom" / "autograding.json"
+WORKFLOW_YML = Path(".github") / "workflows" / "classroom.yml"
+GRADE_MINUTES = 10  # per unit; the first also installs .venv
+
+
+def autograding_json():
+    """The classic Classroom format: one command test per unit."""
+    tests = [{
+        "name": f"Unit {u.code}: {u.title}",
+        "setup": "",
+        "run": f"python3 -m course grade {u.number}",
+        "input": "", "output": "", "comparison": "included",
+        "timeout": GRADE_MINUTES, "points": u.points,
+    } for u in manifest.units()]
+    return json.dumps({"tests": tests}, indent=2, ensure_ascii=False) + "\n"
+
+
+def workflow_yml():
+    """The current Classroom format: a workflow with one command-grader step per
+    unit and the reporter that sends the points back to Classroom."""
+    units = manifest.units()
+    lines = [
+        "# Made by `python3 -m course classroom-files` from units/*/unit.toml; do not edit by hand.",
+        "name: Autograding Tests",
+        "\"on\": [push, repository_dispatch, workflow_dispatch]",
+        "permissions:",
+        "  checks: write",
+        "  actions: read",
+        "  contents: read",
+        "jobs:",
+        "  run-autograding-tests:",
+        "    runs-on: ubuntu-latest",
+        "    if: github.actor != 'github-classroom[bot]'",
+        "    steps:",
+        "      - uses: actions/checkout@v4",
+        "      - uses: actions/setup-python@v5",
+        "        with:",
+        "          python-version-file: .python-version",
+        "      - name: Set up the course",
+        "        run: python3 -m course --help",
+    ]
+    for u in units:
+        lines += [
+            f"      - name: Unit {u.code}",
+            f"        id: unit-{u.code}",
+            "        uses: classroom-resources/autograding-command-grader@v1",
+            "        with:",
+            f"          test-name: \"Unit {u.code}: {u.title}\"",
+            f"          command: python3 -m course grade {u.number}",
+            f"          timeout: {GRADE_MINUTES}",
+            f"          max-score: {u.points}",
+        ]
+    lines += [
+        "      - name: Autograding Reporter",
+        "        uses: classroom-resources/autograding-grading-reporter@v1",
+        "        env:",
+        *[f"          UNIT-{u.code}_RESULTS: \"${{{{steps.unit-{u.code}.outputs.result}}}}\"" for u in units],
+        "        with:",
+        f"          runners: {','.join(f'unit-{u.code}' for u in units)}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def classroom_files():
+    """{path relative to the repository: content} for both Classroom files."""
+    return {AUTOGRADING_JSON: autograding_json(), WORKFLOW_YML: workflow_yml()}

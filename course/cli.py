@@ -34,6 +34,17 @@ def cmd_quiz_keys(args):
     return 0
 
 
+def cmd_classroom_files(args):
+    """(maintainers) Regenerate the GitHub Classroom files from the unit manifest."""
+    from course import ROOT, classroom
+
+    for path, content in classroom.classroom_files().items():
+        (ROOT / path).parent.mkdir(parents=True, exist_ok=True)
+        (ROOT / path).write_text(content)
+        print(path)
+    return 0
+
+
 def cmd_stages(args):
     """(maintainers) Regenerate starter/ from solution/'s unit markers."""
     from course import stages
@@ -127,7 +138,7 @@ def cmd_reset(args):
     files are saved first in .course/saved/ (the command says where)."""
     from course import checkpoint
 
-    return checkpoint.move_to(1, _target(args), "the original starter app", answered=0)
+    return checkpoint.move_to(1, _target(args), "the original starter app")
 
 
 def cmd_class(args):
@@ -211,6 +222,10 @@ def build_parser():
     p = sub.add_parser("quiz-keys", help="(maintainers) regenerate quiz answer keys", description=cmd_quiz_keys.__doc__)
     p.add_argument("units", nargs="*", type=int, help="unit numbers (default: all)")
     p.set_defaults(func=cmd_quiz_keys)
+
+    p = sub.add_parser("classroom-files", help="(maintainers) regenerate the GitHub Classroom files",
+                       description=cmd_classroom_files.__doc__)
+    p.set_defaults(func=cmd_classroom_files)
 
     p = sub.add_parser("stages", help="(maintainers) regenerate starter/ from solution/", description=cmd_stages.__doc__)
     p.set_defaults(func=cmd_stages)

@@ -15,7 +15,7 @@ import tomllib
 
 import pytest
 
-from course import cli, manifest, quiz, stages, ui
+from course import classroom, cli, manifest, quiz, stages, ui
 from course import challenge, checkpoint, progress, watch
 from course import ROOT
 
@@ -241,9 +241,13 @@ def test_checkpoint_then_reset_round_trips_and_saves_the_learners_work(tmp_path,
     folder = stage_copy(tmp_path, 2)
     (folder / "worker.py").write_text("# my own worker, half done\n")
     (folder / "notes.txt").write_text("mine")
+    my_answers = '[unit_01]\nq1 = "d"\n'
+    (folder / "answers.toml").write_text(my_answers)
     done = course("checkpoint", "3", "--target", folder)
     assert done.returncode == 0, done.stderr
-    assert stages.differences(3, folder) == []
+    # The code is unit 03's reference; the quiz answers stay the learner's own.
+    assert stages.differences(3, folder) == ["answers.toml"]
+    assert (folder / "answers.toml").read_text() == my_answers
     saved = [p for p in (state / "saved").iterdir()]
     assert len(saved) == 1
     assert (saved[0] / "worker.py").read_text() == "# my own worker, half done\n"
@@ -252,7 +256,8 @@ def test_checkpoint_then_reset_round_trips_and_saves_the_learners_work(tmp_path,
 
     done = course("reset", "--target", folder)
     assert done.returncode == 0, done.stderr
-    assert stages.differences(1, folder, answered=0) == []
+    assert stages.differences(1, folder) == ["answers.toml"]
+    assert (folder / "answers.toml").read_text() == my_answers
     assert len(list((state / "saved").iterdir())) == 2  # the stage-3 copy was saved too
 
 
@@ -314,3 +319,10 @@ def test_classroom_autograding_has_one_test_per_unit_with_its_points():
     tests = config["tests"]
     assert [t["run"] for t in tests] == [f"python3 -m course grade {u.number}" for u in manifest.units()]
     assert [t["points"] for t in tests] == [u.points for u in manifest.units()]
+
+
+def test_classroom_files_match_the_manifest():
+    for path, content in classroom.classroom_files().items():
+        committed = ROOT / path
+        assert committed.is_file() and committed.read_text() == content, (
+            f"{path} is out of date with units/*/unit.toml: run `python3 -m course classroom-files`")
