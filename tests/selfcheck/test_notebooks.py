@@ -2,6 +2,7 @@
 at least one plot, none is committed with outputs, and none leaves a process behind."""
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -106,7 +107,8 @@ def test_notebook_runs_and_draws_a_plot(path, tmp_path, kernel, monkeypatch):
     try:
         client.execute()
     except CellExecutionError as error:
-        pytest.fail(f"{path.name} stopped with an error:\n{str(error)[-1500:]}", pytrace=False)
+        plain = re.sub(r"\x1b\[[0-9;]*m", "", str(error))  # the kernel colours its tracebacks
+        pytest.fail(f"{path.name} stopped with an error:\n{plain[-1500:]}", pytrace=False)
     finally:
         leaked = leftovers_after(marker)
     seconds = time.monotonic() - started
