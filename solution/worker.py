@@ -1,9 +1,21 @@
 """The Redis connection, and the worker that runs queued jobs (python worker.py)."""
 import os
+# [unit 08+]
+from datetime import timedelta
+# [end]
 
 import redis
+# [unit 03-07]
+# from rq import Worker
+# [end]
+# [unit 08+]
+from rq import Queue, Repeat
+from rq.serializers import JSONSerializer
+from rq.worker import HerokuWorker
+
+from utils import delete_old_reports
+# [end]
 # [unit 03+]
-from rq import Worker
 
 # The queues this worker serves, in priority order: it always takes the next
 # job from the first queue in this list that has one.
@@ -19,10 +31,48 @@ if redis_url.startswith("rediss://"):
     conn = redis.Redis.from_url(redis_url, ssl_cert_reqs=None)
 else:
     conn = redis.Redis.from_url(redis_url)
+# [unit 08+]
+
+# Heroku stops a dyno with SIGTERM to every process in it, then SIGKILL 30 s
+# later. HerokuWorker's work horse ignores that SIGTERM, so the running job
+# carries on; if it is still running SHUTDOWN_GRACE seconds later, it is
+# stopped with ShutDownImminentException and recorded as failed (or retried)
+# while there is time left to save that. A plain Worker's horse would die at once.
+SHUTDOWN_GRACE = 15
+
+# The clean-up runs on the low queue: reports people are waiting for go first.
+CLEANUP_JOB_ID = "delete-old-reports"
+CLEANUP_EVERY = 3600  # seconds
+
+
+def schedule_cleanup():
+    """Run delete_old_reports a minute from now, then every hour (for a month;
+    dynos restart daily, and each start renews it). The fixed job id means each
+    worker that starts replaces the one schedule instead of adding another."""
+    low = Queue("low", connection=conn, serializer=JSONSerializer)
+    low.enqueue_in(timedelta(minutes=1), delete_old_reports, job_id=CLEANUP_JOB_ID,
+                   repeat=Repeat(times=24 * 30, interval=CLEANUP_EVERY))
+# [end]
 # [unit 03+]
 
 if __name__ == "__main__":
-    # rq 2.0 removed `with Connection(conn):`; the connection is passed in.
-    worker = Worker(listen, connection=conn)
-    worker.work()
+# [end]
+# [unit 03-07]
+#     # rq 2.0 removed `with Connection(conn):`; the connection is passed in.
+#     worker = Worker(listen, connection=conn)
+# [end]
+# [unit 08+]
+    schedule_cleanup()
+    # The connection is passed in (rq 2.0 removed `with Connection(conn):`),
+    # and so is the serializer: the queues in app.py use JSON too.
+    worker = HerokuWorker(listen, connection=conn, serializer=JSONSerializer)
+    worker.imminent_shutdown_delay = SHUTDOWN_GRACE
+# [end]
+# [unit 03-05]
+#     worker.work()
+# [end]
+# [unit 06+]
+    # The scheduler puts jobs whose retry wait is over back on their queue.
+    # Without it, a job scheduled for a retry waits forever.
+    worker.work(with_scheduler=True)
 # [end]
