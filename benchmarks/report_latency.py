@@ -99,9 +99,10 @@ def percentile(values, fraction):
     return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
 
 
-def table(headers, rows):
+def table(headers, rows, text_columns=(0,)):
+    """Print rows under headers: text columns left-aligned, numbers right-aligned."""
     widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows)]
-    line = lambda cells: "  ".join(str(c).rjust(w) if i else str(c).ljust(w)
+    line = lambda cells: "  ".join(str(c).ljust(w) if i in text_columns else str(c).rjust(w)
                                    for i, (c, w) in enumerate(zip(cells, widths)))
     print(line(headers))
     print(line(["-" * w for w in widths]))
@@ -343,7 +344,7 @@ def grading_time(args, processes):
     print(f"\n3. Grading {args.target}/ unit by unit (checks' own seconds, from --results; wall includes "
           "pytest start-up and services)")
     rows.append(["all", "", "", f"{total:.1f}", f"{wall_total:.1f}"])
-    table(["unit", "title", "passed", "graded s", "wall s"], rows)
+    table(["unit", "title", "passed", "graded s", "wall s"], rows, text_columns=(0, 1))
 
 
 # ---------------------------------------------------------------- main
