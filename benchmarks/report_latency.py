@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from course import services  # noqa: E402
+from course import services, stages  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 LOOPBACK = services.LOOPBACK
@@ -73,13 +73,15 @@ class Processes:
             self.stop(process)
 
 
-def procfile_command(kind):
-    """The Procfile's command for a process type, bound to loopback instead of 0.0.0.0."""
-    for line in (ROOT / "Procfile").read_text().splitlines():
+def procfile_command(kind, app_dir):
+    """The app's Procfile command for a process type, bound to loopback instead of
+    0.0.0.0: solution/'s own Procfile, or the top-level one for starter/."""
+    procfile = stages.project_folder(ROOT / app_dir) / "Procfile"
+    for line in procfile.read_text().splitlines():
         name, _, command = line.partition(":")
         if name.strip() == kind:
             return command.strip().replace("0.0.0.0", LOOPBACK)
-    raise SystemExit(f"The Procfile has no {kind!r} process type.")
+    raise SystemExit(f"{procfile} has no {kind!r} process type.")
 
 
 def base_env(redis_url, endpoint, bucket, report_seconds):
@@ -151,7 +153,7 @@ def wait_for_pdf(s3, bucket, before, deadline, started):
 def start_web(processes, app_dir, env):
     port = services.free_port()
     web_env = dict(env, APP_DIR=app_dir, PORT=str(port))
-    process = processes.start(procfile_command("web"), web_env, shell=True,
+    process = processes.start(procfile_command("web", app_dir), web_env, shell=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         services.wait_for_port(port, 30, process, what=f"gunicorn for {app_dir}/")
@@ -165,7 +167,7 @@ def start_worker(processes, app_dir, env, redis_url, timeout=20):
     import redis
     from rq import Worker
 
-    process = processes.start(procfile_command("worker"), dict(env, APP_DIR=app_dir), shell=True,
+    process = processes.start(procfile_command("worker", app_dir), dict(env, APP_DIR=app_dir), shell=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     conn = redis.Redis.from_url(redis_url)
     deadline = time.monotonic() + timeout

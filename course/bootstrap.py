@@ -25,8 +25,7 @@ def venv_python():
 
 def _wanted_stamp():
     digest = hashlib.sha256()
-    for path in (REQUIREMENTS, ROOT / "requirements.txt"):
-        digest.update(path.read_bytes())
+    digest.update(REQUIREMENTS.read_bytes())
     return digest.hexdigest()
 
 

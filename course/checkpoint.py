@@ -53,7 +53,9 @@ def move_to(stage, target, what):
     saved = save(target)
     answers = Path(target) / manifest.ANSWERS_FILE
     own_answers = answers.read_text() if answers.is_file() else None
-    stages.write_stage(stage, target, answered=0)
+    # Project files (Procfile, requirements.txt) go where the grader and Heroku
+    # look for them: in the folder if it has its own, else beside it.
+    stages.write_stage(stage, target, answered=0, project_dest=stages.project_folder(target))
     if own_answers is not None:
         answers.write_text(own_answers)
     progress.forget_grades(target)

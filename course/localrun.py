@@ -6,13 +6,14 @@ without AWS_ENDPOINT_URL), then the Procfile's web and worker processes with
 honcho. Ctrl-C stops everything it started.
 """
 import os
+import re
 import signal
 import subprocess
 import sys
 from contextlib import ExitStack
 from pathlib import Path
 
-from course import ROOT, services
+from course import ROOT, services, stages
 
 LOCAL_BUCKET = "reports"
 
@@ -56,13 +57,15 @@ def run(app_dir="solution", port=None):
         print(f"course: app     {app_path.relative_to(ROOT) if app_path.is_relative_to(ROOT) else app_path} "
               f"(REPORT_SECONDS={env['REPORT_SECONDS']})")
         print(f"\n  Open http://127.0.0.1:{env['PORT']}/   (Ctrl-C stops everything)\n", flush=True)
-        # Before unit 03 there is no worker yet: run the web process alone.
-        processes = [] if (app_path / "worker.py").exists() else ["web"]
-        if processes:
-            print("course: no worker.py in this app yet, so only the web process runs.")
+        # The app's own Procfile (solution/ has one), else the one beside it: yours.
+        procfile = stages.project_folder(app_path) / "Procfile"
+        types = re.findall(r"^([A-Za-z0-9_-]+):", procfile.read_text(), re.MULTILINE)
+        if "worker" not in types:
+            print(f"course: {procfile.relative_to(ROOT) if procfile.is_relative_to(ROOT) else procfile} has no "
+                  "worker process yet (unit 04 adds it), so only the web process runs.")
         honcho = subprocess.Popen(
             [sys.executable, "-m", "honcho", "start", "--no-colour",
-             "-f", str(ROOT / "Procfile"), "-d", str(ROOT), *processes],
+             "-f", str(procfile), "-d", str(procfile.parent), *(t for t in types if t in ("web", "worker"))],
             env=env,
         )
         try:

@@ -26,6 +26,10 @@ MARKER = re.compile(r"^# \[unit (\d+)(\+|-(\d+))\]\s*$")
 END = "# [end]"
 # Only in solution/: the reference answers' explanations never reach a learner folder.
 SOLUTION_ONLY = {"quiz_explanations.toml"}
+# Files Heroku reads from the top of the repository. Their marked sources are in
+# solution/; a learner's copies sit beside the app folder (at the repository's
+# top for starter/), and unit 04 has the learner complete them.
+PROJECT_FILES = ("Procfile", "requirements.txt")
 IGNORED = {"__pycache__", ".pytest_cache"}
 
 
@@ -98,6 +102,8 @@ def files_at(stage, answered=None):
         if path.is_dir() or IGNORED & set(rel.parts) or rel.name in SOLUTION_ONLY:
             continue
         name = rel.as_posix()
+        if name in PROJECT_FILES:
+            continue  # see project_files_at()
         if name == manifest.ANSWERS_FILE:
             result[name] = render_answers(stage if answered is None else answered)
         elif name in created:
@@ -108,13 +114,21 @@ def files_at(stage, answered=None):
     return result
 
 
+def project_files_at(stage):
+    """{name: text} of the top-level project files at the end of unit `stage`."""
+    last = manifest.units()[-1].number
+    return {name: render((SOLUTION / name).read_text(), stage, last, name) for name in PROJECT_FILES}
+
+
 def starter_files():
     """starter/ as it must be committed: unit 01's code, no quiz answered yet."""
     return files_at(1, answered=0)
 
 
-def write_stage(stage, dest, answered=None):
-    """Write the app folder at the end of unit `stage` into dest (emptied first)."""
+def write_stage(stage, dest, answered=None, project_dest=None):
+    """Write the app folder at the end of unit `stage` into dest (emptied first),
+    and the project files (Procfile, requirements.txt) into project_dest (only
+    those files are replaced there), or into dest itself if not given."""
     dest = Path(dest)
     if dest.exists():
         shutil.rmtree(dest)
@@ -125,11 +139,28 @@ def write_stage(stage, dest, answered=None):
             shutil.copyfile(content, target)
         else:
             target.write_text(content)
+    project_dest = Path(project_dest) if project_dest else dest
+    for name, text in project_files_at(stage).items():
+        (project_dest / name).write_text(text)
     return dest
 
 
+def project_folder(app_folder):
+    """Where an app folder's project files live: in it if it has its own
+    Procfile, else beside it (the repository's top, for starter/)."""
+    app_folder = Path(app_folder)
+    return app_folder if (app_folder / "Procfile").is_file() else app_folder.parent
+
+
 def write_starter():
-    write_stage(1, STARTER, answered=0)
+    write_stage(1, STARTER, answered=0, project_dest=ROOT)
+
+
+def project_differences(stage, folder):
+    """Project files in `folder` that differ from the stage of unit `stage`."""
+    folder = Path(folder)
+    return [name for name, text in project_files_at(stage).items()
+            if not (folder / name).is_file() or (folder / name).read_text() != text]
 
 
 def differences(stage, folder, answered=None):

@@ -63,15 +63,18 @@ class Grading:
         return ONE_CHECK_SECONDS if self.check else WHOLE_UNIT_SECONDS
 
     def build(self, dest):
-        """Write the app folder into dest: the base, the repository's project files, the overlay."""
+        """Write the app folder into dest: the base with its project files (the
+        stage's own, or those beside the copied folder), then the overlay."""
         dest = Path(dest)
         if self.base is not None:
             shutil.copytree(self.base, dest, ignore=shutil.ignore_patterns(*stages.IGNORED))
+            beside = stages.project_folder(self.base)
         else:
-            stages.write_stage(self.stage, dest)
+            stages.write_stage(self.stage, dest)  # renders the stage's Procfile and requirements.txt into dest
+            beside = ROOT
         for name in PROJECT_FILES:
-            if (ROOT / name).is_file():
-                shutil.copyfile(ROOT / name, dest / name)
+            if not (dest / name).is_file() and (beside / name).is_file():
+                shutil.copyfile(beside / name, dest / name)
         if self.overlay is not None:
             for path in sorted(self.overlay.rglob("*")):
                 rel = path.relative_to(self.overlay)

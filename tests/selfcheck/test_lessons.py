@@ -5,7 +5,8 @@ every step a grader message cites exists, and its challenge shows the quiz.
 A code block is tied to a file by an HTML comment on the line before its fence:
 
     <!-- file: worker.py stage: 03 -->   a learner or app file, as at the end of unit 03
-    <!-- file: Procfile -->              a file at the top of the repository
+    <!-- file: Procfile -->              a file at the top of the repository, as committed
+    <!-- file: Procfile stage: 04 -->    a project file (Procfile, requirements.txt) at a stage
 """
 import ast
 import re
@@ -64,6 +65,8 @@ def code_blocks(lines):
 
 def source_text(name, stage):
     """The text a note points at: a file of the app at a stage, or a top-level file."""
+    if stage is not None and name in stages.PROJECT_FILES:
+        return stages.project_files_at(stage)[name]
     if stage is None:
         path = ROOT / name
         return path.read_text() if path.is_file() else None

@@ -18,7 +18,7 @@ import tomllib
 
 import pytest
 
-from course import manifest, quiz, stages
+from course import ROOT, manifest, quiz, stages
 from selfcheck import runner
 
 UNITS = sorted(runner.unit_folders())
@@ -49,13 +49,15 @@ def expectations(unit, section):
 
 def test_starter_is_the_stage_of_unit_01():
     differ = stages.differences(1, stages.STARTER, answered=0)
+    differ += [f"{name} (top level)" for name in stages.project_differences(1, ROOT)]
     if differ:
         pytest.fail(f"starter/ is not the stage of unit 01 made from solution/; these differ: {', '.join(differ)}. "
                     "Run `python3 -m course stages` to regenerate starter/ (never edit it by hand).", pytrace=False)
 
 
 def test_provided_files_are_the_same_in_starter_and_solution():
-    learner_owned = set(manifest.learner_files()) | {manifest.ANSWERS_FILE} | stages.SOLUTION_ONLY
+    learner_owned = (set(manifest.learner_files()) | {manifest.ANSWERS_FILE} | stages.SOLUTION_ONLY
+                     | set(stages.PROJECT_FILES))
 
     def provided(folder):
         return {p.relative_to(folder).as_posix(): p for p in folder.rglob("*")
