@@ -55,6 +55,7 @@ def schedule_cleanup():
 # [end]
 # [unit 03+]
 
+
 if __name__ == "__main__":
 # [end]
 # [unit 03-07]
