@@ -171,7 +171,7 @@ def differences(stage, folder, answered=None):
         p.relative_to(folder).as_posix()
         for p in folder.rglob("*")
         if p.is_file() and not IGNORED & set(p.relative_to(folder).parts)
-    }
+    } - set(PROJECT_FILES)  # compared by project_differences()
     diffs = sorted(actual - set(expected)) + sorted(set(expected) - actual)
     for name in sorted(actual & set(expected)):
         want = expected[name]

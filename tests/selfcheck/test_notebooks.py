@@ -91,21 +91,23 @@ def test_notebook_runs_and_draws_a_plot(path, tmp_path, kernel, monkeypatch):
         elif source.exists():
             shutil.copy2(source, copy / name)
     marker = uuid.uuid4().hex
-    for name in list(os.environ):
-        if name.startswith(("AWS_", "REDIS_", "S3_", "REPORT_")):
-            monkeypatch.delenv(name)  # a notebook must start its own services, never use the caller's
-    monkeypatch.setenv("MPLBACKEND", "Agg")
+    # Where Jupyter finds the kernel and writes its connection file: read by this process.
     monkeypatch.setenv("JUPYTER_PATH", str(kernel))
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
-    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
-    monkeypatch.setenv(MARKER, marker)
+    # The kernel's own environment. The marker goes to the kernel only: other
+    # self-checks run child processes from this process at the same time, and
+    # they must not inherit it (they would be taken for the notebook's leftovers).
+    kernel_env = {name: value for name, value in os.environ.items()
+                  # a notebook must start its own services, never use the caller's
+                  if not name.startswith(("AWS_", "REDIS_", "S3_", "REPORT_"))}
+    kernel_env.update(MPLBACKEND="Agg", IPYTHONDIR=str(tmp_path / "ipython"), **{MARKER: marker})
 
     notebook = nbformat.read(copy / "notebooks" / path.name, as_version=4)
     client = NotebookClient(notebook, timeout=120, kernel_name=KERNEL,
                             resources={"metadata": {"path": str(copy / "notebooks")}})
     started = time.monotonic()
     try:
-        client.execute()
+        client.execute(env=kernel_env)
     except CellExecutionError as error:
         plain = re.sub(r"\x1b\[[0-9;]*m", "", str(error))  # the kernel colours its tracebacks
         pytest.fail(f"{path.name} stopped with an error:\n{plain[-1500:]}", pytrace=False)
