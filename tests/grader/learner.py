@@ -42,9 +42,10 @@ def _kill_group(pgid, sig=signal.SIGKILL):
         pass
 
 
-def marked_processes(marker):
-    """PIDs (other than ours) whose environment carries this run's marker. Linux only."""
-    needle = f"{MARKER_VAR}={marker}".encode()
+def marked_processes(marker, variable=MARKER_VAR):
+    """PIDs (other than ours) of live processes whose environment has
+    variable=marker. Linux only (elsewhere: none found)."""
+    needle = f"{variable}={marker}".encode()
     found = []
     proc = Path("/proc")
     if not proc.is_dir():

@@ -23,8 +23,9 @@ class Target:
         for name in names:
             if not self.has(name):
                 origin = created.get(name, unit)
-                fail(f"{name} is missing from {self.display}. Unit {origin:02d} has you create it; "
-                     f"finish that unit first.", unit=origin, step=None)
+                later = "this unit has you create it" if origin == unit else \
+                    f"unit {origin:02d} has you create it; finish that unit first"
+                fail(f"{name} is missing from {self.display}: {later}.", unit=origin, step=None)
 
     @property
     def display(self):

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from course import ROOT, stages
+from grader.learner import command_line, marked_processes
 
 TESTS = ROOT / "tests"
 CORPUS = Path(__file__).resolve().parent / "corpus"
@@ -109,28 +110,6 @@ class Outcome:
         return "\n".join(lines)
 
 
-def _marked(marker):
-    needle = f"{RUN_MARKER}={marker}".encode()
-    found = []
-    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
-        if entry.name.isdigit():
-            try:
-                if needle in (entry / "environ").read_bytes().split(b"\0"):
-                    state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-                    if state != "Z":
-                        found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
-def _command(pid):
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()[:100]
-    except OSError:
-        return "?"
-
-
 def grade(grading):
     """Run the grading in a child pytest; return its Outcome. Never raises, never hangs."""
     started = time.monotonic()
@@ -161,13 +140,13 @@ def grade(grading):
                     pass
                 popen.wait()
         outcome.output = log.read_text(errors="replace")
-        leftovers = _marked(marker)
+        leftovers = marked_processes(marker, RUN_MARKER)
         deadline = time.monotonic() + 3
         while leftovers and time.monotonic() < deadline:  # give exiting processes a moment
             time.sleep(0.1)
-            leftovers = _marked(marker)
+            leftovers = marked_processes(marker, RUN_MARKER)
         if leftovers:
-            shown = "; ".join(f"pid {pid}: {_command(pid)}" for pid in leftovers[:3])
+            shown = "; ".join(f"pid {pid}: {command_line(pid)[:100]}" for pid in leftovers[:3])
             for pid in leftovers:
                 try:
                     os.kill(pid, signal.SIGKILL)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from course import ROOT
+from grader.learner import marked_processes
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 # What a notebook needs from the repository; it runs in a copy, so nothing it writes lands here.
@@ -48,26 +49,12 @@ def kernel(tmp_path_factory):
     return jupyter
 
 
-def processes_marked(marker):
-    """Pids of live processes started with MARKER=marker in their environment (Linux /proc)."""
-    needle = f"{MARKER}={marker}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                if needle in (entry / "environ").read_bytes().split(b"\0"):
-                    found.append(int(entry.name))
-            except OSError:
-                pass  # gone already, or not ours to read
-    return found
-
-
 def leftovers_after(marker, grace=10):
     """Processes of the run still alive after grace seconds; they are killed, then returned."""
     if not Path("/proc/self/environ").exists():
         return []
     deadline = time.monotonic() + grace
-    while (alive := processes_marked(marker)) and time.monotonic() < deadline:
+    while (alive := marked_processes(marker, MARKER)) and time.monotonic() < deadline:
         time.sleep(0.2)
     for pid in alive:
         try:

@@ -53,7 +53,7 @@ def test_conn_reaches_the_redis_named_by_REDIS_URL(learner, redis):
              "not found). Build conn from redis_url, not from a hard-coded host.", unit=UNIT, step=3)
 
 
-def test_conn_works_with_herokus_tls_redis(learner, redis, redis_url):
+def test_conn_works_with_the_tls_redis_heroku_gives(learner, redis, redis_url):
     """Heroku's Redis: rediss://, self-signed certificate."""
     port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
     with services.tls_front(port) as (tls_url, _ca):
