@@ -91,7 +91,9 @@ def redis_server(timeout=10):
             try:
                 wait_for_port(port, timeout, process, what=f"Redis server ({binary})")
             except ServiceError as error:
-                raise ServiceError(f"Redis could not start: {error}. {NO_REDIS}") from None
+                raise ServiceError(
+                    f"Redis could not start: {error}. Run `{binary} --port {port}` to see why, or name "
+                    "another server binary in REDIS_SERVER (unset it to use the course's own).") from None
             yield f"redis://{LOOPBACK}:{port}/0"
         finally:
             process.terminate()
