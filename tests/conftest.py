@@ -54,14 +54,22 @@ def target(request):
     return found
 
 
+def started(stack, service):
+    """(what the service yields, None), or (None, its plain message) if it cannot start.
+    The failure is raised by the caller, outside this except, so it prints once."""
+    try:
+        return stack.enter_context(service), None
+    except services.ServiceError as error:
+        return None, str(error)
+
+
 @pytest.fixture(scope="session")
 def redis_url():
     """A real Redis server on a free loopback port, for the whole grading run."""
     with ExitStack() as stack:
-        try:
-            url = stack.enter_context(services.redis_server())
-        except services.ServiceError as error:
-            pytest.fail(str(error), pytrace=False)
+        url, problem = started(stack, services.redis_server())
+        if problem:
+            pytest.fail(problem, pytrace=False)
         yield url
 
 
@@ -80,10 +88,9 @@ def redis(redis_url):
 def s3_endpoint():
     """A local S3 (moto's server) on a free loopback port, for the whole grading run."""
     with ExitStack() as stack:
-        try:
-            endpoint = stack.enter_context(services.s3_server())
-        except services.ServiceError as error:
-            pytest.fail(str(error), pytrace=False)
+        endpoint, problem = started(stack, services.s3_server())
+        if problem:
+            pytest.fail(problem, pytrace=False)
         yield endpoint
 
 
