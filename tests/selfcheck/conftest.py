@@ -3,16 +3,39 @@ import pytest
 
 from selfcheck import runner
 
+_pool = None
 
-@pytest.fixture(scope="session")
-def gradings(request):
-    """Runs every grading the selected checks will ask for, two at a time, starting
-    at once; a check then waits only for its own."""
-    pool = runner.Pool()
-    for item in request.session.items:
+
+def _cost(grading):
+    """A rough order of cost: whole units before single checks, later units
+    (status, retries, shutdown) before earlier ones. Longest first keeps the
+    two slots busy until the end."""
+    return (grading.check is not None, -grading.unit)
+
+
+def pytest_collection_finish(session):
+    """Start every grading the selected self-checks will ask for as soon as
+    collection ends, so they run while other tests (the units graded against
+    solution/, the CLI, the notebooks) do."""
+    global _pool
+    wanted = []
+    for item in session.items:
         for value in getattr(getattr(item, "callspec", None), "params", {}).values():
             grading = value.grading if isinstance(value, runner.Case) else value
-            if isinstance(grading, runner.Grading):
-                pool.submit(grading)
-    yield pool
-    pool.close()
+            if isinstance(grading, runner.Grading) and grading not in wanted:
+                wanted.append(grading)
+    if wanted:
+        _pool = runner.Pool()
+        for grading in sorted(wanted, key=_cost):
+            _pool.submit(grading)
+
+
+def pytest_sessionfinish(session):
+    if _pool is not None:
+        _pool.close()
+
+
+@pytest.fixture(scope="session")
+def gradings():
+    """The pool running this session's gradings, two at a time; a check waits only for its own."""
+    return _pool or runner.Pool()
