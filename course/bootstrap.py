@@ -15,6 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENV = Path(os.environ.get("COURSE_VENV", ROOT / ".venv"))
 REQUIREMENTS = ROOT / "requirements-course.txt"
+CONSTRAINTS = ROOT / "constraints-course.txt"  # every package's tested version
 STAMP = VENV / ".course-requirements"
 MIN_PYTHON = (3, 11)
 
@@ -25,7 +26,8 @@ def venv_python():
 
 def _wanted_stamp():
     digest = hashlib.sha256()
-    digest.update(REQUIREMENTS.read_bytes())
+    for path in (REQUIREMENTS, CONSTRAINTS):
+        digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
@@ -60,7 +62,7 @@ def ensure():
         _say("installing the course's pinned requirements into .venv (about a minute, once)")
         result = subprocess.run(
             [str(venv_python()), "-m", "pip", "install", "--disable-pip-version-check", "--quiet",
-             "-r", str(REQUIREMENTS)],
+             "-r", str(REQUIREMENTS), "-c", str(CONSTRAINTS)],
         )
         if result.returncode:
             sys.exit("course: installing requirements-course.txt failed (see pip's message above). "
