@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -22,16 +23,50 @@ def _use_real_s3(env):
     return bool(env.get("S3_BUCKET")) and not env.get("AWS_ENDPOINT_URL")
 
 
-def run(app_dir="solution", port=None):
+def _port_is_free(port):
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("0.0.0.0", port))
+            return True
+        except OSError:
+            return False
+
+
+def _stop_on_sigterm(signum, frame):
+    raise KeyboardInterrupt  # an IDE's stop button or `kill` stops everything, as Ctrl-C does
+
+
+def _shown(path):
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
+def run(app_dir="solution", port=None, with_worker=False):
     app_path = (ROOT / app_dir).resolve() if not Path(app_dir).is_absolute() else Path(app_dir)
     if not (app_path / "app.py").exists():
         print(f"course: {app_path} has no app.py; name an app folder such as solution or starter.", file=sys.stderr)
         return 2
+    port = int(port or os.environ.get("PORT") or services.free_port())
+    if not _port_is_free(port):
+        print(f"course: port {port} is in use (on macOS, AirPlay takes 5000). Choose another with --port, "
+              "or leave it out to get a free one.", file=sys.stderr)
+        return 2
+    # The app's own Procfile (solution/ has one), else the one beside it: yours.
+    procfile = stages.project_folder(app_path) / "Procfile"
+    commands = dict(re.findall(r"^(web|worker):\s*(.+)$", procfile.read_text(), re.MULTILINE))
+    if "worker" not in commands and with_worker and (app_path / "worker.py").exists():
+        commands["worker"] = 'cd "$APP_DIR" && exec python worker.py'
+        print(f"course: {_shown(procfile)} has no worker yet (unit 04 adds it): --worker runs `python worker.py`.")
+    elif "worker" not in commands:
+        print(f"course: {_shown(procfile)} has no worker process yet, so only the web process runs"
+              + (" (add --worker to run worker.py beside it)." if (app_path / "worker.py").exists() else "."))
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     env = dict(os.environ)
     with ExitStack() as stack:
         try:
             if env.get("REDIS_URL"):
-                print(f"course: using Redis from REDIS_URL")
+                print("course: using Redis from REDIS_URL")
             else:
                 env["REDIS_URL"] = stack.enter_context(services.redis_server())
                 print(f"course: Redis   {env['REDIS_URL']}")
@@ -49,32 +84,28 @@ def run(app_dir="solution", port=None):
             print(f"course: {error}", file=sys.stderr)
             return 1
         env["APP_DIR"] = str(app_path)
-        env["PORT"] = str(port or env.get("PORT") or services.free_port())
+        env["PORT"] = str(port)
         env.setdefault("REPORT_SECONDS", "35")
         env["PYTHONUNBUFFERED"] = "1"
         # .venv's bin/ first, so the Procfile's `gunicorn` and `python` are the pinned ones.
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.defpath)])
-        print(f"course: app     {app_path.relative_to(ROOT) if app_path.is_relative_to(ROOT) else app_path} "
-              f"(REPORT_SECONDS={env['REPORT_SECONDS']})")
-        print(f"\n  Open http://127.0.0.1:{env['PORT']}/   (Ctrl-C stops everything)\n", flush=True)
-        # The app's own Procfile (solution/ has one), else the one beside it: yours.
-        procfile = stages.project_folder(app_path) / "Procfile"
-        types = re.findall(r"^([A-Za-z0-9_-]+):", procfile.read_text(), re.MULTILINE)
-        if "worker" not in types:
-            print(f"course: {procfile.relative_to(ROOT) if procfile.is_relative_to(ROOT) else procfile} has no "
-                  "worker process yet (unit 04 adds it), so only the web process runs.")
+        print(f"course: app     {_shown(app_path)} (REPORT_SECONDS={env['REPORT_SECONDS']})")
+        print(f"\n  Open http://127.0.0.1:{port}/   (Ctrl-C stops everything)\n", flush=True)
+        # honcho reads the processes from a Procfile of exactly what runs.
+        run_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="course-run-")))
+        (run_dir / "Procfile").write_text("".join(f"{kind}: {command}\n" for kind, command in commands.items()))
         honcho = subprocess.Popen(
-            [sys.executable, "-m", "honcho", "start", "--no-colour",
-             "-f", str(procfile), "-d", str(procfile.parent), *(t for t in types if t in ("web", "worker"))],
+            [sys.executable, "-m", "honcho", "start", "--no-colour", "-f", str(run_dir / "Procfile"),
+             "-d", str(procfile.parent)],
             env=env,
         )
         try:
             return honcho.wait()
         except KeyboardInterrupt:
-            honcho.send_signal(signal.SIGINT)  # honcho stops web and worker
+            honcho.send_signal(signal.SIGINT)  # honcho stops its processes
             try:
                 honcho.wait(15)
             except subprocess.TimeoutExpired:
                 honcho.kill()
-            print("\ncourse: stopped web, worker, Redis and the local S3.")
+            print(f"\ncourse: stopped {', '.join(commands)}, Redis and the local S3.")
             return 0
