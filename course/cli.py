@@ -22,7 +22,7 @@ def cmd_run(args):
     """Run the app locally: Redis, a local S3, the worker and the web app."""
     from course import localrun
 
-    return localrun.run(args.app, args.port, args.worker)
+    return localrun.run(args.app, args.port, args.worker, args.web_only)
 
 
 def cmd_quiz_keys(args):
@@ -219,6 +219,8 @@ def build_parser():
     p.add_argument("--port", type=int, help="web port (default: a free one)")
     p.add_argument("--worker", action="store_true",
                    help="also run worker.py when the Procfile has no worker yet (unit 03)")
+    p.add_argument("--web-only", action="store_true",
+                   help="run only the web process; start workers yourself (unit 08's shutdown demo)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("quiz-keys", help="(maintainers) regenerate quiz answer keys", description=cmd_quiz_keys.__doc__)

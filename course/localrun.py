@@ -7,6 +7,7 @@ honcho. Ctrl-C stops everything it started.
 """
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -34,15 +35,20 @@ def _port_is_free(port):
             return False
 
 
-def _stop_on_sigterm(signum, frame):
-    raise KeyboardInterrupt  # an IDE's stop button or `kill` stops everything, as Ctrl-C does
+def _stop(signum, frame):
+    raise KeyboardInterrupt  # Ctrl-C, an IDE's stop button or `kill`: stop everything the same way
 
 
 def _shown(path):
     return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
 
 
-def run(app_dir="solution", port=None, with_worker=False):
+# What another terminal needs to reach the same Redis and S3 (a worker run by hand, rq info).
+SHARED = ("REDIS_URL", "S3_BUCKET", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+          "AWS_DEFAULT_REGION")
+
+
+def run(app_dir="solution", port=None, with_worker=False, web_only=False):
     app_path = (ROOT / app_dir).resolve() if not Path(app_dir).is_absolute() else Path(app_dir)
     if not (app_path / "app.py").exists():
         print(f"course: {app_path} has no app.py; name an app folder such as solution or starter.", file=sys.stderr)
@@ -55,13 +61,18 @@ def run(app_dir="solution", port=None, with_worker=False):
     # The app's own Procfile (solution/ has one), else the one beside it: yours.
     procfile = stages.project_folder(app_path) / "Procfile"
     commands = dict(re.findall(r"^(web|worker):\s*(.+)$", procfile.read_text(), re.MULTILINE))
-    if "worker" not in commands and with_worker and (app_path / "worker.py").exists():
+    if web_only:
+        commands.pop("worker", None)
+        print("course: --web-only: start workers yourself, in a terminal with the settings below.")
+    elif "worker" not in commands and with_worker and (app_path / "worker.py").exists():
         commands["worker"] = 'cd "$APP_DIR" && exec python worker.py'
         print(f"course: {_shown(procfile)} has no worker yet (unit 04 adds it): --worker runs `python worker.py`.")
     elif "worker" not in commands:
         print(f"course: {_shown(procfile)} has no worker process yet, so only the web process runs"
               + (" (add --worker to run worker.py beside it)." if (app_path / "worker.py").exists() else "."))
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    # Set both: a process started in the background may inherit SIGINT ignored.
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
     env = dict(os.environ)
     with ExitStack() as stack:
         try:
@@ -90,7 +101,9 @@ def run(app_dir="solution", port=None, with_worker=False):
         # .venv's bin/ first, so the Procfile's `gunicorn` and `python` are the pinned ones.
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.defpath)])
         print(f"course: app     {_shown(app_path)} (REPORT_SECONDS={env['REPORT_SECONDS']})")
-        print(f"\n  Open http://127.0.0.1:{port}/   (Ctrl-C stops everything)\n", flush=True)
+        print(f"\n  Open http://127.0.0.1:{port}/   (Ctrl-C stops everything)\n")
+        shared = " ".join(f"{name}={shlex.quote(env[name])}" for name in SHARED if env.get(name))
+        print(f"  Another terminal reaches the same Redis and S3 after:\n  export {shared}\n", flush=True)
         # honcho reads the processes from a Procfile of exactly what runs.
         run_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="course-run-")))
         (run_dir / "Procfile").write_text("".join(f"{kind}: {command}\n" for kind, command in commands.items()))

@@ -86,6 +86,9 @@ def redis_server(timeout=10):
             [binary, "--port", str(port), "--bind", LOOPBACK, "--save", "", "--appendonly", "no",
              "--dir", workdir, "--protected-mode", "yes"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+            # Its own session: a Ctrl-C in the terminal reaches the app's processes, which
+            # may still need Redis while they shut down; this block stops Redis after them.
+            start_new_session=True,
         )
         try:
             try:

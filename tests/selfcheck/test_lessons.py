@@ -210,3 +210,41 @@ def test_challenge_shows_every_quiz_question(unit):
         if squashed(q.question) not in shown:
             pytest.fail(f"{where(unit.readme)}'s Challenge does not show {q.id} from unit.toml: "
                         f"{q.question!r}", pytrace=False)
+
+
+def added_lines(old, new):
+    """The lines of `new` that are not carried over from `old` (a diff's inserted lines)."""
+    import difflib
+
+    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
+    return [line for tag, _, _, j1, j2 in matcher.get_opcodes() if tag in ("insert", "replace")
+            for line in new[j1:j2]]
+
+
+def stage_text(name, stage):
+    if stage < 1:
+        return ""
+    text = source_text(name, stage)
+    return text or ""
+
+
+@pytest.mark.parametrize("unit", UNITS[1:], ids=lambda u: u.code)
+def test_lesson_shows_every_line_the_unit_adds(unit):
+    """A learner who copies the lesson's code gets the whole unit: every code line the
+    unit adds to a learner file (imports included) is in one of its annotated blocks."""
+    lines = readme_lines(unit)
+    shown = {}
+    for _, note, block in code_blocks(lines):
+        if note and note.group(2) and int(note.group(2)) == unit.number:
+            shown.setdefault(note.group(1), set()).update(l.rstrip() for l in block)
+    names = list(manifest.learner_files()) + list(stages.PROJECT_FILES)
+    missing = []
+    for name in names:
+        old = [l.rstrip() for l in stage_text(name, unit.number - 1).splitlines()]
+        new = [l.rstrip() for l in stage_text(name, unit.number).splitlines()]
+        for line in added_lines(old, new):
+            if line.strip() and not line.strip().startswith("#") and line not in shown.get(name, set()):
+                missing.append(f"{name}: {line.strip()}")
+    if missing:
+        pytest.fail(f"{where(unit.readme)} does not show {len(missing)} line(s) unit {unit.code} adds, so copying "
+                    f"the lesson leaves them out; first: " + "; ".join(missing[:6]), pytrace=False)
