@@ -151,6 +151,11 @@ def pytest_runtest_makereport(item, call):
     report = outcome.get_result()
     if call.excinfo is not None and call.excinfo.errisinstance(LearnerFailure):
         report.longrepr = str(call.excinfo.value)  # already a plain sentence: no traceback
+    learner = getattr(item, "funcargs", {}).get("learner")
+    if report.failed and call.when == "call" and learner is not None and re.search(r"\b50\d\b", str(report.longrepr)):
+        why = learner.web_error()  # a 500 from a real web process: say what it logged
+        if why:
+            report.longrepr = f"{report.longrepr}\n  The app logged: {why}"
 
 
 class Results:

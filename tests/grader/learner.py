@@ -129,6 +129,7 @@ class Learner:
         self.env = {**env, MARKER_VAR: self.marker, "PYTHONDONTWRITEBYTECODE": "1",
                     "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(target.path), "PATH": path}
         self.processes = []
+        self.probe_outputs = []  # what recent probes printed: Flask logs a 500's traceback there
 
     def environment(self, **overrides):
         env = dict(self.env)
@@ -165,6 +166,7 @@ class Learner:
                 finally:
                     _kill_group(popen.pid)  # anything it left behind in its group
             output = out_path.read_text(errors="replace")
+        self.probe_outputs = (self.probe_outputs + [output])[-5:]
         for line in reversed(output.splitlines()):
             if line.startswith(RESULT_PREFIX):
                 return json.loads(line[len(RESULT_PREFIX):])
@@ -197,6 +199,24 @@ class Learner:
         if (self.target.path / "Procfile").exists() and "worker" in self.target.procfile():
             return self.start_procfile("worker", env=env)
         return self.start_python("worker.py", env=env)
+
+    def web_error(self):
+        """The last exception the app logged while answering (in a web process or a
+        test-client probe), as a sentence ('' if none): what hides behind a bare
+        '500 Internal Server Error'."""
+        logs = [p.log() for p in self.processes if "web" in p.name] + self.probe_outputs
+        for log in reversed(logs):
+            lines = log.splitlines()
+            starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")]
+            if not starts:
+                continue
+            block = []
+            for line in lines[starts[-1]:]:
+                block.append(line)
+                if len(block) > 1 and line and not line[0].isspace():
+                    break  # the exception line ends the traceback
+            return diagnose.explain("\n".join(block), what="the route")
+        return ""
 
     def leaked(self):
         """Processes still alive with this learner's marker (after its own were stopped)."""
