@@ -42,7 +42,7 @@ def save(target):
     return dest
 
 
-def move_to(stage, target, what):
+def move_to(stage, target, what, skipped_to=None):
     """Save, then write the stage; returns the exit code. The learner's own
     answers.toml is kept: skipping ahead never hands out quiz answers."""
     try:
@@ -58,7 +58,7 @@ def move_to(stage, target, what):
     stages.write_stage(stage, target, answered=0, project_dest=stages.project_folder(target))
     if own_answers is not None:
         answers.write_text(own_answers)
-    progress.forget_grades(target)
+    progress.forget_grades(target, checkpoint=stage if skipped_to is None else skipped_to)
     ui.say(f"{display(target)} now holds {what}.")
     if saved:
         where = display(saved)
@@ -66,4 +66,6 @@ def move_to(stage, target, what):
         example = next((n for n in ("worker.py", "utils.py", "app.py") if (saved / n).exists()), "app.py")
         ui.say(f"  (to get a file back: cp {where}{example} {display(target)})")
     ui.say(f"Grades for {display(target)} were cleared; `python3 -m course grade N` grades it again.")
+    if own_answers is not None and stage > 1:
+        ui.say("Your quiz answers are as you left them; `python3 -m course quiz N` asks a unit's challenge.")
     return 0

@@ -138,7 +138,7 @@ def cmd_reset(args):
     files are saved first in .course/saved/ (the command says where)."""
     from course import checkpoint
 
-    return checkpoint.move_to(1, _target(args), "the original starter app")
+    return checkpoint.move_to(1, _target(args), "the original starter app", skipped_to=0)
 
 
 def cmd_class(args):

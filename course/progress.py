@@ -58,11 +58,19 @@ def record_grades(target, units):
     _save(data)
 
 
-def forget_grades(target):
-    """After checkpoint/reset the folder changed: old grades no longer describe it."""
+def forget_grades(target, checkpoint=0):
+    """After checkpoint/reset the folder changed: old grades no longer describe it.
+    `checkpoint` is the unit whose reference code the folder now holds (0: the starter)."""
     data = _load()
-    _folder(data, target)["grades"] = {}
+    folder = _folder(data, target)
+    folder["grades"] = {}
+    folder["checkpoint"] = checkpoint
     _save(data)
+
+
+def checkpoint(target):
+    """The unit whose reference code `checkpoint` last put in the folder (0 if none)."""
+    return _load().get(str(Path(target).resolve()), {}).get("checkpoint", 0)
 
 
 def hints_shown(target, unit):
@@ -94,9 +102,10 @@ def clean_message(text):
 
 
 def current_unit(target):
-    """The first unit not yet passed (the last unit when all pass)."""
+    """The first unit not yet passed after the last checkpoint (the last unit when all pass)."""
     done = grades(target)
+    skipped = checkpoint(target)
     for unit in manifest.units():
-        if unit_state(done.get(unit.code)) != "passed":
+        if unit.number > skipped and unit_state(done.get(unit.code)) != "passed":
             return unit
     return manifest.units()[-1]

@@ -15,12 +15,15 @@ def show(target):
     ui.say(f"Progress for {display(target)}")
     ui.say(f"{ui.bar(earned, total)} {earned:g}/{total} points, {passed} of {len(units)} units passed\n")
     now = time.time()
+    skipped = progress.checkpoint(target)
     for unit in units:
         result = done.get(unit.code)
         state = progress.unit_state(result)
         points = f"{result['earned']:g}/{unit.points}" if result else f"-/{unit.points}"
         if result:
             when = f"{state}, graded {ui.ago(now - result.get('graded_at', now))}"
+        elif unit.number <= skipped:
+            when = f"code from checkpoint {skipped:02d}, not graded (its challenge is still yours)"
         else:
             when = "not started" if has_grader(unit) else "not started (no grader yet)"
         ui.say(f"{ui.mark(state)} unit {unit.code} {unit.title:<38} {points:>8} points  {when}")
