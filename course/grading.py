@@ -135,7 +135,9 @@ def _next_step(units, run, failed):
     unit = units[0]
     if failed:
         hint = f" or `python3 -m course hint {unit.number}`" if unit.hints else ""
-        ui.say(f"\nStuck? Re-read the step named above{hint}. "
+        first = progress.first_failure(run.units.get(unit.code))
+        where = "the step named above" if "-> Unit" in first else f"unit {unit.code}'s lesson"
+        ui.say(f"\nStuck? Re-read {where}{hint}. "
                f"`python3 -m course grade {unit.number} --verbose` shows the grader's own output.")
         return
     later = [u for u in manifest.units() if u.number > unit.number]
