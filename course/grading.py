@@ -3,6 +3,7 @@ turn its --results JSON into a short summary: a line per unit, and for a
 failure the first failing check's message, which names the unit step."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -136,7 +137,8 @@ def _next_step(units, run, failed):
     if failed:
         hint = f" or `python3 -m course hint {unit.number}`" if unit.hints else ""
         first = progress.first_failure(run.units.get(unit.code))
-        where = "the step named above" if "-> Unit" in first else f"unit {unit.code}'s lesson"
+        where = ("the step named above" if re.search(r"-> Unit \d+, step \d+", first)
+                 else "the unit named above" if "-> Unit" in first else f"unit {unit.code}'s lesson")
         ui.say(f"\nStuck? Re-read {where}{hint}. "
                f"`python3 -m course grade {unit.number} --verbose` shows the grader's own output.")
         return
