@@ -98,6 +98,7 @@ def run(app_dir="solution", port=None, with_worker=False, web_only=False):
         env["PORT"] = str(port)
         env.setdefault("REPORT_SECONDS", "35")
         env["PYTHONUNBUFFERED"] = "1"
+        env.update(services.fork_safety_environment())  # macOS: rq's forking worker (see unit 03)
         # .venv's bin/ first, so the Procfile's `gunicorn` and `python` are the pinned ones.
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.defpath)])
         print(f"course: app     {_shown(app_path)} (REPORT_SECONDS={env['REPORT_SECONDS']})")

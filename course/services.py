@@ -152,6 +152,14 @@ def redis_server(timeout=10):
                 process.wait()
 
 
+def fork_safety_environment():
+    """What processes that run rq's forking worker need in their environment here.
+    On macOS a forked child that touches Objective-C code (urllib's proxy lookup,
+    which boto3 does) is killed ("objc ... fork() was called") unless this is set
+    before the worker starts (rq issue 1418). Linux, where Heroku runs, needs nothing."""
+    return {"OBJC_DISABLE_INITIALIZE_FORK_SAFETY": "YES"} if sys.platform == "darwin" else {}
+
+
 # ---------------------------------------------------------------- S3
 
 def s3_environment(endpoint, bucket):

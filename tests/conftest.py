@@ -124,6 +124,7 @@ def app_env(redis_url, s3_endpoint, bucket):
     env = {k: v for k, v in os.environ.items() if not SCRUBBED.match(k)}
     env.update(services.s3_environment(s3_endpoint, bucket))
     env.update(REDIS_URL=redis_url, REPORT_SECONDS="0.3")
+    env.update(services.fork_safety_environment())  # macOS: rq's forking worker
     return env
 
 
