@@ -5,6 +5,7 @@ installs requirements-course.txt into it (again only when a requirements file
 changed), and re-runs the same command with .venv's Python. That is the
 whole set-up: Python 3.11+ and nothing else.
 """
+import contextlib
 import hashlib
 import os
 import subprocess
@@ -39,6 +40,32 @@ def _say(text):
     print(f"course: {text}", file=sys.stderr, flush=True)
 
 
+@contextlib.contextmanager
+def _setup_lock():
+    """Hold the set-up lock for VENV: a second `python3 -m course` started while the
+    first is still installing waits here instead of installing over it."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: nothing to lock with (and the course needs POSIX anyway)
+        yield
+        return
+    VENV.mkdir(parents=True, exist_ok=True)
+    with open(VENV / ".course-setup.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _say(f"another `python3 -m course` is setting up {VENV.name}/; waiting for it to finish")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _stamp():
+    return STAMP.read_text().strip() if STAMP.exists() else ""
+
+
 def ensure():
     """Return if this process already runs in an up-to-date .venv; otherwise
     set it up and replace this process with the same command run there."""
@@ -48,9 +75,22 @@ def ensure():
     if os.environ.get("COURSE_NO_VENV") == "1":
         return  # the caller manages its own environment
     wanted = _wanted_stamp()
-    have = STAMP.read_text().strip() if STAMP.exists() else ""
-    if _in_venv() and have == wanted:
+    if _in_venv() and _stamp() == wanted:
         return
+    if not (venv_python().exists() and _stamp() == wanted):
+        with _setup_lock():
+            _set_up(wanted)  # finds it done if another command finished it meanwhile
+    if _in_venv():
+        return
+    python = str(venv_python())
+    args = [python, "-m", "course", *sys.argv[1:]]
+    if os.name == "nt":  # execv does not replace the process on Windows
+        sys.exit(subprocess.call(args))
+    os.execv(python, args)
+
+
+def _set_up(wanted):
+    """Create VENV and install the pinned requirements, unless that is already done."""
     started = time.monotonic()
     if not venv_python().exists():
         _say(f"creating {VENV.name}/ (first run only)")
@@ -58,8 +98,8 @@ def ensure():
         if result.returncode or not venv_python().exists():
             sys.exit("course: could not create a virtual environment. On Debian or Ubuntu, "
                      "install the venv module first: sudo apt-get install python3-venv")
-    if have != wanted:
-        _say("installing the course's pinned requirements into .venv (about a minute, once)")
+    if _stamp() != wanted:
+        _say(f"installing the course's pinned requirements into {VENV.name} (about a minute, once)")
         result = subprocess.run(
             [str(venv_python()), "-m", "pip", "install", "--disable-pip-version-check", "--quiet",
              "-r", str(REQUIREMENTS), "-c", str(CONSTRAINTS)],
@@ -69,10 +109,3 @@ def ensure():
                      "Check your network connection, then run the same command again.")
         STAMP.write_text(wanted + "\n")
         _say(f"set-up done in {time.monotonic() - started:.0f} s")
-    if _in_venv():
-        return
-    python = str(venv_python())
-    args = [python, "-m", "course", *sys.argv[1:]]
-    if os.name == "nt":  # execv does not replace the process on Windows
-        sys.exit(subprocess.call(args))
-    os.execv(python, args)
