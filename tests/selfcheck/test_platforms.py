@@ -258,3 +258,45 @@ def test_macos_runs_learner_processes_with_objc_fork_safety_off(monkeypatch):
     assert services.fork_safety_environment() == {}
     for path in ("course/localrun.py", "tests/conftest.py"):
         assert "fork_safety_environment()" in (ROOT / path).read_text(), f"{path} does not set it"
+
+
+# ---------------------------------------------------------------- first run
+
+def tiny_wheel(folder):
+    """A one-module wheel, so a set-up installs in a second and offline."""
+    import zipfile
+
+    path = folder / "tiny-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as wheel:
+        wheel.writestr("tiny.py", "")
+        wheel.writestr("tiny-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: tiny\nVersion: 1.0\n")
+        wheel.writestr("tiny-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: true\n"
+                                                   "Tag: py3-none-any\n")
+        wheel.writestr("tiny-1.0.dist-info/RECORD", "tiny.py,,\ntiny-1.0.dist-info/METADATA,,\n"
+                                                    "tiny-1.0.dist-info/WHEEL,,\ntiny-1.0.dist-info/RECORD,,\n")
+    return path
+
+
+def test_two_first_runs_at_once_share_one_set_up(tmp_path):
+    """Two `python3 -m course` started together on a fresh checkout: one sets up, the
+    other says it waits, and both then run in the finished .venv."""
+    root = tmp_path / "course-copy"
+    (root / "course").mkdir(parents=True)
+    for name in ("__init__.py", "bootstrap.py"):
+        (root / "course" / name).write_text((ROOT / "course" / name).read_text())
+    (root / "course" / "__main__.py").write_text(
+        "from course import bootstrap\nbootstrap.ensure()\nimport sys, tiny\nprint('ran in', sys.prefix)\n")
+    (root / "requirements-course.txt").write_text(f"{tiny_wheel(tmp_path)}\n")
+    (root / "constraints-course.txt").write_text("")
+    venv = tmp_path / "venv"
+    env = {k: v for k, v in os.environ.items() if k not in ("COURSE_NO_VENV", "VIRTUAL_ENV", "PYTHONPATH")}
+    env.update(COURSE_VENV=str(venv), PIP_NO_INDEX="1")
+    runs = [subprocess.Popen([sys.executable, "-m", "course"], cwd=root, env=env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(2)]
+    outputs = [run.communicate(timeout=170)[0] for run in runs]
+    for run, output in zip(runs, outputs):
+        assert run.returncode == 0, output
+        assert f"ran in {venv}" in output, output
+    said = "\n".join(outputs)
+    assert said.count("creating venv/") == 1 and said.count("installing") == 1, said
+    assert "is setting up venv/; waiting for it to finish" in said, said
