@@ -39,6 +39,14 @@ def _stop(signum, frame):
     raise KeyboardInterrupt  # Ctrl-C, an IDE's stop button or `kill`: stop everything the same way
 
 
+def _say(text):
+    """print, that survives a reader gone (`course run | tee` after Ctrl-C)."""
+    try:
+        print(text, flush=True)
+    except OSError:
+        sys.stdout = open(os.devnull, "w")
+
+
 def _shown(path):
     return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
 
@@ -74,12 +82,13 @@ def run(app_dir="solution", port=None, with_worker=False, web_only=False):
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     env = dict(os.environ)
+    redis_pids = []
     with ExitStack() as stack:
         try:
             if env.get("REDIS_URL"):
                 print("course: using Redis from REDIS_URL")
             else:
-                env["REDIS_URL"] = stack.enter_context(services.redis_server())
+                env["REDIS_URL"] = stack.enter_context(services.redis_server(pids=redis_pids))
                 print(f"course: Redis   {env['REDIS_URL']}")
             if _use_real_s3(env):
                 print(f"course: using the S3 bucket {env['S3_BUCKET']} on AWS")
@@ -108,18 +117,90 @@ def run(app_dir="solution", port=None, with_worker=False, web_only=False):
         # honcho reads the processes from a Procfile of exactly what runs.
         run_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="course-run-")))
         (run_dir / "Procfile").write_text("".join(f"{kind}: {command}\n" for kind, command in commands.items()))
-        honcho = subprocess.Popen(
-            [sys.executable, "-m", "honcho", "start", "--no-colour", "-f", str(run_dir / "Procfile"),
-             "-d", str(procfile.parent)],
-            env=env,
-        )
+        honcho = [sys.executable, "-m", "honcho", "start", "--no-colour", "-f", str(run_dir / "Procfile"),
+                  "-d", str(procfile.parent)]
+        guard = subprocess.Popen([sys.executable, "-m", "course.localrun", *map(str, redis_pids), "--", *honcho],
+                                 env=env, stdin=subprocess.PIPE)
         try:
-            return honcho.wait()
+            return guard.wait()
         except KeyboardInterrupt:
-            honcho.send_signal(signal.SIGINT)  # honcho stops its processes
-            try:
-                honcho.wait(15)
-            except subprocess.TimeoutExpired:
-                honcho.kill()
-            print(f"\ncourse: stopped {', '.join(commands)}, Redis and the local S3.")
+            _stop_guard(guard)
+            _say(f"\ncourse: stopped {', '.join(commands)}, Redis and the local S3.")
             return 0
+
+
+def _stop_guard(guard):
+    try:
+        guard.stdin.write(STOP)
+        guard.stdin.close()
+    except OSError:
+        pass
+    try:
+        guard.wait(20)
+    except subprocess.TimeoutExpired:
+        guard.kill()
+        guard.wait()
+
+
+# ---------------------------------------------------------------- the guard
+# `course run` starts honcho through a small guard process. It passes honcho's
+# output on (and keeps reading it when nobody reads ours any more: `run | tee`
+# after Ctrl-C), and it holds a pipe from `course run`: a stop request stops
+# honcho; the pipe closing without one means `course run` was killed, so the
+# guard stops honcho (which stops the Procfile's processes) and Redis itself.
+# That works on every POSIX system, where a parent-death signal is Linux's alone.
+
+STOP = b"stop\n"
+
+
+def _forward(source):
+    out = sys.stdout.buffer
+    for line in iter(source.readline, b""):
+        try:
+            out.write(line)
+            out.flush()
+        except OSError:  # our reader is gone: keep draining, so honcho never blocks or fails
+            out = open(os.devnull, "wb")
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def guard(redis_pids, command):
+    import threading
+    import time
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is `course run`'s to handle
+    honcho = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    forward = threading.Thread(target=_forward, args=(honcho.stdout,), daemon=True)
+    forward.start()
+    lifeline = threading.Thread(target=lambda: guard.said.append(sys.stdin.buffer.read()), daemon=True)
+    guard.said = []
+    lifeline.start()
+    while honcho.poll() is None and lifeline.is_alive():
+        time.sleep(0.1)
+    if honcho.poll() is None:
+        honcho.send_signal(signal.SIGINT if guard.said == [STOP] else signal.SIGTERM)
+        try:
+            honcho.wait(15)
+        except subprocess.TimeoutExpired:
+            honcho.kill()
+            honcho.wait()
+    forward.join(5)
+    if guard.said != [STOP] and not lifeline.is_alive():
+        for pid in redis_pids:  # `course run` is gone and cannot stop Redis itself
+            if _alive(pid):
+                os.kill(pid, signal.SIGTERM)
+    return honcho.returncode
+
+
+if __name__ == "__main__":
+    split = sys.argv.index("--")
+    raise SystemExit(guard([int(p) for p in sys.argv[1:split]], sys.argv[split + 1:]))

@@ -125,8 +125,9 @@ NO_REDIS = no_redis_message()
 
 
 @contextmanager
-def redis_server(timeout=10):
-    """Start a throwaway Redis on a free loopback port; yield its redis:// URL."""
+def redis_server(timeout=10, pids=None):
+    """Start a throwaway Redis on a free loopback port; yield its redis:// URL.
+    Its process id is added to `pids` when given (for a guard that outlives the caller)."""
     binary = find_redis_server()
     if not binary:
         raise ServiceError(no_redis_message())
@@ -140,6 +141,8 @@ def redis_server(timeout=10):
             # may still need Redis while they shut down; this block stops Redis after them.
             start_new_session=True,
         )
+        if pids is not None:
+            pids.append(process.pid)
         try:
             try:
                 wait_for_port(port, timeout, process, what=f"Redis server ({binary})")
