@@ -8,12 +8,23 @@ import threading
 import time
 from pathlib import Path
 
-from course import grading, manifest, progress, ui
+from course import grading, manifest, progress, stages, ui
 from course.target import display
 
 WATCHED_SUFFIXES = {".py", ".toml", ".txt", ".json", ".html", ".js", ".css", ""}
 IGNORED_PARTS = {"__pycache__", ".pytest_cache"}
 SETTLE_SECONDS = 0.3  # editors write a file in several steps: wait for them to finish
+# The project files the grader reads beside an app folder that has none of its own
+# (the repository's top for starter/): unit 04 has the learner edit them.
+PROJECT_FILES = ("Procfile", "requirements.txt", ".python-version", "app.json")
+
+
+def project_files(root):
+    """The project files outside `root` that its grading reads (none if it has its own)."""
+    folder = stages.project_folder(root)
+    if Path(folder).resolve() == Path(root).resolve():
+        return []
+    return [Path(folder) / name for name in PROJECT_FILES]
 
 
 def _relevant(path, root):
@@ -30,6 +41,11 @@ def snapshot(root):
                 found[str(path)] = path.stat().st_mtime_ns
             except FileNotFoundError:
                 pass
+    for path in project_files(root):
+        try:
+            found[str(path)] = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            found[str(path)] = None  # created later: a change too
     return found
 
 
@@ -72,18 +88,22 @@ class EventWatcher:
 
         self.root = Path(root)
         self.changed = threading.Event()
+        extras = {str(p) for p in project_files(root)}
         watcher = self
 
         class Handler(FileSystemEventHandler):
             def on_any_event(self, event):
                 if event.event_type in ("opened", "closed_no_write") or event.is_directory:
                     return
-                paths = [event.src_path, getattr(event, "dest_path", "") or ""]
-                if any(p and _relevant(p, watcher.root) for p in paths):
+                paths = [str(event.src_path), str(getattr(event, "dest_path", "") or "")]
+                if any(p and (p in extras or (Path(p).is_relative_to(watcher.root) and _relevant(p, watcher.root)))
+                       for p in paths):
                     watcher.changed.set()
 
         self.observer = Observer()
         self.observer.schedule(Handler(), str(self.root), recursive=True)
+        for folder in {str(Path(p).parent) for p in extras}:
+            self.observer.schedule(Handler(), folder, recursive=False)  # the project files beside it
         self.observer.start()
 
     def wait(self, timeout=None):

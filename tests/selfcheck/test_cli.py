@@ -296,6 +296,26 @@ def test_watch_notices_a_saved_file(tmp_path, poll):
         watcher.close()
 
 
+@pytest.mark.parametrize("poll", [True, False], ids=["polling", "events"])
+def test_watch_notices_the_project_files_beside_the_app(tmp_path, poll):
+    """starter/ has no Procfile of its own: unit 04's Procfile and requirements.txt are the
+    repository's, and saving them must re-grade as saving starter/app.py does."""
+    folder = stage_copy(tmp_path / "repo", 1, name="starter")
+    for name in ("Procfile", "requirements.txt"):
+        (folder / name).rename(folder.parent / name)
+    (folder.parent / "README.md").write_text("not graded")
+    for name in ("Procfile", "requirements.txt"):
+        watcher = watch.watcher_for(folder, poll=poll)
+        try:
+            (folder.parent / "README.md").write_text("still not graded")
+            assert not watcher.wait(timeout=0.6)
+            path = folder.parent / name
+            path.write_text(path.read_text() + "\n")
+            assert watcher.wait(timeout=5), f"saving the top-level {name} went unnoticed"
+        finally:
+            watcher.close()
+
+
 # ---------------------------------------------------------------- class
 
 def test_class_grades_every_student_folder(tmp_path):
