@@ -3,10 +3,13 @@ student with the points of each unit (CSV, or JSON when --out ends in .json).
 
 A student folder is either an app folder (it has app.py) or a copy of the
 whole course (its starter/ is graded, with the course's Procfile beside it).
+Students are graded several at once (--jobs), each in its own grader run with
+its own Redis and S3, and a line is printed as each one finishes.
 """
 import csv
 import json
-from concurrent.futures import ThreadPoolExecutor
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from course import grading, manifest, ui
@@ -50,14 +53,21 @@ def grade_class(roster, out, numbers=None, jobs=1):
         return 2
     units = [manifest.unit(n) for n in numbers] if numbers else list(manifest.units())
     units = [u for u in units if grading.has_grader(u)]
-    ui.say(f"Grading {len(students)} students on units {', '.join(u.code for u in units)} ...")
-    rows, details = [], {}
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        for student, (row, data) in zip(students, pool.map(lambda s: grade_student(s, units), students)):
-            rows.append(row)
-            details[student.name] = data
+    jobs = max(1, min(jobs, len(students)))
+    ui.say(f"Grading {len(students)} students on units {', '.join(u.code for u in units)}, {jobs} at a time ...")
+    started = time.monotonic()
+    done = {}
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        pending = {pool.submit(grade_student, student, units): student for student in students}
+        for future in as_completed(pending):
+            student = pending[future]
+            done[student.name] = future.result()
+            row = done[student.name][0]
             status = row["error"] or f"{row['earned']:g}/{row['points']} points"
-            ui.say(f"  {student.name:<24} {status}")
+            ui.say(f"  [{len(done)}/{len(students)}] {student.name:<24} {status}   "
+                   f"({time.monotonic() - started:.0f} s so far)")
+    rows = [done[s.name][0] for s in students]
+    details = {s.name: done[s.name][1] for s in students}
     out = Path(out)
     if out.suffix == ".json":
         out.write_text(json.dumps({"students": rows, "results": details}, indent=2) + "\n")
@@ -68,75 +78,3 @@ def grade_class(roster, out, numbers=None, jobs=1):
             writer.writerows(rows)
     ui.say(f"One row per student written to {out}")
     return 0
-
-
-# ---------------------------------------------------------------- GitHub Classroom files
-# Both are made from the manifest by `python3 -m course classroom-files`; a
-# self-check proves the committed copies match, so points never drift.
-
-AUTOGRADING_JSON = Path(".github") / "classroom" / "autograding.json"
-WORKFLOW_YML = Path(".github") / "workflows" / "classroom.yml"
-GRADE_MINUTES = 10  # per unit; the first also installs .venv
-
-
-def autograding_json():
-    """The classic Classroom format: one command test per unit."""
-    tests = [{
-        "name": f"Unit {u.code}: {u.title}",
-        "setup": "",
-        "run": f"python3 -m course grade {u.number}",
-        "input": "", "output": "", "comparison": "included",
-        "timeout": GRADE_MINUTES, "points": u.points,
-    } for u in manifest.units()]
-    return json.dumps({"tests": tests}, indent=2, ensure_ascii=False) + "\n"
-
-
-def workflow_yml():
-    """The current Classroom format: a workflow with one command-grader step per
-    unit and the reporter that sends the points back to Classroom."""
-    units = manifest.units()
-    lines = [
-        "# Made by `python3 -m course classroom-files` from units/*/unit.toml; do not edit by hand.",
-        "name: Autograding Tests",
-        "\"on\": [push, repository_dispatch, workflow_dispatch]",
-        "permissions:",
-        "  checks: write",
-        "  actions: read",
-        "  contents: read",
-        "jobs:",
-        "  run-autograding-tests:",
-        "    runs-on: ubuntu-latest",
-        "    if: github.actor != 'github-classroom[bot]'",
-        "    steps:",
-        "      - uses: actions/checkout@v4",
-        "      - uses: actions/setup-python@v5",
-        "        with:",
-        "          python-version-file: .python-version",
-        "      - name: Set up the course",
-        "        run: python3 -m course --help",
-    ]
-    for u in units:
-        lines += [
-            f"      - name: Unit {u.code}",
-            f"        id: unit-{u.code}",
-            "        uses: classroom-resources/autograding-command-grader@v1",
-            "        with:",
-            f"          test-name: \"Unit {u.code}: {u.title}\"",
-            f"          command: python3 -m course grade {u.number}",
-            f"          timeout: {GRADE_MINUTES}",
-            f"          max-score: {u.points}",
-        ]
-    lines += [
-        "      - name: Autograding Reporter",
-        "        uses: classroom-resources/autograding-grading-reporter@v1",
-        "        env:",
-        *[f"          UNIT-{u.code}_RESULTS: \"${{{{steps.unit-{u.code}.outputs.result}}}}\"" for u in units],
-        "        with:",
-        f"          runners: {','.join(f'unit-{u.code}' for u in units)}",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def classroom_files():
-    """{path relative to the repository: content} for both Classroom files."""
-    return {AUTOGRADING_JSON: autograding_json(), WORKFLOW_YML: workflow_yml()}

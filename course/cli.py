@@ -10,6 +10,8 @@ import sys
 
 from course import ROOT
 
+CLASS_JOBS = max(1, (os.cpu_count() or 2) // 2)
+
 
 def cmd_test(args):
     """The course's whole test suite: every unit graded against solution/,
@@ -31,17 +33,6 @@ def cmd_quiz_keys(args):
 
     for path in quiz.write_keys(set(args.units)):
         print(path.relative_to(ROOT))
-    return 0
-
-
-def cmd_classroom_files(args):
-    """(maintainers) Regenerate the GitHub Classroom files from the unit manifest."""
-    from course import ROOT, classroom
-
-    for path, content in classroom.classroom_files().items():
-        (ROOT / path).parent.mkdir(parents=True, exist_ok=True)
-        (ROOT / path).write_text(content)
-        print(path)
     return 0
 
 
@@ -98,7 +89,8 @@ def cmd_grade(args):
     if not target.is_dir():
         print(f"course: there is no app folder at {target}; pass --target with your folder.", file=sys.stderr)
         return 2
-    return grading.grade([u.number for u in args.unit], target, verbose=args.verbose, results_path=args.results)
+    return grading.grade([u.number for u in args.unit], target, verbose=args.verbose, results_path=args.results,
+                         exercism_path=args.exercism, summary_path=args.summary)
 
 
 def cmd_hint(args):
@@ -174,6 +166,10 @@ def build_parser():
     p.add_argument("unit", type=_units, metavar="N|all", help="a unit number, or all")
     p.add_argument("--verbose", "-v", action="store_true", help="show the grader's (pytest's) own output too")
     p.add_argument("--results", metavar="PATH", help="write the results as JSON (points per unit and per check)")
+    p.add_argument("--exercism", metavar="PATH",
+                   help="also write them as an Exercism test-runner results.json (version 3; task_id = unit)")
+    p.add_argument("--summary", metavar="PATH",
+                   help="append a Markdown table of points per unit (CI: $GITHUB_STEP_SUMMARY)")
     p.set_defaults(func=cmd_grade)
 
     p = sub.add_parser("hint", parents=[learner], help="one more hint for unit N", description=cmd_hint.__doc__)
@@ -205,7 +201,9 @@ def build_parser():
     p.add_argument("roster", metavar="ROSTER_DIR", help="a folder holding one folder per student")
     p.add_argument("--out", default="results.csv", help="where the rows go: .csv (default results.csv) or .json")
     p.add_argument("--units", type=_unit, nargs="+", metavar="N", help="only these units (default: all)")
-    p.add_argument("--jobs", "-j", type=int, default=1, help="grade this many students at once (default 1)")
+    p.add_argument("--jobs", "-j", type=int, default=CLASS_JOBS,
+                   help=f"grade this many students at once (default here {CLASS_JOBS}: half the cores, since "
+                        "one grading keeps about two busy)")
     p.set_defaults(func=cmd_class)
 
     p = sub.add_parser("test", help="run the course's whole test suite (maintainers, CI)",
@@ -226,10 +224,6 @@ def build_parser():
     p = sub.add_parser("quiz-keys", help="(maintainers) regenerate quiz answer keys", description=cmd_quiz_keys.__doc__)
     p.add_argument("units", nargs="*", type=int, help="unit numbers (default: all)")
     p.set_defaults(func=cmd_quiz_keys)
-
-    p = sub.add_parser("classroom-files", help="(maintainers) regenerate the GitHub Classroom files",
-                       description=cmd_classroom_files.__doc__)
-    p.set_defaults(func=cmd_classroom_files)
 
     p = sub.add_parser("stages", help="(maintainers) regenerate starter/ from solution/", description=cmd_stages.__doc__)
     p.set_defaults(func=cmd_stages)

@@ -90,7 +90,7 @@ def report_broken_run(run):
         print("  " + line, file=sys.stderr)
 
 
-def grade(numbers, target, verbose=False, results_path=None, record=True):
+def grade(numbers, target, verbose=False, results_path=None, record=True, exercism_path=None, summary_path=None):
     """`grade N` / `grade all`: returns the exit code (0 only if every graded unit passes)."""
     units = [manifest.unit(n) for n in numbers]
     gradable = [u for u in units if has_grader(u)]
@@ -103,8 +103,15 @@ def grade(numbers, target, verbose=False, results_path=None, record=True):
     what = f"unit {gradable[0].code} ({gradable[0].title})" if len(units) == 1 else f"{len(gradable)} units"
     ui.say(f"Grading {display(target)} on {what} ...")
     run = run_grader(gradable, target, verbose=verbose, record=record)
+    for path in filter(None, (results_path, exercism_path, summary_path)):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
     if results_path:
         Path(results_path).write_text(json.dumps(run.data, indent=2) + "\n")
+    if exercism_path:
+        Path(exercism_path).write_text(json.dumps(exercism_results(run, gradable), indent=2) + "\n")
+    if summary_path:  # appended: GitHub's $GITHUB_STEP_SUMMARY collects every step's
+        with open(summary_path, "a") as summary:
+            summary.write(markdown_summary(run, gradable, target))
     if not run.units:
         report_broken_run(run)
         return run.returncode or 1
@@ -124,8 +131,10 @@ def grade(numbers, target, verbose=False, results_path=None, record=True):
         points = sum(u.points for u in gradable)
         ungraded = f" (units with a grader; the course has {sum(u.points for u in units)})" if missing else ""
         ui.say(f"\n{earned:g}/{points} points{ungraded}, graded in {run.seconds:.0f} s")
-    if results_path:
-        ui.say(f"Results (points per unit and per check) written to {results_path}")
+    for path, what in ((results_path, "Results (points per unit and per check)"),
+                       (exercism_path, "Results in the Exercism test-runner format")):
+        if path:
+            ui.say(f"{what} written to {path}")
     _next_step(units, run, failed)
     return 1 if failed else 0
 
@@ -148,3 +157,63 @@ def _next_step(units, run, failed):
                f"{later[0].readme.relative_to(ROOT).as_posix()}")
     else:
         ui.say(f"\n{ui.paint('Unit ' + unit.code + ' passes: that was the last unit.', 'green')}")
+
+
+# ---------------------------------------------------------------- other formats
+
+def _check_code(unit, check):
+    """The source of a grader check (the `test_code` Exercism shows beside a result)."""
+    import ast
+
+    for path in sorted(unit.tests.glob("test_*.py")):
+        source = path.read_text()
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.FunctionDef) and node.name == check.split("[")[0]:
+                return ast.get_source_segment(source, node) or ""
+    return ""
+
+
+def exercism_results(run, units):
+    """The grader's results in the Exercism test-runner interface, version 3
+    (results.json: status pass/fail/error, one entry per check, task_id = unit)."""
+    if not run.units:
+        tail = [line for line in run.output.strip().splitlines() if line.strip()][-12:]
+        return {"version": 3, "status": "error",
+                "message": "The grader stopped before it could grade anything:\n" + "\n".join(tail), "tests": []}
+    tests = []
+    for unit in units:
+        result = run.units.get(unit.code)
+        if result is None:
+            tests.append({"name": f"Unit {unit.code}: {unit.title}", "status": "error",
+                          "message": "Not graded: its checks did not run.", "output": None, "test_code": "",
+                          "task_id": unit.number})
+            continue
+        for check in result["checks"]:
+            status = {"passed": "pass", "failed": "fail"}.get(check["outcome"], "error")
+            tests.append({
+                "name": f"Unit {unit.code}: {ui.check_name(check['check'])}",
+                "status": status,
+                "message": check.get("message") if status != "pass" else None,
+                "output": None,
+                "test_code": _check_code(unit, check["check"]),
+                "task_id": unit.number,
+            })
+    status = "pass" if all(t["status"] == "pass" for t in tests) else "fail"
+    return {"version": 3, "status": status, "tests": tests}
+
+
+def markdown_summary(run, units, target):
+    """A table of points per unit, for a CI job's summary page."""
+    lines = [f"## Grades for {display(target)}", "", "| Unit | | Checks | Points | First thing to fix |",
+             "|---|---|---|---|---|"]
+    for unit in units:
+        result = run.units.get(unit.code)
+        if result is None:
+            lines.append(f"| {unit.code} {unit.title} | not graded | | 0/{unit.points} | its checks did not run |")
+            continue
+        fix = "" if passed(result) else progress.first_failure(result).splitlines()[0].replace("|", "\\|")
+        lines.append(f"| {unit.code} {unit.title} | {'pass' if passed(result) else 'FAIL'} | "
+                     f"{result['passed']}/{result['total']} | {result['earned']:g}/{unit.points} | {fix} |")
+    earned = sum(r["earned"] for r in run.units.values())
+    lines += ["", f"**{earned:g}/{sum(u.points for u in units)} points**", ""]
+    return "\n".join(lines) + "\n"

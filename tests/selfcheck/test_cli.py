@@ -12,10 +12,11 @@ import os
 import subprocess
 import sys
 import tomllib
+from pathlib import Path
 
 import pytest
 
-from course import classroom, cli, manifest, quiz, stages, ui
+from course import cli, grading, manifest, quiz, stages, ui
 from course import challenge, checkpoint, progress, watch
 from course import ROOT
 
@@ -99,9 +100,12 @@ def test_grade_3_on_the_starter_names_worker_py_and_the_unit(tmp_path):
 
 def test_grade_3_on_its_own_stage_passes_and_status_shows_it(tmp_path):
     folder = stage_copy(tmp_path, 3)
-    results = tmp_path / "results.json"
-    done = course("grade", "3", "--target", folder, "--results", results)
+    results, exercism, summary = tmp_path / "out" / "results.json", tmp_path / "out" / "ex.json", tmp_path / "s.md"
+    done = course("grade", "3", "--target", folder, "--results", results, "--exercism", exercism, "--summary", summary)
     data = json.loads(results.read_text())
+    tests = json.loads(exercism.read_text())["tests"]
+    assert [t["name"].split(": ", 1)[0] for t in tests] == ["Unit 03"] * len(data["units"]["03"]["checks"])
+    assert "| 03 Creating the worker and util files |" in summary.read_text()
     checks = data["units"]["03"]["checks"]
     if manifest.unit(3).quiz:
         assert done.returncode == 0, done.stdout
@@ -330,19 +334,51 @@ def test_class_grades_every_student_folder(tmp_path):
     assert set(rows) == {"ada", "bob", "cy"}
     assert float(rows["ada"]["unit_02"]) > float(rows["bob"]["unit_02"]) == 0
     assert rows["cy"]["error"]
+    assert "2 at a time" in done.stdout and "[3/3]" in done.stdout  # a line as each student finishes
 
 
-# ---------------------------------------------------------------- GitHub Classroom
+# ---------------------------------------------------------------- grading platforms
 
-def test_classroom_autograding_has_one_test_per_unit_with_its_points():
-    config = json.loads((ROOT / ".github" / "classroom" / "autograding.json").read_text())
-    tests = config["tests"]
-    assert [t["run"] for t in tests] == [f"python3 -m course grade {u.number}" for u in manifest.units()]
-    assert [t["points"] for t in tests] == [u.points for u in manifest.units()]
+def test_the_retired_github_classroom_is_gone():
+    """GitHub Classroom was retired on 2026-08-28: nothing may point instructors at it."""
+    assert not (ROOT / ".github" / "classroom").exists()
+    assert not (ROOT / ".github" / "workflows" / "classroom.yml").exists()
+    assert "classroom-files" not in command_names()
+    readme = (ROOT / "README.md").read_text()
+    assert "autograding.json" not in readme and "for GitHub Classroom" not in readme
 
 
-def test_classroom_files_match_the_manifest():
-    for path, content in classroom.classroom_files().items():
-        committed = ROOT / path
-        assert committed.is_file() and committed.read_text() == content, (
-            f"{path} is out of date with units/*/unit.toml: run `python3 -m course classroom-files`")
+def test_the_grading_workflow_runs_the_graders_own_command_on_push():
+    import yaml
+
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "grade.yml").read_text())
+    assert "push" in workflow["on"]
+    job = workflow["jobs"]["grade"]
+    assert "solution/app.py" in job["if"], "the grading job must run only in student copies (no solution/)"
+    steps = job["steps"]
+    runs = "\n".join(step.get("run", "") for step in steps)
+    assert "python-version-file" in str(steps) and "playwright install" in runs and "find_redis_server" in runs
+    grade = next(step["run"] for step in steps if "course grade all" in step.get("run", ""))
+    args = cli.build_parser().parse_args(grade.replace('"$GITHUB_STEP_SUMMARY"', "SUMMARY").split()[3:])
+    assert args.results and args.exercism and args.summary == "SUMMARY"
+    upload = next(step for step in steps if step.get("uses", "").startswith("actions/upload-artifact"))
+    assert upload["if"] == "always()" and upload["with"]["path"] == str(Path(args.results).parent) + "/"
+
+
+def test_exercism_results_follow_version_3():
+    unit = manifest.unit(3)
+    checks = [{"check": "test_worker_listens_on_high_default_low_in_order", "outcome": "passed", "seconds": 1},
+              {"check": "test_route_enqueues_and_answers_at_once", "outcome": "failed", "seconds": 1,
+               "message": "POST /report took 3 s.\n  -> Unit 03, step 4"}]
+    run = grading.GradeRun(units={"03": {"checks": checks, "earned": 10, "passed": 1, "total": 2, "seconds": 2}})
+    data = grading.exercism_results(run, [unit, manifest.unit(2)])
+    assert data["version"] == 3 and data["status"] == "fail"
+    first, second, missing = data["tests"]
+    assert first["status"] == "pass" and first["message"] is None and first["task_id"] == 3
+    assert first["test_code"].startswith("def test_worker_listens_on_high_default_low_in_order(")
+    assert second["status"] == "fail" and "took 3 s" in second["message"] and second["name"].startswith("Unit 03: ")
+    assert missing["status"] == "error" and missing["task_id"] == 2
+    for test in data["tests"]:
+        assert set(test) == {"name", "status", "message", "output", "test_code", "task_id"}
+    broken = grading.exercism_results(grading.GradeRun(output="ImportError: no module named rq\n"), [unit])
+    assert broken["status"] == "error" and "ImportError" in broken["message"] and broken["tests"] == []
