@@ -300,3 +300,13 @@ def test_two_first_runs_at_once_share_one_set_up(tmp_path):
     said = "\n".join(outputs)
     assert said.count("creating venv/") == 1 and said.count("installing") == 1, said
     assert "is setting up venv/; waiting for it to finish" in said, said
+
+
+def test_the_dev_container_sets_the_course_up():
+    """Codespaces or a local dev container: a supported Python, Chromium for unit 05's
+    browser check, and the course's set-up run once the container is made."""
+    config = json.loads((ROOT / ".devcontainer" / "devcontainer.json").read_text())
+    python = re.search(r"python:\d+-(3\.\d+)-", config["image"]).group(1)
+    assert python in PYTHONS
+    assert "chromium" in config["postCreateCommand"] and "python3 -m course" in config["postCreateCommand"]
+    assert 8000 in config["forwardPorts"]

@@ -19,3 +19,11 @@ def test_ci_runs_the_readme_test_command():
     assert "python3 -m course test" in commands and "python3 -m course run" in commands
     ci = (ROOT / ".ci" / "run").read_text()
     assert re.search(r"^python3 -m course test\s*$", ci, re.MULTILINE), ".ci/run must run the README's test command"
+
+
+def test_readme_says_first_where_the_course_runs():
+    """A Windows learner must learn about WSL before the first command, not from a traceback."""
+    first = README.split("\n## ", 1)[0]
+    for words in ("Linux", "macOS", "ARM64", "3.11 to 3.14", "WSL", "wsl --install", "python3-venv", "fork()",
+                  "fcntl", ".devcontainer"):
+        assert words in first, f"README.md's opening should say {words!r}"
