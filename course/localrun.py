@@ -177,25 +177,29 @@ def guard(redis_pids, command):
     import threading
     import time
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is `course run`'s to handle
-    honcho = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # A terminal's Ctrl-C, or a SIGTERM to the whole group, is `course run`'s to handle: it
+    # then asks for a stop. The guard itself ends only when its pipe from `course run` does.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    honcho = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # sets its own handlers
     forward = threading.Thread(target=_forward, args=(honcho.stdout,), daemon=True)
     forward.start()
-    lifeline = threading.Thread(target=lambda: guard.said.append(sys.stdin.buffer.read()), daemon=True)
-    guard.said = []
+    said = []
+    lifeline = threading.Thread(target=lambda: said.append(sys.stdin.buffer.read()), daemon=True)
     lifeline.start()
     while honcho.poll() is None and lifeline.is_alive():
         time.sleep(0.1)
+    asked = said == [STOP]
     if honcho.poll() is None:
-        honcho.send_signal(signal.SIGINT if guard.said == [STOP] else signal.SIGTERM)
+        honcho.send_signal(signal.SIGINT if asked else signal.SIGTERM)
         try:
             honcho.wait(15)
         except subprocess.TimeoutExpired:
             honcho.kill()
             honcho.wait()
     forward.join(5)
-    if guard.said != [STOP] and not lifeline.is_alive():
-        for pid in redis_pids:  # `course run` is gone and cannot stop Redis itself
+    if said and not asked:  # `course run` is gone without a word, and cannot stop Redis itself
+        for pid in redis_pids:
             if _alive(pid):
                 os.kill(pid, signal.SIGTERM)
     return honcho.returncode
