@@ -62,6 +62,10 @@ def _setup_lock():
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def _has_pip():
+    return any(VENV.glob("lib/python3*/site-packages/pip")) or (VENV / "Lib" / "site-packages" / "pip").is_dir()
+
+
 def _stamp():
     return STAMP.read_text().strip() if STAMP.exists() else ""
 
@@ -92,7 +96,7 @@ def ensure():
 def _set_up(wanted):
     """Create VENV and install the pinned requirements, unless that is already done."""
     started = time.monotonic()
-    if not venv_python().exists():
+    if not venv_python().exists() or not _has_pip():  # new, or left half-made by a failed attempt
         _say(f"creating {VENV.name}/ (first run only)")
         result = subprocess.run([sys.executable, "-m", "venv", str(VENV)])
         if result.returncode or not venv_python().exists():
