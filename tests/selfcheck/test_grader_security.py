@@ -45,6 +45,7 @@ ENV_PROCFILE = hostile("env_leak", 4, "test_procfile_processes_turn_a_request_in
 DAEMON = hostile("daemon", 3, "test_conn_still_follows_REDIS_URL")
 IMPORT_LOOP = hostile("import_loop", 3, "test_conn_still_follows_REDIS_URL")
 HUGE_OUTPUT = hostile("huge_output", 3, "test_worker_listens_on_high_default_low_in_order")
+LOOPING_JOB = hostile("job_loops_for_ever", 3, "test_worker_runs_the_job_to_a_pdf_in_the_bucket")
 
 
 def daemons_alive(tag="course-hostile-daemon"):
@@ -102,6 +103,18 @@ def test_pathological_code_gets_its_verdict_quickly(gradings, grading, expect):
     assert check["seconds"] < VERDICT_SECONDS, (
         f"the verdict took {check['seconds']:.0f} s (bound {VERDICT_SECONDS} s)\n" + outcome.describe())
     assert len(check["message"]) < 600, "the message quotes too much of what the code printed\n" + outcome.describe()
+
+
+@pytest.mark.parametrize("grading", [LOOPING_JOB], ids=["job_loops_for_ever"])
+def test_a_job_that_never_ends_is_reported_as_that_not_as_a_leak(gradings, grading):
+    """rq runs the job in a work horse, a process group of its own below the worker:
+    stopping the worker stops it, and it is not code left running."""
+    outcome = gradings.outcome(grading)
+    check = outcome.checks.get(grading.check, {})
+    message = check.get("message", "")
+    assert check.get("outcome") == "failed" and "never returned" in message and "left" not in message, \
+        outcome.describe()
+    assert not outcome.problem, outcome.describe()
 
 
 def test_a_grader_stopped_with_sigterm_leaves_nothing_running():
