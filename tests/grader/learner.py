@@ -455,8 +455,14 @@ class Learner:
         return leftovers
 
 
+def _program(command):
+    """A command line as a learner would type it: the program's name, not its path."""
+    words = command.split()
+    return " ".join([os.path.basename(words[0]), *words[1:]]) if words else "?"
+
+
 def describe_leaks(leftovers):
-    shown = "; ".join(f"`{' '.join(cmd.split())[:60]}`" for _pid, cmd in leftovers[:2])
+    shown = "; ".join(f"`{_program(cmd)[:60]}`" for _pid, cmd in leftovers[:2])
     return (f"Your code left {len(leftovers)} process(es) running after the check ({shown}): start workers "
             "only from worker.py or the Procfile, never from code the web app or a job imports.")
 
