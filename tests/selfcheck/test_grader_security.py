@@ -137,8 +137,8 @@ def test_a_grader_stopped_with_sigterm_leaves_nothing_running():
     outcome = runner.grade(grading, on_start=stop_mid_check)
     table = process_table()
     left = sorted(pid for pid in seen if table.get(pid, (0, "Z"))[1] != "Z")
+    shown = [command_line(pid)[:80] for pid in left] or [cmd[:80] for _pid, cmd in outcome.leftovers]
     for pid in left:
         os.kill(pid, signal.SIGKILL)
     assert not left and not outcome.leftovers, (
-        f"after SIGTERM the grader left {len(left) or len(outcome.leftovers)} process(es) running: "
-        f"{[command_line(p)[:80] for p in left] or outcome.leftovers}")
+        f"after SIGTERM the grader left {len(shown)} process(es) running: {shown}")
