@@ -277,9 +277,10 @@ class Process:
                 self.popen.wait(grace)
             except subprocess.TimeoutExpired:
                 self.needed_kill = True
-        self.tree |= descendants(self.tree)
+        if self.needed_kill:  # still running: what it started meanwhile goes too
+            self.tree |= descendants(self.tree)
         _kill_group(self.popen.pid)
-        kill_all(self.tree)
+        kill_all(self.tree)  # what ran below it and detached since is found by the learner's sweep
         try:
             self.popen.wait(5)
         except subprocess.TimeoutExpired:
