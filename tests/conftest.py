@@ -156,17 +156,22 @@ def learner(target, app_env, request):
     not parse fails the check first, naming the file and line."""
     problem = harness.syntax_problem(target.path)
     if problem:
-        unit = unit_of(request.node.nodeid)
-        pytest.fail(problem + (f"\n  -> {step_ref(unit)}" if unit else ""), pytrace=False)
+        pytest.fail(with_unit(problem, request.node.nodeid), pytrace=False)
     attempts = len(jobs.UNPICKLING_ATTEMPTS)
     runner = Learner(target, app_env)
     yield runner
     leftovers = runner.close()
     if leftovers:
-        pytest.fail(describe_leaks(leftovers), pytrace=False)
+        pytest.fail(with_unit(describe_leaks(leftovers), request.node.nodeid), pytrace=False)
     if len(jobs.UNPICKLING_ATTEMPTS) > attempts:
         pytest.fail("The grader tried to unpickle job data in its own process and refused (a grader bug: "
                     "please report it); read jobs through grader.jobs.", pytrace=False)
+
+
+def with_unit(message, nodeid):
+    """The message and, unless it names one already, the unit whose lesson it is about."""
+    unit = unit_of(nodeid)
+    return message if unit is None or "-> Unit" in message else f"{message}\n  -> {step_ref(unit)}"
 
 
 # ---------------------------------------------------------------- reporting
@@ -181,7 +186,7 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     if call.excinfo is not None and call.excinfo.errisinstance(LearnerFailure):
-        report.longrepr = str(call.excinfo.value)  # already a plain sentence: no traceback
+        report.longrepr = with_unit(str(call.excinfo.value), item.nodeid)  # already plain: no traceback
     learner = getattr(item, "funcargs", {}).get("learner")
     message = str(report.longrepr)
     if report.failed and call.when == "call" and learner is not None and re.search(r"\b50\d\b", message):
