@@ -47,6 +47,47 @@ def _say(text):
         sys.stdout = open(os.devnull, "w")
 
 
+def _become_subreaper():
+    """On Linux, orphans of the processes started here (a worker's detached child, a
+    daemon) re-parent to this process instead of init, so _sweep() finds them."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+        except (OSError, AttributeError):
+            pass
+
+
+def _sweep():
+    """Kill every process still running below this one, found by ancestry: whatever
+    the Procfile's processes left behind, even if it changed its session or environment."""
+    parents = {}
+    for entry in Path("/proc").glob("[0-9]*") if Path("/proc").is_dir() else ():
+        try:
+            fields = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()
+            if fields[0] != b"Z":
+                parents.setdefault(int(fields[1]), []).append(int(entry.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    todo, found = list(parents.get(os.getpid(), ())), []
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(parents.get(pid, ()))
+    for pid in found:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    for pid in found:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+    return found
+
+
 def _shown(path):
     return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
 
@@ -82,6 +123,14 @@ def run(app_dir="solution", port=None, with_worker=False, web_only=False):
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     env = dict(os.environ)
+    _become_subreaper()
+    try:
+        return _serve(env, commands, app_path, procfile, port)
+    finally:
+        _sweep()
+
+
+def _serve(env, commands, app_path, procfile, port):
     redis_pids = []
     with ExitStack() as stack:
         try:

@@ -8,9 +8,10 @@
 Each fixture starts what it needs on free loopback ports and stops it after:
 a real Redis server, a local S3 (moto's server), a fresh bucket per check.
 """
+import atexit
 import json
-import os
 import re
+import signal
 import time
 import uuid
 from collections import defaultdict
@@ -20,12 +21,33 @@ from pathlib import Path
 import pytest
 
 from course import manifest, services
-from grader.feedback import LearnerFailure
+from grader import jobs, learner as harness
+from grader.feedback import LearnerFailure, step_ref
 from grader.learner import Learner, describe_leaks
 from grader.target import resolve
 
-# Variables that could point learner code at real services are never passed through.
-SCRUBBED = re.compile(r"^(AWS_|REDIS_|S3_|APP_DIR$|PORT$|REPORT_|COURSE_TARGET$|VIRTUAL_ENV$|PYTHON)")
+# No learner data is unpickled in this process: rq's pickle serializer refuses here.
+jobs.guard()
+# Orphans of learner code come to this process (a subreaper, on Linux), so they are found by ancestry.
+harness.contain()
+
+
+def _stop(signum, frame):
+    """SIGTERM or SIGHUP: stop as Ctrl-C does (fixtures stop Redis, S3 and learner processes);
+    a second one kills everything below this process at once."""
+    def again(signum, frame):
+        harness.stop_everything()
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, again)
+    raise KeyboardInterrupt
+
+
+for _sig in (signal.SIGTERM, signal.SIGHUP):
+    signal.signal(_sig, _stop)
+atexit.register(harness.stop_everything)  # whatever a teardown could not stop
 
 
 def pytest_addoption(parser):
@@ -120,23 +142,37 @@ def bucket(s3):
 
 @pytest.fixture
 def app_env(redis_url, s3_endpoint, bucket):
-    """The environment learner code runs with: the grader's Redis and S3, a short REPORT_SECONDS."""
-    env = {k: v for k, v in os.environ.items() if not SCRUBBED.match(k)}
-    env.update(services.s3_environment(s3_endpoint, bucket))
+    """What learner code is told, besides an allow-listed few of the grader's own variables
+    (see grader.learner.ALLOWED): the grader's Redis and S3, a short REPORT_SECONDS."""
+    env = services.s3_environment(s3_endpoint, bucket)
     env.update(REDIS_URL=redis_url, REPORT_SECONDS="0.3")
     env.update(services.fork_safety_environment())  # macOS: rq's forking worker
     return env
 
 
 @pytest.fixture
-def learner(target, app_env):
+def learner(target, app_env, request):
     """Runs the learner's code in child processes; after the check, stops them all
-    and fails the check if any process was left behind."""
+    and fails the check if any process was left behind. A learner file that does
+    not parse fails the check first, naming the file and line."""
+    problem = harness.syntax_problem(target.path)
+    if problem:
+        pytest.fail(with_unit(problem, request.node.nodeid), pytrace=False)
+    attempts = len(jobs.UNPICKLING_ATTEMPTS)
     runner = Learner(target, app_env)
     yield runner
     leftovers = runner.close()
     if leftovers:
-        pytest.fail(describe_leaks(leftovers), pytrace=False)
+        pytest.fail(with_unit(describe_leaks(leftovers), request.node.nodeid), pytrace=False)
+    if len(jobs.UNPICKLING_ATTEMPTS) > attempts:
+        pytest.fail("The grader tried to unpickle job data in its own process and refused (a grader bug: "
+                    "please report it); read jobs through grader.jobs.", pytrace=False)
+
+
+def with_unit(message, nodeid):
+    """The message and, unless it names one already, the unit whose lesson it is about."""
+    unit = unit_of(nodeid)
+    return message if unit is None or "-> Unit" in message else f"{message}\n  -> {step_ref(unit)}"
 
 
 # ---------------------------------------------------------------- reporting
@@ -151,11 +187,13 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     if call.excinfo is not None and call.excinfo.errisinstance(LearnerFailure):
-        report.longrepr = str(call.excinfo.value)  # already a plain sentence: no traceback
+        report.longrepr = with_unit(str(call.excinfo.value), item.nodeid)  # already plain: no traceback
     learner = getattr(item, "funcargs", {}).get("learner")
-    if report.failed and call.when == "call" and learner is not None and re.search(r"\b50\d\b", str(report.longrepr)):
-        why = learner.web_error()  # a 500 from a real web process: say what it logged
-        if why:
+    message = str(report.longrepr)
+    if report.failed and call.when == "call" and learner is not None and re.search(r"\b50\d\b", message):
+        why = learner.web_error(message)  # a 500 for the request the message names: what the app logged
+        said = why.removeprefix("the route raised ").rstrip(".").split(" (")[0]
+        if why and said not in message:
             report.longrepr = f"{report.longrepr}\n  The app logged: {why}"
 
 

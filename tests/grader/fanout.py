@@ -45,10 +45,8 @@ def dependencies(redis, job):
 
 def settled(redis, timeout):
     """Wait until no job is queued or running on any queue; True if that happened in time."""
-    from rq import Queue
-
     def idle():
-        for queue in Queue.all(connection=redis):
+        for queue in jobs.queues(redis):
             if queue.count or queue.started_job_registry.get_job_ids():
                 return False
         return True
@@ -61,9 +59,7 @@ def fast_forward_retries(redis):
     enqueue_in) due now, so the worker's scheduler moves it to its queue at once."""
     import time
 
-    from rq import Queue
-
-    for queue in Queue.all(connection=redis):
+    for queue in jobs.queues(redis):
         registry = queue.scheduled_job_registry
         due = {job_id: int(time.time()) - 1 for job_id in registry.get_job_ids()}  # rq compares whole seconds
         if due:

@@ -81,9 +81,10 @@ def run_job(learner, redis, job_id, timeout=40, worker=None):
     done = wait_until(lambda: jobs.status(job) in ("finished", "failed", "stopped", "canceled"), timeout)
     if not done:
         state = jobs.status(job)
-        raise LearnerFailure(f"The job was still {state} after {timeout} s with your worker running"
-                             + (": the worker never took it. Does it listen on the queue the route enqueues on?"
-                                if state == "queued" else "."))
+        why = {"queued": ": the worker never took it. Does it listen on the queue the route enqueues on?",
+               "started": ": the job never returned. Look in the job's code (make_report) for a loop that never "
+                          "ends or a call that waits for ever."}.get(state, ".")
+        raise LearnerFailure(f"The job was still {state} after {timeout} s with your worker running{why}")
     return job
 
 

@@ -1,19 +1,27 @@
-"""Run learner code safely: its own process group, a time bound, clean-up.
+"""Run learner code safely: its own session, an allow-listed environment, a
+time bound, bounded output, and clean-up by containment.
 
 Every piece of learner code runs in a child process started here, never in
-the grader's own process, so an import that hangs, a worker that never
-exits or a crash cannot take the grader down. Each child carries a marker in
-its environment; anything still alive with that marker after a check is a
-leaked process, reported to the learner and killed.
+the grader's own process, so an import that hangs, a worker that never exits
+or a crash cannot take the grader down. Learner code sees only an allow-listed
+environment (PATH, locale, temp dir, the grader's own Redis and S3 values) and
+a throwaway HOME, never the grader's own variables or ~/.aws.
+
+Leaks are found by containment: on Linux the grader is a child subreaper, so a
+learner process that detaches (setsid, double fork, a dropped environment) is
+re-parented to the grader when its parent exits, and found by ancestry.
+Elsewhere, the process groups the grader started are swept.
 """
+import ctypes
 import json
 import os
-import shlex
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -22,17 +30,144 @@ from grader import diagnose
 from grader.feedback import LearnerFailure
 
 MARKER_VAR = "COURSE_GRADER_RUN"
-RESULT_PREFIX = "@@course-result@@"
+PROBE_FILE = "course_probe.py"   # diagnose never quotes it
+KEEP_BYTES = 32 * 1024           # of learner output: this much from its start, and this much from its end
+# What learner code may see of the grader's environment: what a program needs to start and
+# to find its locale and temp dir. Everything else (tokens, database URLs, AWS keys) stays out.
+ALLOWED = {"PATH", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TEMP", "TMP", "TERM", "LD_LIBRARY_PATH",
+           "DYLD_LIBRARY_PATH", "SYSTEMROOT", "SYSTEMDRIVE", "WINDIR", "COMSPEC", "PATHEXT"}
+ALLOWED_PREFIXES = ("LC_",)
+PR_SET_CHILD_SUBREAPER = 36
 
-PROBE_TEMPLATE = '''\
-import json, os, sys
-sys.path.insert(0, os.getcwd())
-_result = {{}}
-def result(**values):
-    _result.update(values)
-{code}
-print({prefix!r} + json.dumps(_result, default=str), flush=True)
-'''
+
+def allowed_environment(source=None):
+    """The part of `source` (default: this process's environment) learner code may see."""
+    source = os.environ if source is None else source
+    return {k: v for k, v in source.items() if k in ALLOWED or k.startswith(ALLOWED_PREFIXES)}
+
+
+# ---------------------------------------------------------------- containment
+
+SPAWNED = set()                 # pids of the children this process started itself
+_spawn_lock = threading.RLock()
+_contained = False
+
+
+def contain():
+    """Make this process the reaper of every orphan below it (Linux), and record
+    the children it starts, so an orphan is told apart from them. Idempotent."""
+    global _contained
+    if _contained:
+        return _contained
+    original = subprocess.Popen.__init__
+
+    def recording_init(self, *args, **kwargs):
+        with _spawn_lock:  # a scan never sees a child between its fork and this record
+            original(self, *args, **kwargs)
+            SPAWNED.add(self.pid)
+
+    subprocess.Popen.__init__ = recording_init
+    _contained = "sweep"
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0:
+                _contained = "subreaper"
+        except (OSError, AttributeError):
+            pass
+    return _contained
+
+
+def process_table():
+    """{pid: (ppid, state, pgid, sid)} for every process that can be seen."""
+    table = {}
+    if os.path.isdir("/proc"):
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as f:
+                    rest = f.read().rsplit(b")", 1)[1].split()
+                table[int(entry.name)] = (int(rest[1]), rest[0].decode(), int(rest[2]), int(rest[3]))
+            except (OSError, IndexError, ValueError):
+                continue
+        return table
+    try:
+        out = subprocess.run(["ps", "-A", "-o", "pid=,ppid=,stat=,pgid="], capture_output=True, text=True,
+                             timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return table
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[0].isdigit():
+            table[int(parts[0])] = (int(parts[1]), parts[2][:1], int(parts[3]), int(parts[3]))
+    return table
+
+
+def descendants(roots, table=None):
+    """Every live process below (and including) the given pids."""
+    table = process_table() if table is None else table
+    children = {}
+    for pid, (ppid, *_rest) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    found, todo = set(), [p for p in roots if p in table]
+    while todo:
+        pid = todo.pop()
+        if pid in found:
+            continue
+        found.add(pid)
+        todo.extend(children.get(pid, ()))
+    return {p for p in found if table[p][1] != "Z"}
+
+
+def strays(table=None):
+    """Orphans re-parented to this process (not children it started) and what
+    runs below them. Reaps the ones that already exited."""
+    me = os.getpid()
+    with _spawn_lock:
+        table = process_table() if table is None else table
+        mine = {p for p, (ppid, *_r) in table.items() if ppid == me}
+        SPAWNED.intersection_update(mine)
+        orphans = mine - SPAWNED
+    for pid in [p for p in orphans if table[p][1] == "Z"]:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+    return descendants([p for p in orphans if table[p][1] != "Z"], table)
+
+
+def environ_has(pid, needle):
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return needle in f.read()
+    except OSError:
+        return False
+
+
+def kill_all(pids, sig=signal.SIGKILL):
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+
+
+def reap(pids):
+    """Collect the exit of those that are this process's children (orphans it inherited)."""
+    for pid in pids:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+
+
+def stop_everything():
+    """Kill every process below this one (at exit, or when the grader is stopped)."""
+    table = process_table()
+    everything = descendants([os.getpid()], table) - {os.getpid()}
+    kill_all(everything)
+    reap(everything)
 
 
 def _kill_group(pgid, sig=signal.SIGKILL):
@@ -44,7 +179,9 @@ def _kill_group(pgid, sig=signal.SIGKILL):
 
 def marked_processes(marker, variable=MARKER_VAR):
     """PIDs (other than ours) of live processes whose environment has
-    variable=marker. Linux only (elsewhere: none found)."""
+    variable=marker. Linux only (elsewhere: none found). A process that drops its
+    environment escapes this: the grader finds leaks by ancestry (strays()); this
+    serves the checks of processes started with a known environment."""
     needle = f"{variable}={marker}".encode()
     found = []
     proc = Path("/proc")
@@ -65,9 +202,37 @@ def marked_processes(marker, variable=MARKER_VAR):
 
 def command_line(pid):
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
     except OSError:
         return "?"
+
+
+def read_bounded(path, keep=KEEP_BYTES):
+    """A file's text, or its first and last `keep` bytes if it is longer."""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size <= 2 * keep:
+                data = f.read()
+            else:
+                head = f.read(keep)
+                f.seek(size - keep)
+                data = head + f"\n[... {size - 2 * keep} bytes not shown ...]\n".encode() + f.read(keep)
+    except OSError:
+        return ""
+    return data.decode(errors="replace")
+
+
+PROBE_TEMPLATE = '''\
+import json, os, sys
+sys.path.insert(0, os.getcwd())
+_result = {{}}
+def result(**values):
+    _result.update(values)
+{code}
+with open({result_path!r}, "w") as _out:
+    json.dump(_result, _out, default=str)
+'''
 
 
 class Process:
@@ -79,34 +244,48 @@ class Process:
         self.popen = subprocess.Popen(
             args, cwd=cwd, env=env, shell=shell, executable="/bin/bash" if shell else None,
             stdin=subprocess.DEVNULL, stdout=self.log_file, stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: stopping it stops its children too
+            start_new_session=True,  # its own session and group: stopping it stops its children too
         )
+        self.tree = {self.popen.pid}  # every process seen below it
+        self.detached = {}            # pid -> command line of those below it in a session of their own
+        self.needed_kill = False
 
     def alive(self):
         return self.popen.poll() is None
 
     def log(self):
+        """What it printed: all of it, or its start and its end if it printed a lot."""
         self.log_file.flush()
-        return Path(self.log_file.name).read_text(errors="replace")
+        return read_bounded(self.log_file.name)
 
-    def explain_exit(self):
-        """Why it stopped, in a sentence."""
-        reason = diagnose.explain(self.log(), what=self.name)
-        return reason or f"{self.name} exited with code {self.popen.returncode} and printed nothing useful."
+    def explain_exit(self, what="it"):
+        """Why it stopped, in a sentence (after 'X stopped at start-up:' or the like)."""
+        reason = diagnose.explain(self.log(), what=what)
+        return reason or f"{what} exited with code {self.popen.returncode} and printed nothing."
 
     def terminate(self, grace=10):
-        """SIGTERM the whole group (as Heroku does), then SIGKILL after `grace` seconds."""
+        """SIGTERM it and everything below it (as Heroku does), then SIGKILL what is left after `grace` s."""
+        table = process_table()
+        self.tree |= descendants([self.popen.pid], table)
+        # Below it but in a session of its own (setsid, a daemon): it would outlive the process.
+        self.detached.update({p: command_line(p) for p in self.tree
+                              if p in table and table[p][3] != self.popen.pid and table[p][1] != "Z"})
         if self.alive():
             _kill_group(self.popen.pid, signal.SIGTERM)
+            kill_all(self.tree - {self.popen.pid}, signal.SIGTERM)
             try:
                 self.popen.wait(grace)
             except subprocess.TimeoutExpired:
-                pass
+                self.needed_kill = True
+        if self.needed_kill:  # still running: what it started meanwhile goes too
+            self.tree |= descendants(self.tree)
         _kill_group(self.popen.pid)
+        kill_all(self.tree)  # what ran below it and detached since is found by the learner's sweep
         try:
             self.popen.wait(5)
         except subprocess.TimeoutExpired:
             pass
+        reap(self.tree - {self.popen.pid})
 
     def close(self):
         self.terminate(grace=5)
@@ -117,18 +296,36 @@ class Process:
             pass
 
 
+def syntax_problem(folder):
+    """'file, line N: SyntaxError: ...' for the first learner .py file in folder that
+    does not parse ('' if all do). Compiled only, never run."""
+    for path in sorted(Path(folder).glob("*.py")):
+        try:
+            compile(path.read_bytes(), path.name, "exec", dont_inherit=True)
+        except SyntaxError as error:
+            kind = type(error).__name__
+            where = f"{path.name}, line {error.lineno}" if error.lineno else path.name
+            return f"{where}: {kind}: {error.msg}. Python cannot even read the file; fix that line first."
+        except (ValueError, OSError) as error:  # null bytes, unreadable
+            return f"{path.name}: {error}. Python cannot even read the file; fix it first."
+    return ""
+
+
 class Learner:
     """Runs code from one learner app folder with a given environment."""
 
     def __init__(self, target, env):
         self.target = target
         self.marker = uuid.uuid4().hex
+        self.home = tempfile.mkdtemp(prefix="course-home-")  # a throwaway HOME: no ~/.aws, no dotfiles
         # The grader's own bin/ first on PATH, so `python`, `gunicorn` and `rq` in a
         # Procfile mean the pinned ones, as they do on a Heroku dyno.
-        path = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.defpath)])
-        self.env = {**env, MARKER_VAR: self.marker, "PYTHONDONTWRITEBYTECODE": "1",
-                    "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(target.path), "PATH": path}
+        path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)])
+        self.env = {**allowed_environment(), **env, MARKER_VAR: self.marker, "HOME": self.home,
+                    "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(target.path),
+                    "PATH": path, "AWS_EC2_METADATA_DISABLED": "true"}
         self.processes = []
+        self.groups = set()      # the sessions this learner's processes were started in
         self.probe_outputs = []  # what recent probes printed: Flask logs a 500's traceback there
 
     def environment(self, **overrides):
@@ -143,16 +340,17 @@ class Learner:
     def probe(self, code, *, timeout=20, what="your code", env=None):
         """Run `code` in a fresh Python in the app folder; it calls result(**values)
         to hand values back. Returns the values, or fails with a plain message."""
-        script = PROBE_TEMPLATE.format(code=textwrap.dedent(code), prefix=RESULT_PREFIX)
         with tempfile.TemporaryDirectory(prefix="course-probe-") as folder:
-            path = Path(folder) / "probe.py"
-            path.write_text(script)
+            path = Path(folder) / PROBE_FILE
+            result_path = Path(folder) / "result.json"
+            path.write_text(PROBE_TEMPLATE.format(code=textwrap.dedent(code), result_path=str(result_path)))
             out_path = Path(folder) / "out.txt"
-            with open(out_path, "w") as out:
+            with open(out_path, "wb") as out:
                 popen = subprocess.Popen(
                     [sys.executable, str(path)], cwd=self.target.path, env=env or self.env,
                     stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                 )
+                self.groups.add(popen.pid)
                 try:
                     popen.wait(timeout)
                 except subprocess.TimeoutExpired:
@@ -165,17 +363,22 @@ class Learner:
                     ) from None
                 finally:
                     _kill_group(popen.pid)  # anything it left behind in its group
-            output = out_path.read_text(errors="replace")
+            output = read_bounded(out_path)
+            try:
+                values = json.loads(result_path.read_text())
+            except (OSError, ValueError):
+                values = None
         self.probe_outputs = (self.probe_outputs + [output])[-5:]
-        for line in reversed(output.splitlines()):
-            if line.startswith(RESULT_PREFIX):
-                return json.loads(line[len(RESULT_PREFIX):])
-        raise LearnerFailure(diagnose.explain(output, what=what) or f"{what} exited with code {popen.returncode}.")
+        if isinstance(values, dict):
+            return values
+        raise LearnerFailure(diagnose.explain(output, what=what) or
+                             f"{what} exited with code {popen.returncode} before it finished.")
 
     def start(self, args, *, name, shell=False, env=None, cwd=None):
-        """Start a background process (killed, with its children, after the check)."""
+        """Start a background process (stopped, with everything below it, after the check)."""
         process = Process(args, cwd or self.target.path, env or self.env, name, shell=shell)
         self.processes.append(process)
+        self.groups.add(process.popen.pid)
         return process
 
     def start_python(self, script, *, name=None, env=None):
@@ -200,46 +403,69 @@ class Learner:
             return self.start_procfile("worker", env=env)
         return self.start_python("worker.py", env=env)
 
-    def web_error(self):
-        """The last exception the app logged while answering (in a web process or a
-        test-client probe), as a sentence ('' if none): what hides behind a bare
-        '500 Internal Server Error'."""
-        logs = [p.log() for p in self.processes if "web" in p.name] + self.probe_outputs
-        for log in reversed(logs):
-            lines = log.splitlines()
-            starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")]
-            if not starts:
-                continue
-            block = []
-            for line in lines[starts[-1]:]:
-                block.append(line)
-                if len(block) > 1 and line and not line[0].isspace():
-                    break  # the exception line ends the traceback
-            return diagnose.explain("\n".join(block), what="the route")
-        return ""
+    def pids(self):
+        """Every live process this learner's code runs in: its processes, what runs
+        below them, and what detached from them."""
+        table = process_table()
+        return descendants([p.popen.pid for p in self.processes], table) | self._strays(table)
+
+    def _strays(self, table=None):
+        found = strays(table)
+        # A self-check grading run's processes carry its marker: they are that run's, not this learner's.
+        return {p for p in found if not environ_has(p, b"COURSE_SELFCHECK_RUN=")}
+
+    def web_error(self, message=""):
+        """The exception the app logged while answering the request `message` names
+        (in a web process or a test-client probe), as a sentence ('' if none): what
+        hides behind a bare '500 Internal Server Error'."""
+        return diagnose.logged_error([p.log() for p in self.processes if "web" in p.name],
+                                     self.probe_outputs, message)
 
     def leaked(self):
-        """Processes still alive with this learner's marker (after its own were stopped)."""
-        return [(pid, command_line(pid)) for pid in marked_processes(self.marker)]
+        """(processes that detached from this learner's processes, with their command
+        lines; every live process of this learner)."""
+        table = process_table()
+        ours = set()
+        for process in self.processes:
+            ours |= process.tree
+        everything = descendants(ours, table) | self._strays(table)
+        if _contained != "subreaper":  # no subreaper: a sweep of what kept the marker
+            everything |= set(marked_processes(self.marker))
+        detached = {p: command_line(p) for p in everything if table.get(p, (0, "", 0, 0))[3] not in self.groups}
+        for process in self.processes:
+            detached.update(process.detached)
+        return sorted(detached.items()), everything
 
     def close(self):
-        """Stop every process this check started; return what had leaked past them."""
+        """Stop every process this check started; return what had detached from them."""
         for process in self.processes:
             process.close()
-        leftovers = self.leaked()
-        for pid, _ in leftovers:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+        for group in self.groups:
+            _kill_group(group)
+        leftovers, everything = self.leaked()
+        if everything:
+            kill_all(everything)
+            deadline = time.monotonic() + 2
+            while time.monotonic() < deadline:
+                table = process_table()
+                if not any(table.get(p, (0, "Z"))[1] != "Z" for p in everything):
+                    break
+                time.sleep(0.02)
+            reap(everything)
+        shutil.rmtree(self.home, ignore_errors=True)
         return leftovers
 
 
+def _program(command):
+    """A command line as a learner would type it: the program's name, not its path."""
+    words = command.split()
+    return " ".join([os.path.basename(words[0]), *words[1:]]) if words else "?"
+
+
 def describe_leaks(leftovers):
-    shown = "; ".join(f"pid {pid}: {shlex.quote(cmd)[:80]}" for pid, cmd in leftovers[:3])
-    return (f"Your code left {len(leftovers)} process(es) running after the check ({shown}). "
-            "A worker or server started from app.py or utils.py outlives its caller: start workers "
-            "only from worker.py (or the Procfile), never from the web app.")
+    shown = "; ".join(f"`{_program(cmd)[:60]}`" for _pid, cmd in leftovers[:2])
+    return (f"Your code left {len(leftovers)} process(es) running after the check ({shown}): start workers "
+            "only from worker.py or the Procfile, never from code the web app or a job imports.")
 
 
 def wait_until(condition, timeout, interval=0.05):

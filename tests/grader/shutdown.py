@@ -4,7 +4,6 @@ import os
 import signal
 import time
 
-from grader.learner import marked_processes
 
 
 def stop_like_heroku(learner, grace):
@@ -12,15 +11,15 @@ def stop_like_heroku(learner, grace):
     wait up to `grace` seconds for all to exit, then SIGKILL the rest.
     Returns (seconds until all had exited or grace ran out, whether SIGKILL was needed)."""
     started = time.monotonic()
-    for pid in marked_processes(learner.marker):
+    for pid in learner.pids():
         _signal(pid, signal.SIGTERM)
     while time.monotonic() - started < grace:
         for process in learner.processes:
             process.popen.poll()  # reap exited children, so they do not linger as zombies
-        if not marked_processes(learner.marker):
+        if not learner.pids():
             return time.monotonic() - started, False
         time.sleep(0.1)
-    for pid in marked_processes(learner.marker):
+    for pid in learner.pids():
         _signal(pid, signal.SIGKILL)
     for process in learner.processes:
         try:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from course import ROOT, stages
-from grader.learner import command_line, marked_processes
+from grader.learner import command_line, environ_has, kill_all, marked_processes, reap, strays
 
 TESTS = ROOT / "tests"
 CORPUS = Path(__file__).resolve().parent / "corpus"
@@ -58,6 +58,7 @@ class Grading:
     delete: tuple = ()
     check: str = None           # None: the whole unit
     label: str = ""
+    env: tuple = ()             # (name, value) pairs added to the grader's own environment
 
     @property
     def timeout(self):
@@ -95,6 +96,7 @@ class Outcome:
     problem: str = ""                             # set when the run itself went wrong
     seconds: float = 0.0
     output: str = ""
+    leftovers: list = field(default_factory=list)
 
     def failed(self):
         return {name: c.get("message", "") for name, c in self.checks.items() if c["outcome"] == "failed"}
@@ -110,29 +112,40 @@ class Outcome:
         return "\n".join(lines)
 
 
-def grade(grading):
-    """Run the grading in a child pytest; return its Outcome. Never raises, never hangs."""
+def grade(grading, on_start=None):
+    """Run the grading in a child pytest; return its Outcome. Never raises, never hangs.
+    on_start(popen), if given, is called once the child runs (it may stop it)."""
     started = time.monotonic()
     outcome = Outcome(grading)
-    with tempfile.TemporaryDirectory(prefix="course-selfcheck-") as tmp:
-        app = grading.build(Path(tmp) / "app")   # its parent holds nothing but it and the results
-        results = Path(tmp) / "results.json"
+    with tempfile.TemporaryDirectory(prefix="course-selfcheck-") as tmp, \
+            tempfile.TemporaryDirectory(prefix="course-results-") as private:
+        app = grading.build(Path(tmp) / "app")
+        # Not beside the app folder: learner code runs there and could write it.
+        results = Path(private) / "results.json"
         args = [sys.executable, "-m", "pytest", f"tests/unit_{grading.unit:02d}", "--target", str(app),
                 "--results", str(results), "-q", "-p", "no:cacheprovider"]
         if grading.check:
             args += ["-k", grading.check]
         marker = uuid.uuid4().hex
         env = {k: v for k, v in os.environ.items() if k not in ("COURSE_TARGET", "PYTEST_ADDOPTS")}
+        env.update(dict(grading.env))
         env[RUN_MARKER] = marker
-        log = Path(tmp) / "output.txt"
+        log = Path(private) / "output.txt"
         with open(log, "w") as out:
             popen = subprocess.Popen(args, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
                                      stderr=subprocess.STDOUT, start_new_session=True)
             try:
+                if on_start:
+                    on_start(popen)
                 popen.wait(grading.timeout)
             except subprocess.TimeoutExpired:
                 outcome.problem = (f"the grading run did not finish within {grading.timeout} s, so it was "
                                    "stopped: the grader itself hung instead of bounding the learner's code")
+                popen.terminate()  # SIGTERM: the grader stops its services and learner processes
+                try:
+                    popen.wait(20)
+                except subprocess.TimeoutExpired:
+                    pass
             finally:
                 try:
                     os.killpg(popen.pid, signal.SIGKILL)
@@ -140,20 +153,11 @@ def grade(grading):
                     pass
                 popen.wait()
         outcome.output = log.read_text(errors="replace")
-        leftovers = marked_processes(marker, RUN_MARKER)
-        deadline = time.monotonic() + 3
-        while leftovers and time.monotonic() < deadline:  # give exiting processes a moment
-            time.sleep(0.1)
-            leftovers = marked_processes(marker, RUN_MARKER)
-        if leftovers:
-            shown = "; ".join(f"pid {pid}: {command_line(pid)[:100]}" for pid in leftovers[:3])
-            for pid in leftovers:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
+        outcome.leftovers = leftovers_of(marker)
+        if outcome.leftovers:
+            shown = "; ".join(f"pid {pid}: {cmd[:100]}" for pid, cmd in outcome.leftovers[:3])
             outcome.problem = (outcome.problem + "; " if outcome.problem else "") + (
-                f"{len(leftovers)} process(es) outlived the grading run ({shown})")
+                f"{len(outcome.leftovers)} process(es) outlived the grading run ({shown})")
         if results.is_file():
             data = json.loads(results.read_text())
             for unit in data.get("units", {}).values():
@@ -164,6 +168,27 @@ def grade(grading):
             outcome.problem = f"the grading run wrote no results (exit code {popen.returncode}): {tail}"
     outcome.seconds = time.monotonic() - started
     return outcome
+
+
+def leftovers_of(marker, grace=3):
+    """What a finished grading run left alive, killed: processes that kept its marker,
+    and orphans of it that came to this process. [(pid, command line)]."""
+    needle = f"{RUN_MARKER}={marker}".encode()
+
+    def alive():
+        found = set(marked_processes(marker, RUN_MARKER))
+        found |= {p for p in strays() if environ_has(p, needle)}
+        return found
+
+    left = alive()
+    deadline = time.monotonic() + grace
+    while left and time.monotonic() < deadline:  # give exiting processes a moment
+        time.sleep(0.1)
+        left = alive()
+    shown = [(pid, command_line(pid)) for pid in sorted(left)]
+    kill_all(left)
+    reap(left)
+    return shown
 
 
 # ---------------------------------------------------------------- running many

@@ -163,10 +163,8 @@ def test_cleanup_deletes_only_old_reports(learner, s3, bucket):
 
 
 def cleanup_jobs(redis, scheduled_only=False):
-    from rq import Queue
-
     found = []
-    for queue in Queue.all(connection=redis):
+    for queue in jobs.queues(redis):
         ids = queue.scheduled_job_registry.get_job_ids() + ([] if scheduled_only else queue.get_job_ids())
         for job_id in ids:
             job = jobs.fetch(redis, job_id)
