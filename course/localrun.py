@@ -79,8 +79,9 @@ def run(app_dir="solution", port=None, with_worker=False, web_only=False):
             if env.get("REDIS_URL"):
                 print("course: using Redis from REDIS_URL")
             else:
-                env["REDIS_URL"] = stack.enter_context(services.redis_server())
-                print(f"course: Redis   {env['REDIS_URL']}")
+                # Append-only: a job queued before Redis restarts is still there after it.
+                env["REDIS_URL"] = stack.enter_context(services.redis_server(appendonly=True))
+                print(f"course: Redis   {env['REDIS_URL']} (append-only file: its data lasts the session)")
             if _use_real_s3(env):
                 print(f"course: using the S3 bucket {env['S3_BUCKET']} on AWS")
             else:

@@ -75,15 +75,17 @@ NO_REDIS = (
 
 
 @contextmanager
-def redis_server(timeout=10):
-    """Start a throwaway Redis on a free loopback port; yield its redis:// URL."""
+def redis_server(timeout=10, appendonly=False):
+    """Start a throwaway Redis on a free loopback port; yield its redis:// URL.
+    appendonly: log every write to an append-only file (fsync each second) in
+    its folder, so a Redis restarted there within the block keeps its data."""
     binary = find_redis_server()
     if not binary:
         raise ServiceError(NO_REDIS)
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="course-redis-") as workdir:
         process = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", LOOPBACK, "--save", "", "--appendonly", "no",
+            [binary, "--port", str(port), "--bind", LOOPBACK, "--save", "", "--appendonly", "yes" if appendonly else "no",
              "--dir", workdir, "--protected-mode", "yes"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
             # Its own session: a Ctrl-C in the terminal reaches the app's processes, which
