@@ -27,11 +27,6 @@ from flask import Flask, jsonify, render_template, request, url_for
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 # [end]
-# [unit 08+]
-from rq.utils import now
-from rq.worker import Worker
-from werkzeug.exceptions import HTTPException
-# [end]
 # [unit 01-02]
 #
 # from report_data import fetch_sales
@@ -49,6 +44,9 @@ from rq.job import Job
 # [end]
 # [unit 08+]
 from rq.serializers import JSONSerializer
+from rq.utils import now
+from rq.worker import Worker
+from werkzeug.exceptions import HTTPException
 # [end]
 # [unit 03-04]
 #
@@ -190,6 +188,14 @@ def create_report():
 #     s3.put_object(Bucket=os.environ["S3_BUCKET"], Key=key, Body=pdf, ContentType="application/pdf")
 #     return jsonify(key=key)
 # [end]
+# [unit 08+]
+    try:
+        request.get_data()  # the whole body, read (and kept) now: a broken one is a 400 here
+    except HTTPException:
+        raise  # 413: over MAX_CONTENT_LENGTH
+    except Exception:  # the client broke off, or sent chunks that do not add up
+        return jsonify(error="The request body could not be read."), 400
+# [end]
 # [unit 03+]
     # Enqueue and answer at once; the worker does the slow part.
 # [end]
@@ -198,14 +204,6 @@ def create_report():
 # [end]
 # [unit 06-06]
 #     job = queue.enqueue(make_report, job_timeout=JOB_TIMEOUT, retry=RETRY)
-# [end]
-# [unit 08+]
-    try:
-        request.get_data()  # the whole body, read (and kept) now: a broken one is a 400 here
-    except HTTPException:
-        raise  # 413: over MAX_CONTENT_LENGTH
-    except Exception:  # the client broke off, or sent chunks that do not add up
-        return jsonify(error="The request body could not be read."), 400
 # [end]
 # [unit 07+]
     priority, sections, problem = report_options()
@@ -346,9 +344,10 @@ def merge_status(job):
 def worker_gone(job):
     """True if the worker that started job has stopped sending heartbeats:
     killed with its work horse, or its dyno lost, so nobody is running it."""
-    worker = Worker.find_by_key(Worker.redis_worker_namespace_prefix + (job.worker_name or ""),
-                                connection=conn, serializer=JSONSerializer) if job.worker_name else None
-    if worker is None or worker.last_heartbeat is None:
+    if not job.worker_name:
+        return False  # no worker recorded: nothing to go on
+    worker = Worker.find_by_key(Worker.redis_worker_namespace_prefix + job.worker_name, connection=conn)
+    if worker is None or worker.last_heartbeat is None:  # its record expired: silent for minutes
         return True
     return (now() - worker.last_heartbeat).total_seconds() > INTERRUPTED_AFTER
 # [end]

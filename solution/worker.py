@@ -63,7 +63,7 @@ conn = connect(retries=20)
 # stopped with ShutDownImminentException and recorded as failed (or retried)
 # while there is time left to save that. A plain Worker's horse would die at once.
 # 25 s uses most of Heroku's 30 s and leaves 5 s to record the failure. A report
-# longer than that still starts again from scratch after a restart (unit 08).
+# that needs longer still starts again from scratch after a restart.
 SHUTDOWN_GRACE = int(os.environ.get("SHUTDOWN_GRACE", "25"))
 
 # The worker's main process writes a heartbeat while its horse runs a job, every
