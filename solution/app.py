@@ -14,6 +14,9 @@ import re
 #
 # import boto3
 # [end]
+# [unit 08+]
+import redis
+# [end]
 # [unit 01-04]
 # from flask import Flask, jsonify, render_template
 # [end]
@@ -65,12 +68,13 @@ from utils import download_url, fetch_section, make_report, merge_sections
 # from worker import conn
 # [end]
 # [unit 08+]
-from worker import HEARTBEAT, connect
+from worker import redis_url
 
-# The web app's own Redis client: one quick retry, then the error, so that
-# when Redis is down the page hears "try again shortly" within a second or two
-# instead of waiting on the worker's 40 s of patience.
-conn = connect(retries=1)
+# The web app's own Redis client, with redis-py's default retries (a couple of
+# seconds' worth). The worker's client waits up to 40 s for a Redis that is
+# restarting; a page must not, so past that, the 503 says "try again shortly".
+tls = {"ssl_cert_reqs": None} if redis_url.startswith("rediss://") else {}
+conn = redis.Redis.from_url(redis_url, **tls)
 # [end]
 
 app = Flask(__name__)
@@ -132,7 +136,8 @@ QUEUE_DOWN = "The job queue is unavailable; try again shortly."
 
 # A started job whose worker has sent no heartbeat for this long was cut off:
 # its worker was killed, or its dyno lost. rq notices too, later (worker.py).
-INTERRUPTED_AFTER = 3 * HEARTBEAT  # seconds
+# Three of the worker's heartbeats (HEARTBEAT = 10 in worker.py).
+INTERRUPTED_AFTER = 30  # seconds
 # [end]
 # [unit 06+]
 

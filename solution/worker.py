@@ -52,7 +52,7 @@ def connect(retries):
 
 # The worker's client rides out about 40 s without Redis: 20 tries, 2 s apart
 # at most. rq's scheduler process copies these settings. The web app makes its
-# own client that gives up after a second (app.py), so a page never hangs.
+# own client (app.py) that gives up after a couple of seconds.
 conn = connect(retries=20)
 # [end]
 # [unit 08+]
@@ -70,9 +70,12 @@ SHUTDOWN_GRACE = int(os.environ.get("SHUTDOWN_GRACE", "25"))
 # HEARTBEAT seconds (rq's default is 30). A job whose worker was killed outright
 # keeps status "started"; rq treats it as abandoned once its heartbeat is 60 s
 # past due, and the next clean-up (every CLEANUP_REGISTRIES seconds, rq's default
-# is 10 minutes) retries it or marks it failed.
+# is 10 minutes) retries it or marks it failed. An idle worker waits for a job
+# up to WORKER_TTL - 15 seconds at a time (rq's default: 405) and cleans up only
+# between waits, so that wait is kept short too.
 HEARTBEAT = 10
-CLEANUP_REGISTRIES = 60
+CLEANUP_REGISTRIES = 30
+WORKER_TTL = 35
 
 # JSON keeps pickled code out, but a JSON job still names a function, and the
 # worker imports and calls whatever it names: a job saying "os.system" with a
@@ -117,7 +120,8 @@ if __name__ == "__main__":
     # The connection is passed in (rq 2.0 removed `with Connection(conn):`),
     # and so is the serializer: the queues in app.py use JSON too.
     worker = HerokuWorker(listen, connection=conn, serializer=JSONSerializer, job_class=ReportJob,
-                          job_monitoring_interval=HEARTBEAT, maintenance_interval=CLEANUP_REGISTRIES)
+                          job_monitoring_interval=HEARTBEAT, maintenance_interval=CLEANUP_REGISTRIES,
+                          worker_ttl=WORKER_TTL)
     worker.imminent_shutdown_delay = SHUTDOWN_GRACE
 # [end]
 # [unit 03-05]
