@@ -325,10 +325,14 @@ def restart_idle(app, redis, outage):
     deadline = back + 60
     while time.monotonic() < deadline and scheduled.get_status(refresh=True).value not in ("finished", "failed"):
         time.sleep(0.2)
-    scheduler_ok = scheduled.get_status(refresh=True).value == "finished"
+    scheduled_state = scheduled.get_status(refresh=True).value
+    scheduler_ok = scheduled_state == "finished"
     state = outcome(answer)
     recovery = max(report_done, time.monotonic()) - back if state == "finished" and scheduler_ok else None
-    return {"outcome": state, "recovery": recovery, "scheduler_ok": scheduler_ok,
+    # Two jobs: the report, and the scheduled job (failed counts as visible: rq's failed registry).
+    return {"outcome": state, "outcomes": [state, scheduled_state if scheduled_state in ("finished", "failed")
+                                           else "lost"],
+            "recovery": recovery, "scheduler_ok": scheduler_ok,
             "worker_exited": not app.worker_alive() or app.worker.pid != worker_pid}
 
 
@@ -567,7 +571,7 @@ def main(argv=None):
                                    sum(c >= 500 for c in codes), sum(c == 0 for c in codes),
                                    sum(400 <= s < 500 and not j for _, s, j, _ in rows), sum(e for *_, e in rows)))
                 for label, status, has_error, echoed in rows:
-                    if status >= 500 or status == 0 or not has_error or echoed:
+                    if status >= 500 or status == 0 or (400 <= status < 500 and not has_error) or echoed:
                         print(f"  bad-input: {label} answered {status or 'nothing'}"
                               f"{'' if has_error else ' without a JSON error'}{' echoed' if echoed else ''}",
                               file=sys.stderr)
@@ -587,10 +591,11 @@ def main(argv=None):
                                  sum(a["json"] for a in answers), sum(a["retry_after"] for a in answers),
                                  f"{max(a['seconds'] for a in answers):.1f}", seconds(r["recovery"] for r in results)))
                 continue
-            outcomes = [r["outcome"] for r in results]
+            outcomes = [o for r in results for o in r.get("outcomes", [r["outcome"]])]
             extra = ""
             if fault == "restart-idle":
-                extra = f"scheduler ran {sum(r['scheduler_ok'] for r in results)}/{len(results)}"
+                extra = (f"a report and a scheduled job each trial; scheduler ran "
+                         f"{sum(r['scheduler_ok'] for r in results)}/{len(results)}")
             if fault == "kill-worker":
                 extra = "interrupted shown after " + seconds(r.get("interrupted_after") for r in results) + " s"
             job_rows.append((fault, len(results), outcomes.count("finished"), outcomes.count("failed"),
@@ -599,7 +604,7 @@ def main(argv=None):
     print(f"\n{Path(args.target).name}: Redis outages of {args.outage:.0f} s, reports of {args.report_seconds:g} s")
     if job_rows:
         print()
-        table(["fault", "trials", "finished", "failed, visible", "lost", "worker exited",
+        table(["fault", "trials", "jobs finished", "failed, visible", "lost", "worker exited",
                "recovery s (median / max)", "notes"], job_rows, text_columns=(0, 7))
     if web_rows:
         print()
