@@ -146,3 +146,18 @@ def test_presigned_links_are_sigv4_in_the_buckets_region():
     url = done.stdout.strip()
     assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in url and "eu-west-1" in url, url
     assert "AWSAccessKeyId=" not in url and "Signature=" not in url.replace("X-Amz-Signature=", ""), url
+
+
+def test_course_run_keeps_its_redis_data_in_an_append_only_file():
+    import inspect
+
+    import redis
+
+    from course import localrun
+
+    assert "redis_server(appendonly=True)" in inspect.getsource(localrun.run), (
+        "`course run` should start its Redis with an append-only file, so a restart keeps the session's jobs")
+    with services.redis_server(appendonly=True) as url:
+        client = redis.Redis.from_url(url)
+        assert client.config_get("appendonly") == {"appendonly": "yes"}
+        client.close()
