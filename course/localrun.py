@@ -137,8 +137,9 @@ def _serve(env, commands, app_path, procfile, port):
             if env.get("REDIS_URL"):
                 print("course: using Redis from REDIS_URL")
             else:
-                env["REDIS_URL"] = stack.enter_context(services.redis_server(pids=redis_pids))
-                print(f"course: Redis   {env['REDIS_URL']}")
+                # Append-only: a job queued before Redis restarts is still there after it.
+                env["REDIS_URL"] = stack.enter_context(services.redis_server(appendonly=True, pids=redis_pids))
+                print(f"course: Redis   {env['REDIS_URL']} (append-only file: its data lasts the session)")
             if _use_real_s3(env):
                 print(f"course: using the S3 bucket {env['S3_BUCKET']} on AWS")
             else:

@@ -125,8 +125,10 @@ NO_REDIS = no_redis_message()
 
 
 @contextmanager
-def redis_server(timeout=10, pids=None):
+def redis_server(timeout=10, appendonly=False, pids=None):
     """Start a throwaway Redis on a free loopback port; yield its redis:// URL.
+    appendonly: log every write to an append-only file (fsync each second) in
+    its folder, so a Redis restarted there within the block keeps its data.
     Its process id is added to `pids` when given (for a guard that outlives the caller)."""
     binary = find_redis_server()
     if not binary:
@@ -134,7 +136,7 @@ def redis_server(timeout=10, pids=None):
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="course-redis-") as workdir:
         process = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", LOOPBACK, "--save", "", "--appendonly", "no",
+            [binary, "--port", str(port), "--bind", LOOPBACK, "--save", "", "--appendonly", "yes" if appendonly else "no",
              "--dir", workdir, "--protected-mode", "yes"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
             # Its own session: a Ctrl-C in the terminal reaches the app's processes, which

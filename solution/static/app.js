@@ -18,11 +18,29 @@ function showProgress(value) {
   percent.textContent = `${value}%`;
 }
 
+// A status check that fails (Redis restarting: 503; the network: no answer)
+// is not the end of the report: wait, longer each time up to 30 s (or what
+// Retry-After says), and ask again. A 4xx is final: that report does not exist.
 async function poll(statusUrl) {
+  let wait = 500;
   while (true) {
-    const response = await fetch(statusUrl, { headers: { Accept: "application/json" } });
-    const body = await response.json().catch(() => ({}));
+    let response = null;
+    let body = {};
+    try {
+      response = await fetch(statusUrl, { headers: { Accept: "application/json" } });
+      body = await response.json().catch(() => ({}));
+    } catch (error) {
+      response = null;  // no answer at all: the server is restarting, or the network dropped
+    }
+    if (response === null || response.status >= 500) {
+      const retryAfter = response ? Number(response.headers.get("Retry-After")) * 1000 : 0;
+      wait = Math.min(Math.max(wait * 2, retryAfter || 0), 30000);
+      say(`${body.error || "The server is not answering."} Trying again in ${Math.round(wait / 1000)} s...`);
+      await new Promise((resolve) => setTimeout(resolve, wait));
+      continue;
+    }
     if (!response.ok) { say(body.error || `Status check failed (${response.status}).`); break; }
+    wait = 500;
     showProgress(body.progress || 0);
     if (body.status === "finished") {
       say("Your report is ready.");
@@ -31,8 +49,12 @@ async function poll(statusUrl) {
       break;
     }
     if (body.status === "failed") { say(`The report failed: ${body.error || "unknown error"}`); break; }
-    say(body.status === "started" ? "Building your report..." : "Waiting for a worker...");
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    if (body.status === "interrupted") {
+      say("The worker building your report stopped. It will be started again shortly...");
+    } else {
+      say(body.status === "started" ? "Building your report..." : "Waiting for a worker...");
+    }
+    await new Promise((resolve) => setTimeout(resolve, wait));
   }
 }
 

@@ -63,3 +63,26 @@ def test_a_bad_request_gets_a_4xx(answers, index):
     if expect_json:
         assert isinstance(answer["json"], dict) and answer["json"].get("error"), (
             f"{method} {path[:60]} answered {answer['status']} without a JSON error: {answer['json']!r}")
+
+
+# ---------------------------------------------------------------- the same, and worse, over real HTTP
+
+def test_a_bad_input_set_over_http_gets_short_4xx_json_never_a_5xx():
+    """The bad-request set of benchmarks/faults.py (deep JSON, broken chunked bodies,
+    10 MB values, odd ids and priorities, damaged job records in Redis), sent to the
+    finished app run as its Procfile runs it: no answer >= 500, every 4xx a short
+    JSON error, nothing echoed back."""
+    import sys as _sys
+
+    _sys.path.insert(0, str(ROOT / "benchmarks"))
+    import faults
+
+    with faults.running_app(ROOT / "solution", report_seconds=1) as (app, redis):
+        rows = faults.send_bad_input(app, redis.client())
+    assert len(rows) >= 200
+    broken = [f"{label}: {status or 'no answer'}" for label, status, _, _ in rows if status >= 500 or status == 0]
+    assert not broken, f"{len(broken)} of {len(rows)} bad requests got a 5xx or no answer: {broken[:10]}"
+    bare = [f"{label}: {status}" for label, status, has_error, _ in rows if 400 <= status < 500 and not has_error]
+    assert not bare, f"{len(bare)} 4xx answers without a short JSON error: {bare[:10]}"
+    echoed = [label for label, _, _, was_echoed in rows if was_echoed]
+    assert not echoed, f"answers that echoed a large value back: {echoed[:10]}"

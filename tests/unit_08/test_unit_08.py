@@ -92,7 +92,8 @@ def test_worker_runs_json_jobs_and_refuses_pickled_ones(learner, redis, s3, buck
 
 
 def start_and_wait_until_started(learner, redis, seconds):
-    worker = learner.start_worker(env=learner.environment(REPORT_SECONDS=seconds))
+    # SHUTDOWN_GRACE: the lesson reads the grace from the environment; 10 s keeps the long-job check short.
+    worker = learner.start_worker(env=learner.environment(REPORT_SECONDS=seconds, SHUTDOWN_GRACE=10))
     flows.wait_for_worker(learner, redis, worker)
     job = jobs.fetch(redis, flows.job_id_from(flows.post_report(learner), UNIT, 2))
     if not wait_until(lambda: jobs.status(job) == "started", 20):

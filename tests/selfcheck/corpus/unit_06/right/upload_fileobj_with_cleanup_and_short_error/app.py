@@ -3,6 +3,8 @@ import os
 import re
 
 from flask import Flask, jsonify, render_template, url_for
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
@@ -31,6 +33,17 @@ JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 # rq has more states than the page needs. A job waiting for its next retry
 # is "scheduled"; to the person waiting it is still queued.
 PAGE_STATUS = {"scheduled": "queued", "deferred": "queued", "stopped": "failed", "canceled": "failed"}
+
+# What the page says when Redis cannot be reached (down, restarting, failing
+# over): 503 and a Retry-After, so the page (and any client) waits and asks again.
+QUEUE_DOWN = "The job queue is unavailable; try again shortly."
+
+
+@app.errorhandler(RedisConnectionError)
+@app.errorhandler(RedisTimeoutError)
+def queue_unavailable(error):
+    app.logger.warning("Redis unavailable: %s", error)
+    return jsonify(error=QUEUE_DOWN), 503, {"Retry-After": "5"}
 
 
 @app.get("/")
@@ -68,7 +81,11 @@ def report_status(job_id):
 
 
 def failure_reason(job):
-    """The last line of the job's traceback: the exception and its message."""
+    """What went wrong, in words for the person waiting; the traceback stays in rq."""
     result = job.latest_result()
-    last = ((result.exc_string if result else None) or "The report failed.").strip().splitlines()[-1]
-    return last.split(": ", 1)[-1]  # the message alone, without the exception's dotted name
+    last = ((result.exc_string if result else None) or "").strip().splitlines()[-1:] or [""]
+    if "DataSourceError" in last[0]:
+        return last[0].split(": ", 1)[-1]  # our own message, written for people
+    if "botocore" in last[0]:
+        return "Saving the report to S3 failed. Please try again later."
+    return "Something went wrong while building the report."
