@@ -13,7 +13,9 @@ from course import ROOT
 
 def cmd_test(args):
     """The course's whole test suite: every unit graded against solution/,
-    plus the self-checks (starter, corpora, stages, quiz keys)."""
+    plus the self-checks (generated stages, corpora, quiz keys, lessons,
+    notebooks). It never grades your starter/: whatever state your work is in,
+    the suite's verdict is the course's, not yours (`grade` is for your work)."""
     command = [sys.executable, "-m", "pytest", "tests", "--target", "solution", "--self-check", *args.pytest_args]
     return subprocess.call(command, cwd=ROOT)
 
@@ -26,7 +28,7 @@ def cmd_run(args):
 
 
 def cmd_quiz_keys(args):
-    """(maintainers) Regenerate the quiz answer keys from solution/."""
+    """(maintainers) Regenerate the quiz answer keys from course/source/answers.toml."""
     from course import quiz
 
     for path in quiz.write_keys(set(args.units)):
@@ -46,11 +48,22 @@ def cmd_classroom_files(args):
 
 
 def cmd_stages(args):
-    """(maintainers) Regenerate starter/ from solution/'s unit markers."""
+    """(maintainers) Regenerate starter/, solution/ and the top-level Procfile and
+    requirements.txt from the marked source in course/source/. With --move-source,
+    first move the marked source out of solution/ (where older branches keep it)
+    into course/source/ with git, then regenerate and stage the result."""
     from course import stages
 
-    stages.write_starter()
-    print("starter/ regenerated from solution/")
+    try:
+        if args.move_source:
+            written = stages.move_source()
+            print(f"moved solution/ to course/source/ and regenerated: {', '.join(written)} (staged; commit them)")
+        else:
+            written = stages.write_all()
+            print(f"regenerated from {stages.SOURCE.relative_to(ROOT)}/: {', '.join(written)}")
+    except stages.NotMoved as why:
+        print(f"course: {why}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -231,7 +244,10 @@ def build_parser():
                        description=cmd_classroom_files.__doc__)
     p.set_defaults(func=cmd_classroom_files)
 
-    p = sub.add_parser("stages", help="(maintainers) regenerate starter/ from solution/", description=cmd_stages.__doc__)
+    p = sub.add_parser("stages", help="(maintainers) regenerate starter/ and solution/ from course/source/",
+                       description=cmd_stages.__doc__)
+    p.add_argument("--move-source", action="store_true",
+                   help="first move the marked source from solution/ to course/source/ (git mv), once")
     p.set_defaults(func=cmd_stages)
     return parser
 
