@@ -90,3 +90,20 @@ def test_a_download_without_git_skips_the_starter_check_and_says_why(tmp_path):
     done = run_checks(course, [CHECKS[0]], tmp_path)
     assert done.returncode == 0, done.stdout[-3000:]
     assert "1 skipped" in done.stdout and "without git history" in done.stdout, done.stdout[-2000:]
+
+
+@pytest.mark.parametrize("committed", [False, True], ids=["source-changed", "source-changed-and-committed"])
+def test_a_stale_starter_is_still_caught_in_a_clone(tmp_path, committed):
+    """The learner-proof check keeps its teeth: the source changed (committed or
+    not) without regenerating, and the check fails, naming the file."""
+    course = copy_of_the_course(tmp_path / "course")
+    git(course, "init", "-q")
+    git(course, "add", "-A")
+    git(course, "commit", "-q", "-m", "The course")
+    source = course / stages.SOURCE.relative_to(ROOT) / "report_data.py"
+    source.write_text(source.read_text() + "# a maintainer's change, not regenerated\n")
+    if committed:
+        git(course, "commit", "-q", "-am", "Change the source, forget the generation")
+    done = run_checks(course, [CHECKS[0]], tmp_path)
+    assert done.returncode == 1, done.stdout[-3000:]
+    assert "report_data.py" in done.stdout and "python3 -m course stages" in done.stdout, done.stdout[-2000:]
