@@ -15,7 +15,9 @@ CLASS_JOBS = max(1, (os.cpu_count() or 2) // 2)
 
 def cmd_test(args):
     """The course's whole test suite: every unit graded against solution/,
-    plus the self-checks (starter, corpora, stages, quiz keys)."""
+    plus the self-checks (generated stages, corpora, quiz keys, lessons,
+    notebooks). It never grades your starter/: whatever state your work is in,
+    the suite's verdict is the course's, not yours (`grade` is for your work)."""
     command = [sys.executable, "-m", "pytest", "tests", "--target", "solution", "--self-check", *args.pytest_args]
     return subprocess.call(command, cwd=ROOT)
 
@@ -28,7 +30,7 @@ def cmd_run(args):
 
 
 def cmd_quiz_keys(args):
-    """(maintainers) Regenerate the quiz answer keys from solution/."""
+    """(maintainers) Regenerate the quiz answer keys from course/source/answers.toml."""
     from course import quiz
 
     for path in quiz.write_keys(set(args.units)):
@@ -37,11 +39,22 @@ def cmd_quiz_keys(args):
 
 
 def cmd_stages(args):
-    """(maintainers) Regenerate starter/ from solution/'s unit markers."""
+    """(maintainers) Regenerate starter/, solution/ and the top-level Procfile and
+    requirements.txt from the marked source in course/source/. With --move-source,
+    first move the marked source out of solution/ (where older branches keep it)
+    into course/source/ with git, then regenerate and stage the result."""
     from course import stages
 
-    stages.write_starter()
-    print("starter/ regenerated from solution/")
+    try:
+        if args.move_source:
+            written = stages.move_source()
+            print(f"moved solution/ to course/source/ and regenerated: {', '.join(written)} (staged; commit them)")
+        else:
+            written = stages.write_all()
+            print(f"regenerated from {stages.SOURCE.relative_to(ROOT)}/: {', '.join(written)}")
+    except stages.NotMoved as why:
+        print(f"course: {why}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -225,7 +238,10 @@ def build_parser():
     p.add_argument("units", nargs="*", type=int, help="unit numbers (default: all)")
     p.set_defaults(func=cmd_quiz_keys)
 
-    p = sub.add_parser("stages", help="(maintainers) regenerate starter/ from solution/", description=cmd_stages.__doc__)
+    p = sub.add_parser("stages", help="(maintainers) regenerate starter/ and solution/ from course/source/",
+                       description=cmd_stages.__doc__)
+    p.add_argument("--move-source", action="store_true",
+                   help="first move the marked source from solution/ to course/source/ (git mv), once")
     p.set_defaults(func=cmd_stages)
     return parser
 

@@ -1,8 +1,9 @@
 """Quiz answer keys: hashed answers, and explanations only the right answer unlocks.
 
 The questions are public (each unit's unit.toml). The answers live in plain
-text only in solution/answers.toml (and the explanations in
-solution/quiz_explanations.toml); `python3 -m course quiz-keys` turns them
+text only in the marked source, course/source/answers.toml (and the finished
+app made from it, solution/answers.toml), the explanations only in
+course/source/quiz_explanations.toml; `python3 -m course quiz-keys` turns them
 into units/NN-*/keys.toml: a SHA-256 of each normalised answer, and the
 explanation encrypted with a key derived from that answer. A learner who
 answers right sees why; a wrong answer reveals nothing.
@@ -12,7 +13,7 @@ import hashlib
 import tomllib
 
 from course import manifest
-from course.stages import SOLUTION
+from course.stages import SOURCE
 
 KEYS_FILE = "keys.toml"
 EXPLANATIONS_FILE = "quiz_explanations.toml"
@@ -60,10 +61,10 @@ def check(unit, answers):
 
 
 def write_keys(numbers=None):
-    """Regenerate the keys.toml of the given units (default: all) from solution/;
+    """Regenerate the keys.toml of the given units (default: all) from course/source/;
     return the files written."""
-    answers = tomllib.loads((SOLUTION / manifest.ANSWERS_FILE).read_text())
-    explanations_path = SOLUTION / EXPLANATIONS_FILE
+    answers = tomllib.loads((SOURCE / manifest.ANSWERS_FILE).read_text())
+    explanations_path = SOURCE / EXPLANATIONS_FILE
     explanations = tomllib.loads(explanations_path.read_text()) if explanations_path.exists() else {}
     written = []
     for unit in manifest.units():
@@ -74,7 +75,7 @@ def write_keys(numbers=None):
         for q in unit.quiz:
             answer = answers.get(section, {}).get(q.id)
             if not answer:
-                raise ValueError(f"solution/answers.toml has no answer for [{section}] {q.id}")
+                raise ValueError(f"course/source/answers.toml has no answer for [{section}] {q.id}")
             why = explanations.get(section, {}).get(q.id, "")
             lines += ["", f"[{q.id}]", f'key = "{answer_hash(unit, q.id, answer)}"',
                       f'explanation = "{encrypt(unit, q.id, answer, why)}"']

@@ -1,19 +1,32 @@
-"""Make the learner's app as it stands at the end of any unit, from solution/.
+"""Make the learner's app as it stands at the end of any unit, from the
+course's marked source (course/source/).
 
-solution/ is the one source. Its learner files carry unit markers:
+course/source/ is the one source of every stage: the whole reference app
+(provided files included), its Procfile and requirements.txt, and the quiz's
+reference answers and explanations. Its learner files carry unit markers:
 
-    # [unit 03+]       lines from unit 03 on (live code in solution/)
+    # [unit 03+]       lines from unit 03 on (live code in the source)
     # [unit 01-02]     lines for units 01-02 only, kept commented out ("# ")
     # [end]
 
 The stage of unit N keeps the blocks whose range holds N, uncomments the
-ones that were commented out, and drops the marker lines. starter/ is the
-stage of unit 01 with no quiz answered (the self-checks prove the committed
-copy matches: starter_files()), and
-`python3 -m course checkpoint N` writes the stage of unit N.
+ones that were commented out, and drops the marker lines. Three folders are
+generated from it and committed, never edited by hand
+(`python3 -m course stages` writes them all):
+
+- starter/: the stage of unit 01 with no quiz answered, and the top-level
+  Procfile and requirements.txt beside it (the learner completes those in
+  unit 04);
+- solution/: the stage of the last unit with every answer, its own Procfile
+  and requirements.txt: the finished app learners read, with no markers;
+- (any other stage on demand: `python3 -m course checkpoint N`).
+
+The source lives under course/ because learners never need to read it: what
+they open to compare is solution/, plain code.
 """
 import re
 import shutil
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -22,13 +35,19 @@ from course import manifest
 
 SOLUTION = ROOT / "solution"
 STARTER = ROOT / "starter"
+SOURCE = ROOT / "course" / "source"
+# Before the move (a branch from before it, merged in): solution/ is still the
+# marked source. Everything reads it from there until `python3 -m course stages
+# --move-source` moves it; nothing is written into it meanwhile.
+if not SOURCE.is_dir():
+    SOURCE = SOLUTION
 MARKER = re.compile(r"^# \[unit (\d+)(\+|-(\d+))\]\s*$")
 END = "# [end]"
-# Only in solution/: the reference answers' explanations never reach a learner folder.
-SOLUTION_ONLY = {"quiz_explanations.toml"}
+# Only in the source: the reference answers' explanations never reach an app folder.
+SOURCE_ONLY = {"quiz_explanations.toml"}
 # Files Heroku reads from the top of the repository. Their marked sources are in
-# solution/; a learner's copies sit beside the app folder (at the repository's
-# top for starter/), and unit 04 has the learner complete them.
+# the source; a learner's copies sit beside the app folder (at the repository's
+# top for starter/), and unit 04 has the learner complete them. solution/ has its own.
 PROJECT_FILES = ("Procfile", "requirements.txt")
 IGNORED = {"__pycache__", ".pytest_cache"}
 
@@ -74,7 +93,7 @@ def render(text, stage, last, name="<text>"):
 def render_answers(stage):
     """answers.toml with the reference answers of units 1..stage and blanks for
     the rest (explanations are not copied). Stage 0 is all blanks: the starter."""
-    answers = tomllib.loads((SOLUTION / manifest.ANSWERS_FILE).read_text())
+    answers = tomllib.loads((SOURCE / manifest.ANSWERS_FILE).read_text())
     lines = [
         "# Your answers to each unit's challenge. Letters, e.g. q1 = \"b\" or, where",
         "# several choices are right, q1 = \"ac\". `python3 -m course quiz N` fills this in.",
@@ -97,9 +116,9 @@ def files_at(stage, answered=None):
     last = units[-1].number
     created = manifest.learner_files()
     result = {}
-    for path in sorted(SOLUTION.rglob("*")):
-        rel = path.relative_to(SOLUTION)
-        if path.is_dir() or IGNORED & set(rel.parts) or rel.name in SOLUTION_ONLY:
+    for path in sorted(SOURCE.rglob("*")):
+        rel = path.relative_to(SOURCE)
+        if path.is_dir() or IGNORED & set(rel.parts) or rel.name in SOURCE_ONLY:
             continue
         name = rel.as_posix()
         if name in PROJECT_FILES:
@@ -117,7 +136,7 @@ def files_at(stage, answered=None):
 def project_files_at(stage):
     """{name: text} of the top-level project files at the end of unit `stage`."""
     last = manifest.units()[-1].number
-    return {name: render((SOLUTION / name).read_text(), stage, last, name) for name in PROJECT_FILES}
+    return {name: render((SOURCE / name).read_text(), stage, last, name) for name in PROJECT_FILES}
 
 
 def starter_files():
@@ -152,8 +171,71 @@ def project_folder(app_folder):
     return app_folder if (app_folder / "Procfile").is_file() else app_folder.parent
 
 
+def last_stage():
+    return manifest.units()[-1].number
+
+
 def write_starter():
+    """starter/ and the top-level Procfile and requirements.txt: the stage of unit 01."""
     write_stage(1, STARTER, answered=0, project_dest=ROOT)
+
+
+class NotMoved(RuntimeError):
+    """The marked source is still in solution/, or solution/ holds marked text."""
+
+
+def marked_files(folder):
+    """Files under folder that hold unit markers (a marked source, not a generated app)."""
+    folder = Path(folder)
+    found = []
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and not IGNORED & set(path.relative_to(folder).parts):
+            try:
+                text = path.read_text()
+            except (UnicodeDecodeError, OSError):
+                continue
+            if any(MARKER.match(line) or line.rstrip() == END for line in text.splitlines()):
+                found.append(path.relative_to(folder).as_posix())
+    return found
+
+
+def write_solution():
+    """solution/: the finished app (the last stage, every quiz answered, its own
+    Procfile and requirements.txt), with no markers. Never overwrites marked text."""
+    if SOURCE == SOLUTION:
+        raise NotMoved("the marked source is still in solution/; move it first: "
+                       "`python3 -m course stages --move-source`")
+    marked = marked_files(SOLUTION) if SOLUTION.is_dir() else []
+    if marked:
+        raise NotMoved(f"solution/ holds unit markers ({', '.join(marked)}): those are edits to the marked "
+                       f"source made in solution/. Carry them into {SOURCE.relative_to(ROOT)}/ by hand, "
+                       "then run this again (it would overwrite them).")
+    write_stage(last_stage(), SOLUTION)
+
+
+def write_all():
+    """Everything generated from the source: starter/, the top-level Procfile and
+    requirements.txt, and solution/. Returns what was written, for a message."""
+    write_solution()
+    write_starter()
+    return ["starter/", "Procfile", "requirements.txt", "solution/"]
+
+
+def move_source():
+    """The move of the marked source out of solution/ (where learners read it) into
+    course/source/, with git so history follows: `git mv solution course/source`,
+    then every generated folder is written. Returns the paths to commit."""
+    target = ROOT / "course" / "source"
+    if target.exists():
+        raise NotMoved(f"{target.relative_to(ROOT)}/ exists already: the source has been moved.")
+    if not marked_files(SOLUTION):
+        raise NotMoved("solution/ holds no unit markers, so it is not the marked source; nothing to move.")
+    subprocess.run(["git", "mv", "solution", str(target.relative_to(ROOT))], cwd=ROOT, check=True)
+    global SOURCE
+    SOURCE = target
+    written = write_all()
+    subprocess.run(["git", "add", "--", *written], cwd=ROOT, check=True)
+    return [f"{target.relative_to(ROOT)}/", *written]
 
 
 def project_differences(stage, folder):

@@ -1,12 +1,16 @@
 """The lessons must agree with what is graded: every unit README has the course's
-sections, its annotated code is a real slice of solution/ at that unit's stage,
+sections, its annotated code is a real slice of the app at that unit's stage
+(generated from the course's source, never read from the learner's starter/),
 every step a grader message cites exists, and its challenge shows the quiz.
 
 A code block is tied to a file by an HTML comment on the line before its fence:
 
     <!-- file: worker.py stage: 03 -->   a learner or app file, as at the end of unit 03
-    <!-- file: Procfile -->              a file at the top of the repository, as committed
     <!-- file: Procfile stage: 04 -->    a project file (Procfile, requirements.txt) at a stage
+    <!-- file: app.json -->              another file at the top of the repository, as it is
+
+The learner edits the top-level Procfile and requirements.txt (unit 04), so a
+block quoting them must name a stage.
 """
 import ast
 import re
@@ -69,7 +73,7 @@ def source_text(name, stage):
         return stages.project_files_at(stage)[name]
     if stage is None:
         path = ROOT / name
-        return path.read_text() if path.is_file() else None
+        return path.read_text() if path.is_file() and name not in stages.PROJECT_FILES else None
     content = stages.files_at(stage).get(name)
     if isinstance(content, Path):
         return content.read_text()
@@ -105,7 +109,7 @@ def test_readme_has_the_course_sections(unit):
 
 
 @pytest.mark.parametrize("unit", UNITS, ids=lambda u: u.code)
-def test_lesson_code_is_a_slice_of_solution(unit):
+def test_lesson_code_is_a_slice_of_its_stage(unit):
     lines = readme_lines(unit)
     readme = where(unit.readme)
     last = UNITS[-1].number
@@ -117,6 +121,9 @@ def test_lesson_code_is_a_slice_of_solution(unit):
             pytest.fail(f"{readme}:{lineno}: the block names stage {stage:02d}, but units run 1-{last}.", pytrace=False)
         text = source_text(name, stage)
         at = f"{name} at stage {stage:02d}" if stage else f"the repository's {name}"
+        if stage is None and name in stages.PROJECT_FILES:
+            pytest.fail(f"{readme}:{lineno}: a block quoting {name} must name a stage (<!-- file: {name} stage: NN -->):"
+                        " the learner edits the top-level one.", pytrace=False)
         if text is None:
             pytest.fail(f"{readme}:{lineno}: the block is annotated as {at}, which does not exist.", pytrace=False)
         wanted = [l.rstrip() for l in block]
@@ -248,3 +255,60 @@ def test_lesson_shows_every_line_the_unit_adds(unit):
     if missing:
         pytest.fail(f"{where(unit.readme)} does not show {len(missing)} line(s) unit {unit.code} adds, so copying "
                     f"the lesson leaves them out; first: " + "; ".join(missing[:6]), pytrace=False)
+
+
+RQ_COMMAND = re.compile(r"\brq (?:worker|info|requeue|empty|suspend|resume)\b[^`\n]*")
+RQ_URL = re.compile(r"(?:-u|--url)\s+(['\"]?)(\S+?)\1(?:\s|$)")
+
+
+def rq_command_lines():
+    """[(where, command, its --url value or None, for Heroku?)] for every `rq` command a
+    lesson gives to run (a line that names a URL, runs on Heroku, or is a Procfile line)."""
+    found = []
+    for unit in UNITS:
+        for number, line in enumerate(readme_lines(unit), 1):
+            for match in RQ_COMMAND.finditer(line):
+                start = line.rfind("`", 0, match.start()) + 1
+                command = line[start:match.end()].strip()
+                heroku = "heroku run" in command or "worker:" in command
+                if not (heroku or RQ_URL.search(command)):
+                    continue  # prose naming the command, not a line to run
+                url = RQ_URL.search(command)
+                found.append((f"{where(unit.readme)}:{number}", command, url and url.group(2), heroku))
+    return found
+
+
+def test_every_rq_command_line_names_a_url_that_works_where_it_runs(tmp_path):
+    """The `rq` command builds its Redis client from the URL alone. On Heroku that is
+    rediss:// with a self-signed certificate, so the URL must carry ?ssl_cert_reqs=none;
+    on a local redis:// URL that query is refused. Each URL form is tried for real:
+    Heroku's against a TLS front with a self-signed certificate, the local one plain."""
+    import subprocess
+    import sys
+    from contextlib import ExitStack
+
+    from course import services
+
+    lines = rq_command_lines()
+    assert lines, "no lesson gives an rq command line; this check looks in the wrong place"
+    forms = {}
+    for here, command, url, heroku in lines:
+        if not url or "$REDIS_URL" not in url:
+            pytest.fail(f"{here}: `{command}` names no --url built from $REDIS_URL, so rq would use "
+                        "localhost:6379 instead of the app's Redis.", pytrace=False)
+        if heroku != ("ssl_cert_reqs=none" in url):
+            why = ("runs on Heroku, whose rediss:// certificate is self-signed: end the URL with ?ssl_cert_reqs=none"
+                   if heroku else "runs locally on a redis:// URL, which refuses ?ssl_cert_reqs=none")
+            pytest.fail(f"{here}: `{command}` {why}.", pytrace=False)
+        forms.setdefault((url, heroku), here)
+    rq = Path(sys.executable).with_name("rq")
+    with ExitStack() as stack:
+        plain = stack.enter_context(services.redis_server())
+        tls, _ = stack.enter_context(services.tls_front(int(plain.rsplit(":", 1)[1].split("/")[0])))
+        for (url, heroku), here in forms.items():
+            real = url.replace("$REDIS_URL", tls if heroku else plain)
+            done = subprocess.run([str(rq), "info", "--url", real], capture_output=True, text=True, timeout=60)
+            if done.returncode != 0:
+                tail = ((done.stderr + done.stdout).strip().splitlines() or ["(no output)"])[-1]
+                pytest.fail(f"{here}: with REDIS_URL={'rediss' if heroku else 'redis'}://..., `rq info --url {url}` "
+                            f"fails: {tail}", pytrace=False)

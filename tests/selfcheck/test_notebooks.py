@@ -17,7 +17,9 @@ from grader.learner import marked_processes
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 # What a notebook needs from the repository; it runs in a copy, so nothing it writes lands here.
-COPIED = ("course", "solution", "starter", "notebooks", "Procfile")
+# Not starter/: that is the learner's work, in any state; a notebook that wants the
+# original starter makes its own from the course's source (course.stages, which reads units/).
+COPIED = ("course", "units", "solution", "notebooks", "Procfile")
 KERNEL = "course-notebooks"
 # Each run's processes carry this variable, so leftovers can be found even once orphaned.
 MARKER = "COURSE_NOTEBOOK_RUN"
