@@ -1,73 +1,21 @@
 """The web app: a page with a button, and the route that starts a report."""
-# [unit 05-05]
-# import re
-#
-# [end]
-# [unit 06+]
 import os
 import re
 
-# [end]
-# [unit 01-02]
-# import os
-# import uuid
-#
-# import boto3
-# [end]
-# [unit 08+]
 import redis
-# [end]
-# [unit 01-04]
-# from flask import Flask, jsonify, render_template
-# [end]
-# [unit 05-06]
-# from flask import Flask, jsonify, render_template, url_for
-# [end]
-# [unit 07+]
 from flask import Flask, jsonify, render_template, request, url_for
-# [end]
-# [unit 06+]
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-# [end]
-# [unit 01-02]
-#
-# from report_data import fetch_sales
-# from report_pdf import build_pdf
-# [end]
-# [unit 03-05]
-# from rq import Queue
-# [end]
-# [unit 06+]
 from rq import Queue, Retry
-# [end]
-# [unit 05+]
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
-# [end]
-# [unit 08+]
 from rq.serializers import JSONSerializer
 from rq.utils import now
 from rq.worker import Worker
 from werkzeug.exceptions import HTTPException
-# [end]
-# [unit 03-04]
-#
-# from utils import make_report
-# [end]
-# [unit 05-06]
-#
-# from utils import download_url, make_report
-# [end]
-# [unit 07+]
 
 from report_data import SECTIONS
 from utils import download_url, fetch_section, make_report, merge_sections
-# [end]
-# [unit 03-07]
-# from worker import conn
-# [end]
-# [unit 08+]
 from worker import redis_url
 
 # The web app's own Redis client, with redis-py's default retries (a couple of
@@ -75,38 +23,21 @@ from worker import redis_url
 # restarting; a page must not, so past that, the 503 says "try again shortly".
 tls = {"ssl_cert_reqs": None} if redis_url.startswith("rediss://") else {}
 conn = redis.Redis.from_url(redis_url, **tls)
-# [end]
 
 app = Flask(__name__)
-# [unit 08+]
 
 # Flask reads the whole body of a request before the route sees it. The page
 # sends a few bytes; anything over 16 KB is refused with 413 before it is read.
 app.config["MAX_CONTENT_LENGTH"] = 16 * 1024
-# [end]
-# [unit 03-06]
-#
-# # A Queue is a named list in Redis. The route only appends to it; a worker,
-# # in another process, takes jobs off it and runs them.
-# queue = Queue("default", connection=conn)
-# [end]
-# [unit 07+]
 
 # One queue per priority. The worker listens on high, default, low in that
 # order, so it takes a job from high before any from default or low.
 PRIORITIES = ("high", "default", "low")
-# [end]
-# [unit 07-07]
-# queues = {name: Queue(name, connection=conn) for name in PRIORITIES}
-# [end]
-# [unit 08+]
 # JSON, not pickle: a worker unpickling job data would run whatever code
 # anyone able to write to Redis put there. JSON carries data, but one item of
 # that data is the name of the function to run: the worker also checks that
 # name against the app's own jobs (worker.py).
 queues = {name: Queue(name, connection=conn, serializer=JSONSerializer) for name in PRIORITIES}
-# [end]
-# [unit 06+]
 
 # How long one run of a report may take before the worker stops it. From the
 # environment, so a deploy can change it without a code change.
@@ -115,14 +46,10 @@ JOB_TIMEOUT = int(os.environ.get("JOB_TIMEOUT", "600"))
 # When a run fails (say S3 is briefly down), run it again: up to 3 more times,
 # after 10 s, 30 s, then 60 s. Waiting needs the worker's scheduler (worker.py).
 RETRY = Retry(max=3, interval=[10, 30, 60])
-# [end]
-# [unit 05+]
 
 # rq's job ids: letters, digits, "_" and "-" (a uuid4 unless you choose one).
 # Anything else is not a job id, so it gets a 400 before Redis is asked.
 JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
-# [end]
-# [unit 06+]
 
 # rq has more states than the page needs. A job waiting for its next retry
 # is "scheduled"; to the person waiting it is still queued.
@@ -131,15 +58,11 @@ PAGE_STATUS = {"scheduled": "queued", "deferred": "queued", "stopped": "failed",
 # What the page says when Redis cannot be reached (down, restarting, failing
 # over): 503 and a Retry-After, so the page (and any client) waits and asks again.
 QUEUE_DOWN = "The job queue is unavailable; try again shortly."
-# [end]
-# [unit 08+]
 
 # A started job whose worker has sent no heartbeat for this long was cut off:
 # its worker was killed, or its dyno lost. rq notices too, later (worker.py).
 # Three of the worker's heartbeats (HEARTBEAT = 10 in worker.py).
 INTERRUPTED_AFTER = 30  # seconds
-# [end]
-# [unit 06+]
 
 
 @app.errorhandler(RedisConnectionError)
@@ -147,8 +70,6 @@ INTERRUPTED_AFTER = 30  # seconds
 def queue_unavailable(error):
     app.logger.warning("Redis unavailable: %s", error)
     return jsonify(error=QUEUE_DOWN), 503, {"Retry-After": "5"}
-# [end]
-# [unit 08+]
 
 
 @app.errorhandler(HTTPException)
@@ -174,7 +95,6 @@ def unexpected(error):
     if request.endpoint == "report_status":
         return jsonify(error="That report's record cannot be read. Start a new report."), 404
     return jsonify(error="Something went wrong on our side. Try again."), 500
-# [end]
 
 
 @app.get("/")
@@ -184,33 +104,13 @@ def index():
 
 @app.post("/report")
 def create_report():
-# [unit 01-02]
-#     # Everything below runs while the browser (and Heroku's router) waits.
-#     rows = fetch_sales()  # the slow query: REPORT_SECONDS seconds
-#     pdf = build_pdf(rows)
-#     key = f"reports/{uuid.uuid4()}.pdf"
-#     s3 = boto3.client("s3")
-#     s3.put_object(Bucket=os.environ["S3_BUCKET"], Key=key, Body=pdf, ContentType="application/pdf")
-#     return jsonify(key=key)
-# [end]
-# [unit 08+]
     try:
         request.get_data()  # the whole body, read (and kept) now: a broken one is a 400 here
     except HTTPException:
         raise  # 413: over MAX_CONTENT_LENGTH
     except Exception:  # the client broke off, or sent chunks that do not add up
         return jsonify(error="The request body could not be read."), 400
-# [end]
-# [unit 03+]
     # Enqueue and answer at once; the worker does the slow part.
-# [end]
-# [unit 03-05]
-#     job = queue.enqueue(make_report, job_timeout=600)
-# [end]
-# [unit 06-06]
-#     job = queue.enqueue(make_report, job_timeout=JOB_TIMEOUT, retry=RETRY)
-# [end]
-# [unit 07+]
     priority, sections, problem = report_options()
     if problem:
         return jsonify(error=problem), 400
@@ -219,11 +119,6 @@ def create_report():
         job = enqueue_sectioned_report(queue)
     else:
         job = queue.enqueue(make_report, job_timeout=JOB_TIMEOUT, retry=RETRY)
-# [end]
-# [unit 03-04]
-#     return jsonify(job_id=job.id), 202
-# [end]
-# [unit 05+]
     # status_url tells the page where to ask how the job is doing.
     status_url = url_for("report_status", job_id=job.id)
     return jsonify(job_id=job.id, status_url=status_url), 202
@@ -235,32 +130,15 @@ def report_status(job_id):
     if not JOB_ID.fullmatch(job_id):
         return jsonify(error="That is not a report id."), 400
     try:
-# [end]
-# [unit 05-07]
-#         job = Job.fetch(job_id, connection=conn)
-# [end]
-# [unit 08+]
         job = Job.fetch(job_id, connection=conn, serializer=JSONSerializer)
-# [end]
-# [unit 05+]
     except NoSuchJobError:
         return jsonify(error="There is no report with that id. It may have expired."), 404
     status = job.get_status().value
-# [end]
-# [unit 07+]
     if status == "deferred":  # a merge job, still waiting for its sections
         return jsonify(merge_status(job))
-# [end]
-# [unit 06+]
     status = PAGE_STATUS.get(status, status)
-# [end]
-# [unit 05+]
-# [end]
-# [unit 08+]
     if status == "started" and worker_gone(job):
         status = "interrupted"  # the page says so, and keeps polling: rq will retry it
-# [end]
-# [unit 05+]
     answer = {"job_id": job.id, "status": status, "progress": job.meta.get("progress", 0)}
     if status == "finished":
         answer["progress"] = 100
@@ -270,15 +148,6 @@ def report_status(job_id):
     return jsonify(answer)
 
 
-# [end]
-# [unit 05-05]
-# def failure_reason(job):
-#     """The last line of the job's traceback: the exception and its message."""
-#     result = job.latest_result()
-#     text = (result.exc_string if result else None) or "The report failed."
-#     return text.strip().splitlines()[-1]
-# [end]
-# [unit 06+]
 def failure_reason(job):
     """A short sentence for the person waiting. The traceback, with endpoints,
     bucket names and keys they have no use for, stays in the job's failure
@@ -295,8 +164,6 @@ def failure_reason(job):
     if "AbandonedJob" in last[0] or "ShutDownImminent" in kind:
         return "The worker building the report stopped before it finished. Try again."
     return "The report failed. Try again; if it fails again, tell us."
-# [end]
-# [unit 07+]
 
 
 def report_options():
@@ -310,15 +177,8 @@ def report_options():
         body = request.form
     priority = body.get("priority", "default")
     if priority not in PRIORITIES:
-# [end]
-# [unit 07-07]
-#         return None, None, f"priority must be high, default or low, not {priority!r}."
-# [end]
-# [unit 08+]
         # Not echoed back: it could be 10 MB, or HTML meant for someone's page.
         return None, None, "priority must be high, default or low."
-# [end]
-# [unit 07+]
     sections = body.get("sections", False) in (True, "true", "1", "on")
     return priority, sections, None
 
@@ -342,8 +202,6 @@ def merge_status(job):
                     "error": f"Section {section.args[0]!r} failed: {failure_reason(section)}"}
     done = sum(section.get_status().value == "finished" for section in sections)
     return {"job_id": job.id, "status": "queued", "progress": 90 * done // max(len(sections), 1)}
-# [end]
-# [unit 08+]
 
 
 def worker_gone(job):
@@ -355,4 +213,3 @@ def worker_gone(job):
     if worker is None or worker.last_heartbeat is None:  # its record expired: silent for minutes
         return True
     return (now() - worker.last_heartbeat).total_seconds() > INTERRUPTED_AFTER
-# [end]

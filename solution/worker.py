@@ -1,14 +1,8 @@
 """The Redis connection, and the worker that runs queued jobs (python worker.py)."""
 import os
-# [unit 08+]
 from datetime import timedelta
-# [end]
 
 import redis
-# [unit 03-07]
-# from rq import Worker
-# [end]
-# [unit 08+]
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 from rq import Queue, Repeat
@@ -17,26 +11,16 @@ from rq.serializers import JSONSerializer
 from rq.worker import HerokuWorker
 
 from utils import delete_old_reports
-# [end]
-# [unit 03+]
 
 # The queues this worker serves, in priority order: it always takes the next
 # job from the first queue in this list that has one.
 listen = ["high", "default", "low"]
-# [end]
 
 redis_url = os.environ.get("REDIS_URL", "redis://localhost:6379")
 
 # Heroku's Redis speaks TLS only (rediss://) with a self-signed certificate,
 # so for rediss:// URLs we encrypt but skip the certificate check. redis-py
 # rejects ssl_cert_reqs on a plain redis:// URL, so pass it only for TLS.
-# [unit 02-07]
-# if redis_url.startswith("rediss://"):
-#     conn = redis.Redis.from_url(redis_url, ssl_cert_reqs=None)
-# else:
-#     conn = redis.Redis.from_url(redis_url)
-# [end]
-# [unit 08+]
 tls = {"ssl_cert_reqs": None} if redis_url.startswith("rediss://") else {}
 
 
@@ -54,8 +38,6 @@ def connect(retries):
 # at most. rq's scheduler process copies these settings. The web app makes its
 # own client (app.py) that gives up after a couple of seconds.
 conn = connect(retries=20)
-# [end]
-# [unit 08+]
 
 # Heroku stops a dyno with SIGTERM to every process in it, then SIGKILL 30 s
 # later. HerokuWorker's work horse ignores that SIGTERM, so the running job
@@ -105,17 +87,9 @@ def schedule_cleanup():
     low = Queue("low", connection=conn, serializer=JSONSerializer)
     low.enqueue_in(timedelta(minutes=1), delete_old_reports, job_id=CLEANUP_JOB_ID,
                    repeat=Repeat(times=24 * 30, interval=CLEANUP_EVERY))
-# [end]
-# [unit 03+]
 
 
 if __name__ == "__main__":
-# [end]
-# [unit 03-07]
-#     # rq 2.0 removed `with Connection(conn):`; the connection is passed in.
-#     worker = Worker(listen, connection=conn)
-# [end]
-# [unit 08+]
     schedule_cleanup()
     # The connection is passed in (rq 2.0 removed `with Connection(conn):`),
     # and so is the serializer: the queues in app.py use JSON too.
@@ -123,12 +97,6 @@ if __name__ == "__main__":
                           job_monitoring_interval=HEARTBEAT, maintenance_interval=CLEANUP_REGISTRIES,
                           worker_ttl=WORKER_TTL)
     worker.imminent_shutdown_delay = SHUTDOWN_GRACE
-# [end]
-# [unit 03-05]
-#     worker.work()
-# [end]
-# [unit 06+]
     # The scheduler puts jobs whose retry wait is over back on their queue.
     # Without it, a job scheduled for a retry waits forever.
     worker.work(with_scheduler=True)
-# [end]
