@@ -87,6 +87,7 @@ def test_requirements_pin_everything_the_app_imports(target):
                  f"{name} {installed}. Pin the version you tested with.", unit=UNIT, step=2)
 
 
+@pytest.mark.unscored("a provided file: the unit asks you to read it, not to write it")
 def test_python_version_file_names_a_supported_python(target):
     path = target.project_file(".python-version")
     if target.project_file("runtime.txt").is_file():
@@ -101,6 +102,7 @@ def test_python_version_file_names_a_supported_python(target):
              unit=UNIT, step=2)
 
 
+@pytest.mark.unscored("a provided file: the unit asks you to read it, not to write it")
 def test_app_json_names_redis_and_both_process_types(target):
     path = target.project_file("app.json")
     if not path.is_file():
