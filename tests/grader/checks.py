@@ -25,6 +25,16 @@ def pdf_problem(data, min_pages=2):
     return ""
 
 
+def attempt(call, *args, **kwargs):
+    """(what call returns, None), or (None, the LearnerFailure it raised): a check can then
+    report the failure after the except block, so its message is not chained to another
+    ("During handling of the above exception...")."""
+    try:
+        return call(*args, **kwargs), None
+    except LearnerFailure as error:
+        return None, error
+
+
 def bucket_keys(s3, bucket):
     return [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
 
