@@ -35,6 +35,11 @@ def hurry(redis, job):
     return True
 
 
+def waiting(redis, job):
+    """True if the job waits in its queue's scheduled registry (a retry's wait)."""
+    return redis.zscore(ScheduledJobRegistry(job.origin, connection=redis).key, job.id) is not None
+
+
 def follow(redis, job, timeout):
     """Wait until the job has finished or failed for good, hurrying each scheduled
     retry. Returns (state, whether a retry ever waited in the scheduled registry).

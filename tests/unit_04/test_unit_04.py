@@ -12,8 +12,8 @@ import pytest
 
 from course import services
 from grader import flows, jobs
-from grader.checks import bucket_keys, http, pdf_problem
-from grader.feedback import LearnerFailure, fail
+from grader.checks import attempt, bucket_keys, http, pdf_problem
+from grader.feedback import fail
 from grader.learner import marked_processes, wait_until
 
 UNIT = 4
@@ -245,13 +245,13 @@ def test_procfile_processes_turn_a_request_into_a_pdf(learner, target, redis, re
             fail(f"The Procfile's web process did not listen on $PORT ({port}) within 20 s: "
                  f"{why or 'bind to 0.0.0.0:$PORT'}", unit=UNIT, step=1)
         wait_for_workers(redis, workers)
-        try:
-            status, body, _ = http("POST", f"http://127.0.0.1:{port}/report", body={})
-        except LearnerFailure as error:  # gunicorn opens the port before its workers import the app
+        answer, error = attempt(http, "POST", f"http://127.0.0.1:{port}/report", body={})
+        if error:  # gunicorn opens the port before its workers import the app
             if not_importable(web.log()):
                 fail(f"The Procfile's web process opened its port, but its workers cannot import app.py. "
                      f"{NO_PYTHONPATH}", unit=UNIT, step=1)
             fail(f"{error} {cause(web)}".strip(), unit=UNIT, step=1)
+        status, body, _ = answer
         if status not in (200, 202):
             fail(f"POST /report on the web process answered {status}: {str(body)[:160]}", unit=UNIT, step=1)
         job = jobs.fetch(redis, body["job_id"]) if isinstance(body, dict) and body.get("job_id") else None

@@ -11,8 +11,8 @@ import pytest
 
 from grader import flows, jobs, retries, web
 from grader.browser import open_page
-from grader.checks import http, pdf_problem
-from grader.feedback import LearnerFailure, fail
+from grader.checks import attempt, http, pdf_problem
+from grader.feedback import fail
 
 UNIT = 5
 # Long enough to watch the job run (fetch_sales reports progress 20 times).
@@ -45,11 +45,11 @@ def test_status_goes_queued_started_finished_with_rising_progress(learner, redis
              "its queue is 'queued'. Answer job.get_status().", unit=UNIT, step=4)
     worker = learner.start_worker(env=environment)
     flows.wait_for_worker(learner, redis, worker)
-    try:
-        seen = [first] + web.watch(url, lambda b: b.get("status") in ("finished", "failed"), 30, UNIT, 4)
-    except LearnerFailure as error:
+    watched, error = attempt(web.watch, url, lambda b: b.get("status") in ("finished", "failed"), 30, UNIT, 4)
+    if error:
         fail(f"{error} The worker was running; does the route read the job's status from Redis each time?",
              unit=UNIT, step=4)
+    seen = [first] + watched
     statuses = [b.get("status") for b in seen]
     unknown = sorted({str(s) for s in statuses} - set(web.RANK))
     if unknown:
@@ -143,10 +143,10 @@ def presign_problem(url):
 def test_finished_report_links_to_the_pdf_with_a_presigned_url(learner, redis, s3, bucket):
     base = run_web_and_worker(learner, redis)
     _, url = web.start_report(base, UNIT, 3)
-    try:
-        last = web.watch(url, lambda b: b.get("status") in ("finished", "failed"), 30, UNIT, 4)[-1]
-    except LearnerFailure as error:
+    watched, error = attempt(web.watch, url, lambda b: b.get("status") in ("finished", "failed"), 30, UNIT, 4)
+    if error:
         fail(str(error), unit=UNIT, step=4)
+    last = watched[-1]
     if last.get("status") != "finished":
         fail(f"The job ended {last.get('status')!r}: {last.get('error') or 'no error given'}", unit=UNIT, step=2)
     link = last.get("url")
@@ -178,9 +178,9 @@ def test_failed_job_says_failed_with_its_error(learner, redis, s3, bucket):
     job_id, url = web.start_report(base, UNIT, 3)
     worker = learner.start_worker(env=environment)
     flows.wait_for_worker(learner, redis, worker)
-    try:  # a later unit's retries are hurried: each run fails the same way
-        retries.follow(redis, jobs.fetch(redis, job_id), 30)
-    except LearnerFailure as error:
+    # A later unit's retries are hurried: each run fails the same way.
+    _, error = attempt(retries.follow, redis, jobs.fetch(redis, job_id), 30)
+    if error:
         fail(f"With the data source down, the report job did not end: {error}", unit=UNIT, step=2)
     code, body, _ = http("GET", url, headers={"Accept": "application/json"})
     if code != 200 or not isinstance(body, dict):
