@@ -197,6 +197,11 @@ def pytest_runtest_makereport(item, call):
             report.longrepr = f"{report.longrepr}\n  The app logged: {why}"
 
 
+# A check marked @pytest.mark.unscored("why") checks something the unit does not ask
+# the learner to do (the environment, a provided file): reported, worth no points.
+UNSCORED = "unscored"
+
+
 class Results:
     """Collects each check's outcome, per unit, for the summary and --results."""
 
@@ -210,7 +215,7 @@ class Results:
             return
         failed = report.failed
         entry = {"check": report.nodeid.split("::")[-1], "outcome": "failed" if failed else report.outcome,
-                 "seconds": round(report.duration, 2)}
+                 "seconds": round(report.duration, 2), "scored": UNSCORED not in report.keywords}
         if failed:
             entry["message"] = first_lines(report)
         existing = next((c for c in self.checks[unit] if c["check"] == entry["check"]), None)
@@ -227,7 +232,14 @@ class Results:
             checks = self.checks[code]
             unit = manifest.unit(code)
             passed = sum(c["outcome"] == "passed" for c in checks)
-            earned = round(unit.points * passed / len(checks), 2) if checks else 0
+            # Points are shared by the checks of the unit's own work; an unscored check
+            # (the environment, a provided file) is reported but earns nothing.
+            scored = [c for c in checks if c["scored"]]
+            share = unit.points / len(scored) if scored else 0
+            for c in checks:
+                c["points"] = round(share, 2) if c["scored"] else 0
+                c["earned"] = c["points"] if c["outcome"] == "passed" else 0
+            earned = round(share * sum(c["outcome"] == "passed" for c in scored), 2)
             units[code] = {"title": unit.title, "points": unit.points, "earned": earned,
                            "passed": passed, "total": len(checks),
                            "seconds": round(sum(c["seconds"] for c in checks), 2), "checks": checks}
@@ -243,6 +255,8 @@ def first_lines(report, count=3):
 
 
 def pytest_configure(config):
+    config.addinivalue_line("markers", f"{UNSCORED}(why): a check reported but worth no points "
+                            "(it checks no work the unit asks of the learner)")
     config._course_results = Results()
 
 

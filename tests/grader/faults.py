@@ -4,7 +4,8 @@ Learner code gets the proxy's address as AWS_ENDPOINT_URL. Every request
 passes through to the real local S3, except object uploads (PUT /bucket/key),
 which the proxy can fail with a 5xx S3 error: the next N of them (a short
 outage), or all of them until healed (a long one). It counts the uploads it
-saw, so a check can tell how many attempts were made.
+saw, so a check can tell how many attempts were made. Like real S3 (and unlike
+moto), it refuses a DeleteObjects call with more than 1,000 keys.
 """
 import http.client
 import threading
@@ -55,6 +56,18 @@ class FaultPlan:
             return None
 
 
+# S3's DeleteObjects takes at most 1,000 keys a call; moto takes any number, real S3
+# answers 400 MalformedXML. The proxy answers as S3 does.
+MAX_DELETE_KEYS = 1000
+MALFORMED = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>MalformedXML</Code><Message>The XML you '
+             b'provided was not well-formed or did not validate against our published schema</Message>'
+             b'<RequestId>course-proxy</RequestId></Error>')
+
+
+def _is_bulk_delete(method, path):
+    return method == "POST" and "delete" in urlsplit(path).query.split("&")
+
+
 def _is_object_upload(method, path):
     # Path-style addressing (the local S3 is an IP address): /bucket/key...
     parts = urlsplit(path).path.strip("/").split("/", 1)
@@ -94,6 +107,8 @@ def _handler(upstream_host, upstream_port, plan):
 
         def _handle(self):
             body = self._body()
+            if _is_bulk_delete(self.command, self.path) and body.count(b"<Object>") > MAX_DELETE_KEYS:
+                return self._send(400, [("Content-Type", "application/xml")], MALFORMED)
             if _is_object_upload(self.command, self.path):
                 status = plan.take_upload()
                 if status:

@@ -7,7 +7,7 @@ import uuid
 
 from course import manifest, quiz
 from grader import jobs
-from grader.checks import pdf_problem
+from grader.checks import attempt, pdf_problem
 from grader.feedback import LearnerFailure, fail
 from grader.learner import wait_until
 
@@ -88,6 +88,25 @@ def run_job(learner, redis, job_id, timeout=40, worker=None):
     return job
 
 
+# The report's query takes REPORT_SECONDS, 35 by default (report_data.py): the grader
+# shortens it, but a deployed app runs it in full, so a job's timeout must outlast it,
+# with time left to build and upload the PDF.
+REAL_REPORT_SECONDS = 35
+TIMEOUT_MARGIN = 10
+
+
+def check_job_timeout(job, unit, step, how="job_timeout=600"):
+    """Fail unless the job's timeout (what the worker enforces) outlasts the report at
+    its real REPORT_SECONDS. rq's -1 means no timeout."""
+    timeout = job.timeout
+    if timeout is None or timeout == -1 or timeout >= REAL_REPORT_SECONDS + TIMEOUT_MARGIN:
+        return
+    fail(f"The report job's timeout is {timeout} s, but with REPORT_SECONDS unset (as on Heroku) the report's "
+         f"query alone takes {REAL_REPORT_SECONDS} s: the worker would stop every report before it is done. The "
+         f"grader's short query hides this. Give the job time to finish, with room to spare: {how}.",
+         unit=unit, step=step)
+
+
 def job_error_summary(job):
     text = jobs.error(job).strip()
     return text.splitlines()[-1] if text else "no error recorded"
@@ -124,15 +143,14 @@ def read_through_conn(learner, redis_client, url=None, unit=2, step=None):
     key, value = f"course:check:{uuid.uuid4().hex}", uuid.uuid4().hex
     redis_client.set(key, value, ex=60)
     env = learner.environment(REDIS_URL=url) if url else None
-    try:
-        seen = learner.probe(CONN_PROBE.format(key=key), timeout=15, what="importing worker.py", env=env)
-    except LearnerFailure as error:
+    seen, error = attempt(learner.probe, CONN_PROBE.format(key=key), timeout=15, what="importing worker.py", env=env)
+    if error:
         refused = re.search(r"ConnectionError: (Error \d+ connecting to [^ ]+?)\.? ", str(error))
         if refused and "SSL" not in str(error) and "certificate" not in str(error):
             fail(f"worker.conn does not reach the Redis that REDIS_URL names: it tried another one "
                  f"({refused.group(1)}) and failed. Build conn from redis_url, not from a hard-coded host.",
                  unit=unit, step=step)
-        raise
+        raise error
     if not seen["has_conn"]:
         fail("worker.py has no `conn`. Build it from the URL: `conn = redis.Redis.from_url(redis_url)`.",
              unit=unit, step=step)

@@ -35,6 +35,20 @@ def hurry(redis, job):
     return True
 
 
+def run_once(redis, job_id):
+    """Let the job run only once, whatever retries it was enqueued with: for a check about
+    what one run does (a failure shown, a timeout), where each retry would fail alike and
+    only add the scheduler's waits. rq keeps retries_left as a plain field of the job."""
+    key = f"rq:job:{job_id}"
+    if redis.hexists(key, "retries_left"):
+        redis.hset(key, "retries_left", 0)
+
+
+def waiting(redis, job):
+    """True if the job waits in its queue's scheduled registry (a retry's wait)."""
+    return redis.zscore(ScheduledJobRegistry(job.origin, connection=redis).key, job.id) is not None
+
+
 def follow(redis, job, timeout):
     """Wait until the job has finished or failed for good, hurrying each scheduled
     retry. Returns (state, whether a retry ever waited in the scheduled registry).

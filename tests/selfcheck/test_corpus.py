@@ -1,8 +1,13 @@
 """The answer corpus: every wrong answer fails the check it should, with the
 message it should; every right answer, written differently from solution/,
-passes the whole unit. Cases are folders (see corpus/README.md), found on disk."""
+passes the whole unit. Cases are folders (see corpus/README.md), found on disk.
+
+And no free points: the untouched starter, graded on every unit, earns nothing.
+A check that passes with no work (the environment, a provided file) is marked
+unscored, so the unit's points go only to the work the unit asks for."""
 import pytest
 
+from course import stages
 from selfcheck import runner
 
 CASES = runner.discover()
@@ -26,3 +31,22 @@ def test_every_unit_has_a_corpus(unit):
     if wrong < MIN_WRONG or right < MIN_RIGHT:
         pytest.fail(f"tests/selfcheck/corpus/unit_{unit:02d} has {wrong} wrong and {right} right answers; "
                     f"each unit needs at least {MIN_WRONG} wrong and {MIN_RIGHT} right.", pytrace=False)
+
+
+def _starter(unit):
+    # The same grading as test_starter_and_stages' (equal Gradings run once per session).
+    return runner.Grading(unit=unit, base=stages.STARTER, label=f"starter/ graded on unit {unit:02d}")
+
+
+@pytest.mark.parametrize("grading", [_starter(n) for n in sorted(runner.unit_folders())],
+                         ids=lambda g: f"unit_{g.unit:02d}")
+def test_untouched_starter_earns_no_points(grading, gradings):
+    outcome = gradings.outcome(grading)
+    if outcome.problem or not outcome.checks:
+        pytest.fail(f"{outcome.problem or 'no checks ran'}.\n{outcome.describe()}", pytrace=False)
+    earning = {name: c.get("earned") for name, c in outcome.checks.items() if c.get("earned", 1)}
+    if earning:
+        shown = ", ".join(f"{name} ({points})" for name, points in earning.items())
+        pytest.fail(f"The untouched starter earns points on unit {grading.unit:02d}: {shown}. A check that passes "
+                    "with no work must be @pytest.mark.unscored, or check the unit's work.\n" + outcome.describe(),
+                    pytrace=False)

@@ -6,6 +6,7 @@ import pytest
 
 from course import services
 from grader import flows
+from grader.checks import attempt
 from grader.feedback import fail
 
 UNIT = 2
@@ -35,10 +36,9 @@ def test_redis_url_comes_from_the_environment(learner):
         fail(f"With REDIS_URL={learner.env['REDIS_URL']}, worker.redis_url is {named['url']!r}. Read REDIS_URL "
              "from the environment: Heroku sets it, and its value changes when Heroku rotates credentials.",
              unit=UNIT, step=3)
-    try:
-        default = learner.probe("import worker\nresult(url=worker.redis_url)", what="importing worker.py",
-                                env=learner.environment(REDIS_URL=None), timeout=15)
-    except flows.LearnerFailure as error:
+    default, error = attempt(learner.probe, "import worker\nresult(url=worker.redis_url)", what="importing worker.py",
+                             env=learner.environment(REDIS_URL=None), timeout=15)
+    if error:
         fail(f"Without REDIS_URL set, {error} Fall back to {DEFAULT_URL!r}: "
              f"`os.environ.get('REDIS_URL', '{DEFAULT_URL}')`.", unit=UNIT, step=3)
     if not is_local_default(default["url"]):
@@ -57,15 +57,14 @@ def test_conn_works_with_the_tls_redis_heroku_gives(learner, redis, redis_url):
     """Heroku's Redis: rediss://, self-signed certificate."""
     port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
     with services.tls_front(port) as (tls_url, _ca):
-        try:
-            seen = flows.read_through_conn(learner, redis, url=tls_url, unit=UNIT, step=4)
-        except flows.LearnerFailure as error:
-            text = str(error)
-            if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
-                fail("With a rediss:// URL (Heroku's Redis), conn fails the certificate check: Heroku's "
-                     "certificates are self-signed. For rediss:// URLs pass ssl_cert_reqs=None.",
-                     unit=UNIT, step=4)
-            raise
+        seen, error = attempt(flows.read_through_conn, learner, redis, url=tls_url, unit=UNIT, step=4)
+    if error:
+        text = str(error)
+        if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+            fail("With a rediss:// URL (Heroku's Redis), conn fails the certificate check: Heroku's "
+                 "certificates are self-signed. For rediss:// URLs pass ssl_cert_reqs=None.",
+                 unit=UNIT, step=4)
+        raise error
     if seen["value"] != seen["expected"]:
         fail("With a rediss:// REDIS_URL, worker.conn does not reach that Redis. Build conn from redis_url "
              "for rediss:// URLs too.", unit=UNIT, step=4)

@@ -5,17 +5,21 @@ import ast
 import json
 import re
 import sys
+from contextlib import contextmanager
 from importlib import metadata
 
 import pytest
 
 from course import services
-from grader import flows
-from grader.checks import bucket_keys, http, pdf_problem
+from grader import flows, jobs
+from grader.checks import attempt, bucket_keys, http, pdf_problem
 from grader.feedback import fail
-from grader.learner import wait_until
+from grader.learner import marked_processes, wait_until
 
 UNIT = 4
+# Heroku Key-Value Store's plans today: mini, and the premium, private and shield tiers
+# (premium-0 ... premium-14 and so on). hobby-dev, hobby-basic and the old names are gone.
+CURRENT_REDIS_PLAN = re.compile(r"heroku-redis(:(mini|(premium|private|shield)-\d{1,2}))?")
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*==\s*([^\s;#]+)")
 
 
@@ -87,6 +91,7 @@ def test_requirements_pin_everything_the_app_imports(target):
                  f"{name} {installed}. Pin the version you tested with.", unit=UNIT, step=2)
 
 
+@pytest.mark.unscored("a provided file: the unit asks you to read it, not to write it")
 def test_python_version_file_names_a_supported_python(target):
     path = target.project_file(".python-version")
     if target.project_file("runtime.txt").is_file():
@@ -101,6 +106,7 @@ def test_python_version_file_names_a_supported_python(target):
              unit=UNIT, step=2)
 
 
+@pytest.mark.unscored("a provided file: the unit asks you to read it, not to write it")
 def test_app_json_names_redis_and_both_process_types(target):
     path = target.project_file("app.json")
     if not path.is_file():
@@ -110,41 +116,153 @@ def test_app_json_names_redis_and_both_process_types(target):
     except ValueError as error:
         fail(f"app.json is not valid JSON ({error}).", unit=UNIT, step=3)
     addons = [a if isinstance(a, str) else a.get("plan", "") for a in data.get("addons", [])]
-    if not any(str(a).startswith("heroku-redis") for a in addons):
+    redis_plans = [str(a) for a in addons if str(a).startswith("heroku-redis")]
+    if not redis_plans:
         fail("app.json's addons do not include Heroku's Redis (heroku-redis, for example heroku-redis:mini).",
              unit=UNIT, step=3)
+    retired = [plan for plan in redis_plans if not CURRENT_REDIS_PLAN.fullmatch(plan)]
+    if retired:
+        fail(f"app.json asks for {retired[0]!r}, a Heroku Redis plan that no longer exists (hobby plans were "
+             "retired; there is no free tier since November 2022), so creating the app fails. Ask for a current "
+             "Key-Value Store plan: heroku-redis:mini (or a premium-N/private-N one).", unit=UNIT, step=3)
     formation = data.get("formation", {})
     for kind in ("web", "worker"):
         if int(formation.get(kind, {}).get("quantity", 0)) < 1:
             fail(f"app.json's formation does not run a {kind} dyno (quantity 1 or more).", unit=UNIT, step=3)
 
 
-def test_procfile_processes_turn_a_request_into_a_pdf(learner, target, redis, s3, bucket):
-    """web and worker, started from the Procfile with PORT and REDIS_URL as Heroku does."""
+def heroku_layout(target, tmp_path):
+    """(folder the Procfile's lines run from, APP_DIR), as Heroku runs them: from the top
+    of the repository, where the Procfile is, with APP_DIR naming the app folder inside
+    it. A Procfile inside the app folder that uses APP_DIR is the course's top-level one
+    copied there: it runs from a repository top that holds the app folder under that name.
+    One that does not is a single-app repository's: it runs from the app folder itself."""
+    procfile = target.project_file("Procfile")
+    if procfile.parent != target.path:
+        try:
+            return procfile.parent, str(target.path.relative_to(procfile.parent))
+        except ValueError:
+            return procfile.parent, str(target.path)
+    if "APP_DIR" not in procfile.read_text():
+        return target.path, None
+    top = tmp_path / "repository"
+    top.mkdir()
+    # Named as the folder is, unless that name would shadow a module (a folder called app/).
+    name = target.path.name if target.path.name not in ("app", "utils", "worker", "report_data") else "starter"
+    (top / name).symlink_to(target.path, target_is_directory=True)
+    return top, name
+
+
+def start_line(learner, kind, command, top, env, label):
+    return learner.start(command, name=f"the Procfile's {kind} process ({label})", shell=True, env=env, cwd=top)
+
+
+def cause(process):
+    """What a Procfile process that stopped printed, as a sentence."""
+    return process.explain_exit() if not process.alive() else ""
+
+
+def not_importable(text):
+    """The learner module a process or job could not import ('app', 'utils', 'worker'), or None.
+    Python says "No module named 'utils'" (`python -m worker`: without quotes); rq, for a
+    job's function, "Invalid attribute name: utils.make_report"."""
+    m = re.search(r"No module named '?(app|utils|worker)\b|Invalid attribute name: (app|utils|worker)\.", text)
+    return (m.group(1) or m.group(2)) if m else None
+
+
+NO_PYTHONPATH = ("Heroku (and `python3 -m course run`) set no PYTHONPATH and run each line from the top of the "
+                 "repository, so the line must reach the app folder itself: `cd \"${APP_DIR:-starter}\" && ...` "
+                 "(or gunicorn's `--chdir`).")
+
+
+def wait_for_workers(redis, workers, timeout=20):
+    """Wait until every worker process has registered an rq worker; fail naming the first that stopped."""
+    from rq import Worker
+
+    def ready():
+        for process, url_kind in workers:
+            if not process.alive():
+                return process, url_kind
+        return len(Worker.all(connection=redis)) >= len(workers)
+
+    found = wait_until(ready, timeout)
+    if isinstance(found, tuple):
+        process, url_kind = found
+        log = process.log()
+        if "CERTIFICATE_VERIFY_FAILED" in log or "certificate verify failed" in log:
+            fail(f"With Heroku's {url_kind} REDIS_URL (TLS, self-signed certificate) the Procfile's worker stopped "
+                 "at start-up: it failed the certificate check. `rq worker --url` builds its client from the URL "
+                 "alone: add `?ssl_cert_reqs=none` to a rediss:// URL, or run `python worker.py`, whose conn "
+                 "already handles it (unit 02).", unit=UNIT, step=1)
+        module = not_importable(log)
+        if module:
+            fail(f"The Procfile's worker stopped at start-up: it cannot import {module}.py. {NO_PYTHONPATH}",
+                 unit=UNIT, step=1)
+        fail(f"With a {url_kind} REDIS_URL, {process.name} stopped at start-up: {process.explain_exit()}",
+             unit=UNIT, step=1)
+    if not found:
+        fail(f"The Procfile's worker kept running, but no rq worker registered with the Redis named by REDIS_URL "
+             f"within {timeout} s.", unit=UNIT, step=1)
+
+
+@contextmanager
+def stopped_on_failure(learner):
+    """On a failure, stop every process and wait until they are all gone: a gunicorn
+    stopped while it still boots its workers takes a moment to go, and is not a leak."""
+    try:
+        yield
+    except BaseException:
+        for process in learner.processes:
+            process.terminate(grace=5)
+        wait_until(lambda: not marked_processes(learner.marker), 3)
+        raise
+
+
+def test_procfile_processes_turn_a_request_into_a_pdf(learner, target, redis, redis_url, s3, bucket, tmp_path):
+    """web and worker, started from the Procfile as Heroku does: from the top of the
+    repository, with PORT and Heroku's rediss:// REDIS_URL (self-signed certificate) and no
+    PYTHONPATH. A second worker gets the plain redis:// URL `python3 -m course run` gives."""
     types = target.procfile()
     for kind in ("web", "worker"):
         if kind not in types:
             fail(f"The Procfile has no `{kind}:` line. Heroku starts one dyno per process type; "
                  "you need web and worker.", unit=UNIT, step=1)
+    top, app_dir = heroku_layout(target, tmp_path)
     port = services.free_port()
-    env = learner.environment(PORT=port)
-    web = learner.start_procfile("web", env=env)
-    worker = learner.start_procfile("worker", env=env)
-    try:
-        services.wait_for_port(port, 20, web.popen, what="web process")
-        listening = True
-    except services.ServiceError:
-        listening = False
-    if not listening:
-        why = web.explain_exit() if not web.alive() else "bind to 0.0.0.0:$PORT"
-        fail(f"The Procfile's web process did not listen on $PORT ({port}) within 20 s: {why}", unit=UNIT, step=1)
-    flows.wait_for_worker(learner, redis, worker)
-    status, body, _ = http("POST", f"http://127.0.0.1:{port}/report", body={})
-    if status not in (200, 202):
-        fail(f"POST /report on the web process answered {status}: {str(body)[:160]}", unit=UNIT, step=1)
-    keys = wait_until(lambda: bucket_keys(s3, bucket), 40, interval=0.2)
+    redis_port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    with services.tls_front(redis_port) as (tls_url, _ca), stopped_on_failure(learner):
+        heroku = learner.environment(PORT=port, REDIS_URL=tls_url, PYTHONPATH=None, APP_DIR=app_dir)
+        local = learner.environment(PORT=port, PYTHONPATH=None, APP_DIR=app_dir)
+        web = start_line(learner, "web", types["web"], top, heroku, repr(types["web"]))
+        workers = [(start_line(learner, "worker", types["worker"], top, heroku, "rediss:// REDIS_URL"), "rediss://"),
+                   (start_line(learner, "worker", types["worker"], top, local, "redis:// REDIS_URL"), "redis://")]
+        try:
+            services.wait_for_port(port, 20, web.popen, what="web process")
+        except services.ServiceError:
+            why = cause(web)
+            if not_importable(web.log()):
+                fail(f"The Procfile's web process did not start: {why} {NO_PYTHONPATH}", unit=UNIT, step=1)
+            fail(f"The Procfile's web process did not listen on $PORT ({port}) within 20 s: "
+                 f"{why or 'bind to 0.0.0.0:$PORT'}", unit=UNIT, step=1)
+        wait_for_workers(redis, workers)
+        answer, error = attempt(http, "POST", f"http://127.0.0.1:{port}/report", body={})
+        if error:  # gunicorn opens the port before its workers import the app
+            if not_importable(web.log()):
+                fail(f"The Procfile's web process opened its port, but its workers cannot import app.py. "
+                     f"{NO_PYTHONPATH}", unit=UNIT, step=1)
+            fail(f"{error} {cause(web)}".strip(), unit=UNIT, step=1)
+        status, body, _ = answer
+        if status not in (200, 202):
+            fail(f"POST /report on the web process answered {status}: {str(body)[:160]}", unit=UNIT, step=1)
+        job = jobs.fetch(redis, body["job_id"]) if isinstance(body, dict) and body.get("job_id") else None
+        if job is not None and wait_until(lambda: jobs.status(job) in ("finished", "failed"), 40) \
+                and jobs.status(job) == "failed":
+            error = flows.job_error_summary(job)
+            hint = f" {NO_PYTHONPATH}" if not_importable(error) else ""
+            fail(f"The Procfile's worker took the report job and it failed: {error}.{hint}", unit=UNIT, step=1)
+        keys = wait_until(lambda: bucket_keys(s3, bucket), 10 if job is not None else 40, interval=0.2)
     if not keys:
-        fail("40 s after POST /report no PDF had reached the bucket. Look at the worker's output "
+        fail("After POST /report no PDF reached the bucket. Look at the worker's output "
              "(`python3 -m course run`) for errors.", unit=UNIT, step=1)
     data = s3.get_object(Bucket=bucket, Key=keys[0])["Body"].read()
     problem = pdf_problem(data)

@@ -9,10 +9,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from grader import flows, web
+from grader import flows, jobs, retries, web
 from grader.browser import open_page
-from grader.checks import http, pdf_problem
-from grader.feedback import LearnerFailure, fail
+from grader.checks import attempt, http, pdf_problem
+from grader.feedback import fail
 
 UNIT = 5
 # Long enough to watch the job run (fetch_sales reports progress 20 times).
@@ -45,11 +45,11 @@ def test_status_goes_queued_started_finished_with_rising_progress(learner, redis
              "its queue is 'queued'. Answer job.get_status().", unit=UNIT, step=4)
     worker = learner.start_worker(env=environment)
     flows.wait_for_worker(learner, redis, worker)
-    try:
-        seen = [first] + web.watch(url, lambda b: b.get("status") in ("finished", "failed"), 30, UNIT, 4)
-    except LearnerFailure as error:
+    watched, error = attempt(web.watch, url, lambda b: b.get("status") in ("finished", "failed"), 30, UNIT, 4)
+    if error:
         fail(f"{error} The worker was running; does the route read the job's status from Redis each time?",
              unit=UNIT, step=4)
+    seen = [first] + watched
     statuses = [b.get("status") for b in seen]
     unknown = sorted({str(s) for s in statuses} - set(web.RANK))
     if unknown:
@@ -99,29 +99,54 @@ def test_unknown_and_malformed_ids_get_json_4xx(learner, redis, bucket):
                  "answer 400 (or 404) with JSON.", unit=UNIT, step=4)
 
 
+# A download link must outlive the wait between the page showing it and a click on it
+# (minutes), and must not outlive the report (the clean-up keeps a week; SigV4 allows
+# no more than a week either). An hour is usual.
+MIN_EXPIRY = 5 * 60
+MAX_EXPIRY = 7 * 24 * 3600
+CLOCK_SLACK = 30  # seconds between the link being signed and read here
+
+
+def expiry_words(seconds):
+    if seconds >= 2 * 24 * 3600:
+        return f"{seconds / 86400:.0f} days" if seconds < 3 * 365 * 86400 else f"{seconds / (365 * 86400):.0f} years"
+    return f"{seconds / 3600:.1f} hours" if seconds >= 2 * 3600 else f"{seconds:.0f} s"
+
+
 def presign_problem(url):
-    """'' if url carries an S3 signature and an expiry that has not passed, else what is missing."""
+    """'' if url carries an S3 signature and an expiry between MIN_EXPIRY and MAX_EXPIRY
+    from now, whatever the signature version, else what is wrong."""
     query = {k.lower(): v[0] for k, v in parse_qs(urlsplit(url).query).items()}
-    if "x-amz-signature" in query:
+    if "x-amz-signature" in query:  # SigV4: X-Amz-Expires seconds from X-Amz-Date
         expires = query.get("x-amz-expires", "")
-        if not expires.isdigit() or not 0 < int(expires) <= 7 * 24 * 3600:
-            return f"its X-Amz-Expires is {expires!r}, not a number of seconds up to a week"
-        return ""
-    if "signature" in query:
+        if not expires.isdigit():
+            return f"its X-Amz-Expires is {expires!r}, not a number of seconds"
+        lifetime = int(expires)
+    elif "signature" in query:  # SigV2: Expires, an epoch time
         expires = query.get("expires", "")
-        if not expires.isdigit() or int(expires) <= time.time():
-            return f"its Expires is {expires!r}, not a time in the future"
-        return ""
-    return "it carries no signature, so on real S3 a private bucket refuses it"
+        if not expires.isdigit():
+            return f"its Expires is {expires!r}, not a time"
+        lifetime = int(expires) - time.time()
+        if lifetime <= 0:
+            return "it has already expired"
+    else:
+        return "it carries no signature, so on real S3 a private bucket refuses it"
+    if lifetime < MIN_EXPIRY - CLOCK_SLACK:
+        return (f"it expires {expiry_words(lifetime)} after it is made, so someone who clicks it a few minutes "
+                "after the page shows it gets AccessDenied")
+    if lifetime > MAX_EXPIRY + CLOCK_SLACK:
+        return (f"it stays valid for {expiry_words(lifetime)}: a link that leaks cannot be taken back for that long, "
+                "and the report is not kept that long")
+    return ""
 
 
 def test_finished_report_links_to_the_pdf_with_a_presigned_url(learner, redis, s3, bucket):
     base = run_web_and_worker(learner, redis)
     _, url = web.start_report(base, UNIT, 3)
-    try:
-        last = web.watch(url, lambda b: b.get("status") in ("finished", "failed"), 30, UNIT, 4)[-1]
-    except LearnerFailure as error:
+    watched, error = attempt(web.watch, url, lambda b: b.get("status") in ("finished", "failed"), 30, UNIT, 4)
+    if error:
         fail(str(error), unit=UNIT, step=4)
+    last = watched[-1]
     if last.get("status") != "finished":
         fail(f"The job ended {last.get('status')!r}: {last.get('error') or 'no error given'}", unit=UNIT, step=2)
     link = last.get("url")
@@ -129,9 +154,12 @@ def test_finished_report_links_to_the_pdf_with_a_presigned_url(learner, redis, s
         fail(f"The finished job's status JSON has url {link!r}; it should be a link to the PDF, made with "
              "s3.generate_presigned_url(\"get_object\", ...).", unit=UNIT, step=5)
     problem = presign_problem(link)
-    if problem:
+    if problem and "no signature" in problem:
         fail(f"The download url {link[:80]!r} is not presigned: {problem}. Make it with "
              "s3.generate_presigned_url(\"get_object\", Params=..., ExpiresIn=3600).", unit=UNIT, step=5)
+    if problem:
+        fail(f"The download url is presigned, but {problem}. Give it a lifetime between 5 minutes and 7 days: "
+             "ExpiresIn=3600 (an hour) is usual.", unit=UNIT, step=5)
     try:
         with urllib.request.urlopen(link, timeout=10) as response:
             data = response.read()
@@ -141,6 +169,35 @@ def test_finished_report_links_to_the_pdf_with_a_presigned_url(learner, redis, s
     problem = pdf_problem(data)
     if problem:
         fail(f"The download url gives a file, but {problem}.", unit=UNIT, step=5)
+
+
+def test_failed_job_says_failed_with_its_error(learner, redis, s3, bucket):
+    """A job that fails (its data source is down) shows as failed, with the error, not a 500."""
+    environment = learner.environment(REPORT_BROKEN_SECTIONS="north")
+    _, base = web.start_web(learner, environment)
+    job_id, url = web.start_report(base, UNIT, 3)
+    retries.run_once(redis, job_id)  # a later unit's retries would only fail alike
+    worker = learner.start_worker(env=environment)
+    flows.wait_for_worker(learner, redis, worker)
+    _, error = attempt(retries.follow, redis, jobs.fetch(redis, job_id), 30)
+    if error:
+        fail(f"With the data source down, the report job did not end: {error}", unit=UNIT, step=2)
+    code, body, _ = http("GET", url, headers={"Accept": "application/json"})
+    if code != 200 or not isinstance(body, dict):
+        fail(f"For a job that failed (its data source was down), GET {urlsplit(url).path} answered {code} with "
+             f"{str(body)[:100]!r}; it should answer 200 with JSON saying status \"failed\" and the error. Ask "
+             "for the download link (job.return_value()) only once the job is finished.", unit=UNIT, step=4)
+    if body.get("status") != "failed":
+        fail(f"For a job that failed (its data source was down), the status route said status "
+             f"{body.get('status')!r}; it should say 'failed'.", unit=UNIT, step=4)
+    error = body.get("error")
+    if not isinstance(error, str) or not error.strip():
+        fail(f"For a job that failed, the status JSON says failed but its error is {error!r}: the person waiting "
+             "learns nothing. Add error: the last line of job.latest_result().exc_string.", unit=UNIT, step=4)
+    if "north" not in error and "DataSourceError" not in error:
+        fail(f"For a job that failed because the data source for section 'north' was down, the status JSON's "
+             f"error is {error[:120]!r}, which does not say so. Give the exception's own message.",
+             unit=UNIT, step=4)
 
 
 PAGE_STATE = """() => ({

@@ -6,18 +6,21 @@ JOB_TIMEOUT is stopped.
 
 S3 faults come from a proxy in front of the local S3 (grader.faults). boto3
 retries a 5xx a few times by itself; the grader turns that off
-(AWS_MAX_ATTEMPTS=1), so what rescues the job is the job's own rq Retry.
+(AWS_MAX_ATTEMPTS=1), and keeps S3 down until rq has scheduled the job's retry,
+so that neither boto3's retries (switched back on in the learner's code) nor a
+loop of the learner's own can stand in for the job's rq Retry.
 """
+import time
+
 import pytest
 from rq.registry import FailedJobRegistry
 
 from grader import flows, jobs, retries, web
-from grader.checks import bucket_keys
+from grader.checks import attempt, bucket_keys
 from grader.faults import s3_fault_proxy
-from grader.feedback import LearnerFailure, fail
+from grader.feedback import fail
 
 UNIT = 6
-TRANSIENT_FAULTS = 2  # failed uploads in a row: a short outage
 S3_CAUSES = ("ServiceUnavailable", "reduce your request rate", "PutObject", "S3")
 DATA_CAUSES = ("data source", "north", "DataSourceError")
 
@@ -48,13 +51,13 @@ def start_worker(learner, redis, env):
 
 
 def follow(redis, job, timeout=30):
-    try:
-        return retries.follow(redis, job, timeout)
-    except retries.NoScheduler as error:
+    followed, error = attempt(retries.follow, redis, job, timeout)
+    if isinstance(error, retries.NoScheduler):
         fail(str(error), unit=UNIT, step=3)
-    except LearnerFailure as error:
+    if error:
         fail(f"{error} With the grader moving each retry's wait to now, every run should be over by then.",
              unit=UNIT, step=2)
+    return followed
 
 
 def readable_error(body, causes, what):
@@ -80,27 +83,97 @@ def check_nothing_left(s3, bucket, what):
              "upload it once, as the last step; write nothing to S3 before that.", unit=UNIT, step=6)
 
 
+def watch_until_retry_waits(redis, job, url, timeout=30):
+    """Poll the status route until the job waits for a retry (True) or is over (False);
+    return (whether it waits, every status JSON seen)."""
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if retries.waiting(redis, job):
+            return True, seen
+        if jobs.status(job) in retries.ENDED:
+            return False, seen
+        seen.append(web.read_status(url, UNIT, 5))
+        time.sleep(0.03)
+    fail(f"S3 refused every upload, and after {timeout} s the job was still {jobs.status(job)}, neither failed "
+         "nor waiting for a retry.", unit=UNIT, step=2)
+
+
+def progress_fell(seen):
+    """(before, after) for the first fall in the progress the status route showed, or None."""
+    top = 0
+    for body in seen:
+        value = body.get("progress")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if value < top:
+                return top, value
+            top = max(top, value)
+    return None
+
+
 def test_transient_s3_faults_are_retried_to_success(learner, redis, s3, bucket, faulty_s3, env):
-    proxy, plan = faulty_s3
-    answer = flows.post_report(learner, AWS_ENDPOINT_URL=proxy, AWS_MAX_ATTEMPTS=1)
-    job = jobs.fetch(redis, flows.job_id_from(answer, UNIT, 2))
+    """S3 refuses uploads until rq has scheduled the job's retry: longer than any retry inside
+    one run (boto3's own, or a loop) lasts, so only rq's Retry, with a wait, rescues the
+    report. Meanwhile the status route is watched: during the wait it says the job is
+    queued, and progress never falls, not even when the next run starts the query again."""
+    _, plan = faulty_s3
+    _, base = web.start_web(learner, env)
+    job_id, url = web.start_report(base, UNIT, 2)
+    job = jobs.fetch(redis, job_id)
     retries_given = job.retries_left
-    plan.fail_next(TRANSIENT_FAULTS)
-    start_worker(learner, redis, env)
-    state, waited = follow(redis, job)
-    if state != "finished":
+    plan.fail_always()
+    # A query long enough that the status route sees the second run's progress.
+    start_worker(learner, redis, learner.environment(**{**env, "REPORT_SECONDS": "0.6"}))
+    waits, seen = watch_until_retry_waits(redis, job, url)
+    if not waits:
+        state = jobs.status(job)
+        inside = (f" Your code tried the upload {plan.uploads} times within the run (boto3's retries or a loop of "
+                  "your own): an outage longer than a few seconds outlasts those, and they cover only S3 calls."
+                  if plan.uploads > 1 and not retries_given else "")
         if not retries_given:
-            fail(f"S3 failed {TRANSIENT_FAULTS} uploads in a row (503, a short outage) and the job ended {state}: it "
-                 "has no retry. Enqueue it with retry=Retry(max=3, interval=[10, 30, 60]).", unit=UNIT, step=2)
-        fail(f"S3 failed {TRANSIENT_FAULTS} uploads in a row and the job ended {state} after {plan.uploads} "
-             f"attempts: {flows.job_error_summary(job)}. Give it enough retries to outlast a short outage "
-             "(max=3).", unit=UNIT, step=2)
+            fail(f"S3 was down (503 on every upload) and the job ended {state}: it has no retry.{inside} Enqueue it "
+                 "with an rq retry, retry=Retry(max=3, interval=[10, 30, 60]), so rq runs it again after a wait.",
+                 unit=UNIT, step=2)
+        if state == "failed" and plan.uploads > 1:
+            fail(f"S3 was down and rq retried the job the moment each run failed, with no wait: all {plan.uploads} "
+                 "attempts landed in the same outage and the job failed. Give Retry a wait between runs, e.g. "
+                 "interval=[10, 30, 60].", unit=UNIT, step=2)
+        if state == "finished" and plan.uploads:
+            fail("S3 refused every upload, yet the job ended 'finished': the code catches the error and carries on. "
+                 "Let the exception propagate, so that rq retries the job.", unit=UNIT, step=5)
+        if state == "finished":
+            fail("The job finished without uploading through the S3 that AWS_ENDPOINT_URL names. Create the client "
+                 "with boto3.client(\"s3\"), which reads AWS_ENDPOINT_URL.", unit=UNIT, step=2)
+        fail(f"With S3 down, the job ended {state} without rq scheduling a retry: {flows.job_error_summary(job)}.",
+             unit=UNIT, step=2)
+    plan.heal()  # the outage ends while the job waits for its next run
+    during = web.read_status(url, UNIT, 5)
+    if during.get("status") not in ("queued", "scheduled"):
+        fail(f"While the job waited for its retry, the status route said {during.get('status')!r}. The job is not "
+             "over: rq will run it again, so to the person waiting it is still queued. Map rq's 'scheduled' to "
+             "'queued' (and say 'failed' only once the job's status is failed).", unit=UNIT, step=5)
+    seen.append(during)
+    fell = progress_fell(seen)
+    if fell:
+        fail(f"While the job waited for its retry, progress fell from {fell[0]} to {fell[1]}. Keep the progress "
+             "the first run reached; it must only rise.", unit=UNIT, step=5)
+    deadline = time.monotonic() + 30
+    while jobs.status(job) not in retries.ENDED:  # the next run, hurried, watched from the status route
+        retries.hurry(redis, job)
+        seen.append(web.read_status(url, UNIT, 5))
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.03)
+    state, _ = follow(redis, job)
+    if state != "finished":
+        fail(f"S3 was back when rq retried the job, yet it ended {state}: {flows.job_error_summary(job)}.",
+             unit=UNIT, step=2)
+    fell = progress_fell(seen)
+    if fell:
+        fail(f"When rq ran the job again after its wait, progress fell from {fell[0]} to {fell[1]}: the new run "
+             "started its query from 0 and wrote over the progress the first run had reached. Store a value only "
+             "if it is higher than the one in job.meta.", unit=UNIT, step=5)
     flows.check_pdf_at(s3, bucket, jobs.result(job), UNIT, 2)
-    job.refresh()
-    rq_retries = (retries_given or 0) - (job.retries_left or 0)
-    if rq_retries > 0 and not waited:
-        fail("rq retried the job the moment it failed, with no wait: a retry a few milliseconds into an outage "
-             "fails too. Give Retry a wait between runs, e.g. interval=[10, 30, 60].", unit=UNIT, step=2)
 
 
 def test_s3_outage_fails_with_a_readable_error_and_can_be_requeued(learner, redis, s3, bucket, faulty_s3, env):
@@ -135,6 +208,7 @@ def test_failed_query_leaves_no_partial_report(learner, redis, s3, bucket, env):
     _, base = web.start_web(learner, broken)
     job_id, url = web.start_report(base, UNIT, 5)
     job = jobs.fetch(redis, job_id)
+    retries.run_once(redis, job_id)  # the data source stays down: every retry would fail alike
     start_worker(learner, redis, broken)
     state, _ = follow(redis, job)
     if state == "finished":
@@ -145,12 +219,18 @@ def test_failed_query_leaves_no_partial_report(learner, redis, s3, bucket, env):
 
 
 def test_job_past_its_timeout_is_stopped(learner, redis, s3, bucket, env):
+    usual = jobs.fetch(redis, flows.job_id_from(flows.post_report(learner, REPORT_SECONDS=None, JOB_TIMEOUT=None),
+                                                UNIT, 4))
+    if usual is not None:
+        flows.check_job_timeout(usual, UNIT, 4, how="JOB_TIMEOUT's default, 600")
+        usual.delete()  # only its timeout mattered: no worker should run it
     slow = learner.environment(**{**env, "JOB_TIMEOUT": "1", "REPORT_SECONDS": "30"})
     answer = flows.post_report(learner, JOB_TIMEOUT="1", REPORT_SECONDS="30")
     job = jobs.fetch(redis, flows.job_id_from(answer, UNIT, 4))
     if job.timeout != 1:
         fail(f"With JOB_TIMEOUT=1 the enqueued job's timeout is {job.timeout!r} s. Read JOB_TIMEOUT from the "
              "environment (default 600) and pass it as job_timeout.", unit=UNIT, step=4)
+    retries.run_once(redis, job.id)  # each retry would time out alike
     start_worker(learner, redis, slow)
     state, _ = follow(redis, job)
     error = jobs.error(job)

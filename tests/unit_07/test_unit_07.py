@@ -73,6 +73,12 @@ def test_worker_runs_high_before_default_before_low(learner, redis):
     order = ["low", "low", "default", "default", "high", "high"]
     answers = fanout.post_many(learner, [("json", {"priority": p}) for p in order])
     ids = [flows.job_id_from(answer, UNIT, 2) for answer in answers]
+    for job_id, wanted in zip(ids, order):  # the order can only be the worker's if the route queued them right
+        job = jobs.fetch(redis, job_id)
+        if job is not None and job.origin != wanted:
+            fail(f"POST /report with priority {wanted!r} put the job on the {job.origin!r} queue, so the order the "
+                 "worker runs them in says nothing yet: the route must enqueue on the queue the priority names "
+                 "(see test_route_enqueues_on_the_queue_the_priority_names).", unit=UNIT, step=2)
     worker = learner.start_worker(env=learner.environment(REPORT_SECONDS="0.05"))
     flows.wait_for_worker(learner, redis, worker)
     all_jobs = [jobs.fetch(redis, job_id) for job_id in ids]

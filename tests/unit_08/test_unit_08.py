@@ -9,11 +9,13 @@ import time
 import uuid
 import zlib
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from grader import fanout, flows, jobs
-from grader.checks import bucket_keys
+from grader.checks import attempt, backdated_objects, bucket_keys
+from grader.faults import s3_fault_proxy
 from grader.feedback import fail
 from grader.learner import wait_until
 from grader.shutdown import stop_like_heroku
@@ -58,6 +60,19 @@ def test_job_payloads_in_redis_are_json(learner, redis):
                  unit=UNIT, step=2)
 
 
+READ_STATUS = '''
+import traceback
+from flask import got_request_exception
+from app import app
+errors = []
+got_request_exception.connect(lambda sender, exception, **extra: errors.append(
+    f"{{type(exception).__name__}}: {{exception}}"[:300]), app, weak=False)
+response = app.test_client().get({path!r}, headers={{"Accept": "application/json"}})
+result(status=response.status_code, body=response.get_json(silent=True),
+       text=response.get_data(as_text=True)[:300], error=errors[-1] if errors else None)
+'''
+
+
 class RunsCodeWhenUnpickled:
     """Unpickling this creates a file: what an attacker's payload would do, harmlessly."""
 
@@ -75,7 +90,8 @@ def test_worker_runs_json_jobs_and_refuses_pickled_ones(learner, redis, s3, buck
         marker = Path(folder) / "ran-code-from-redis"
         planted = Queue("default", connection=redis).enqueue("os.getpid")
         redis.hset(planted.key, "data", zlib.compress(pickle.dumps(RunsCodeWhenUnpickled(str(marker)))))
-        job = jobs.fetch(redis, flows.job_id_from(flows.post_report(learner), UNIT, 2))
+        answer = flows.post_report(learner)
+        job = jobs.fetch(redis, flows.job_id_from(answer, UNIT, 2))
         worker = learner.start_worker()
         flows.wait_for_worker(learner, redis, worker)
         wait_until(lambda: planted.get_status(refresh=True).value in DONE, 15)
@@ -89,6 +105,20 @@ def test_worker_runs_json_jobs_and_refuses_pickled_ones(learner, redis, s3, buck
         fail(f"The worker could not run a job the route enqueued: it ended {jobs.status(job)} "
              f"({flows.job_error_summary(job)}). The queues in app.py and the Worker must use the same "
              "serializer, JSONSerializer.", unit=UNIT, step=3)
+    # The status route reads the same JSON job back (its result, its progress in meta).
+    status_url = (answer["body"] or {}).get("status_url") or f"/report/{job.id}"
+    seen = learner.probe(READ_STATUS.format(path=urlsplit(status_url).path), timeout=20,
+                         what=f"GET {urlsplit(status_url).path}")
+    body = seen["body"] if isinstance(seen["body"], dict) else {}
+    if seen["status"] != 200 or body.get("status") != "finished" or not body.get("url"):
+        pickled = any(word in str(seen["error"]) for word in ("pickle", "Deserializ", "UnicodeDecode"))
+        why = (" The route reads the job with pickle: give Job.fetch (or the Queue it fetches with) "
+               "serializer=JSONSerializer, as the queues that wrote it have." if pickled else
+               " Read the job back with the serializer it was written with: Job.fetch(job_id, connection=conn, "
+               "serializer=JSONSerializer).")
+        shown = f"raised {seen['error']}" if seen["error"] else f"answered {seen['status']} {seen['text'][:100]!r}"
+        fail(f"The job finished, but the status route {shown} instead of status 'finished' with the download url."
+             + why, unit=UNIT, step=2)
 
 
 def start_and_wait_until_started(learner, redis, seconds):
@@ -116,6 +146,11 @@ def test_sigterm_lets_the_running_job_finish(learner, redis, s3, bucket):
     flows.check_pdf_at(s3, bucket, jobs.result(job), UNIT, 4)
 
 
+# A worker that exits this soon after SIGTERM gave its running job no grace: a plain
+# Worker's work horse dies with the signal. rq's HerokuWorker waits 6 s by default.
+CUT_AT_ONCE = 3
+
+
 def test_a_job_cut_off_by_shutdown_is_not_lost(learner, redis, s3, bucket):
     from rq.registry import FailedJobRegistry
 
@@ -127,6 +162,12 @@ def test_a_job_cut_off_by_shutdown_is_not_lost(learner, redis, s3, bucket):
              f"({'SIGKILL was needed' if killed else 'the worker exited'} {seconds:.0f} s after SIGTERM). "
              "It must end failed (so it can be requeued) or go back on its queue before the worker dies: "
              "HerokuWorker's imminent_shutdown_delay under 30 s does that.", unit=UNIT, step=5)
+    if seconds < CUT_AT_ONCE and not killed:
+        fail(f"Stopped the way Heroku stops a dyno, your worker cut a long job off at once: {seconds:.1f} s after "
+             f"SIGTERM it had exited, and the job was {state}. Nothing was lost, but a job that could have finished "
+             "within Heroku's 30 s would have been cut off too. Let the running job carry on after SIGTERM (rq's "
+             "HerokuWorker), and fail or requeue it only near the end of the grace (imminent_shutdown_delay under "
+             "30 s).", unit=UNIT, step=5)
     if state == "failed":
         FailedJobRegistry(job.origin, connection=redis, serializer=job.serializer).requeue(job.id)
     learner.start_worker(env=learner.environment(REPORT_SECONDS="0.2"))
@@ -140,27 +181,54 @@ def put(s3, bucket, key):
     s3.put_object(Bucket=bucket, Key=key, Body=b"%PDF-1.4 old report")
 
 
-def test_cleanup_deletes_only_old_reports(learner, s3, bucket):
-    old = [f"reports/{uuid.uuid4()}.pdf" for _ in range(3)]
+# More old reports than one listing page (1,000 keys) or one DeleteObjects call holds.
+OLD_REPORTS = 1005
+DAY = 24 * 3600
+
+
+def empty(s3, bucket):
+    """Delete everything a check left in the bucket (the fixture's clean-up reads one page only)."""
+    keys = bucket_keys(s3, bucket)
+    for start in range(0, len(keys), 1000):
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start:start + 1000]]})
+
+
+def test_cleanup_deletes_only_old_reports(learner, s3, bucket, s3_endpoint):
+    """1,005 reports a month old (more than one page of listing), a month-old file that is
+    not a report, and a report made now; delete_old_reports(max_age_seconds=one day) runs
+    against an S3 that, like the real one, refuses to delete more than 1,000 keys a call."""
+    old = [f"reports/{uuid.uuid4()}.pdf" for _ in range(OLD_REPORTS)]
     other = "exports/kept-forever.csv"
-    for key in old + [other]:
-        put(s3, bucket, key)
-    time.sleep(5 - time.time() % 1)  # S3 times are whole seconds: start the new one on a fresh second
+    backdated_objects(bucket, old + [other], age_seconds=30 * DAY)
     new = f"reports/{uuid.uuid4()}.pdf"
     put(s3, bucket, new)
-    learner.probe(f"from utils import {CLEANUP}\nresult(deleted={CLEANUP}(max_age_seconds=3))", timeout=30,
-                  what=f"utils.{CLEANUP}(max_age_seconds=3)")
-    keys = set(bucket_keys(s3, bucket))
-    if new not in keys:
-        fail(f"{CLEANUP}(max_age_seconds=3) deleted a report uploaded a moment ago. Compare each object's "
-             "LastModified with now minus max_age_seconds, and delete only older ones.", unit=UNIT, step=6)
-    if other not in keys:
-        fail(f"{CLEANUP} deleted {other}, which is not a report. List only keys under reports/ (Prefix=).",
-             unit=UNIT, step=6)
-    left = sorted(set(old) & keys)
-    if left:
-        fail(f"{CLEANUP}(max_age_seconds=3) left {len(left)} report(s) uploaded more than 4 s before. Delete every "
-             "report older than max_age_seconds.", unit=UNIT, step=6)
+    try:
+        with s3_fault_proxy(s3_endpoint) as (endpoint, _plan):
+            _, error = attempt(learner.probe, f"from utils import {CLEANUP}\nresult(deleted={CLEANUP}(max_age_seconds={DAY}))",
+                               timeout=60, what=f"utils.{CLEANUP}(max_age_seconds={DAY})",
+                               env=learner.environment(AWS_ENDPOINT_URL=endpoint))
+        if error and "MalformedXML" in str(error):
+            fail(f"{CLEANUP} asked S3 to delete more than 1,000 keys in one delete_objects call, which S3 refuses "
+                 "(MalformedXML; the local S3 does too). Delete in batches of at most 1,000 keys.", unit=UNIT, step=6)
+        if error:
+            raise error
+        keys = set(bucket_keys(s3, bucket))
+        if new not in keys:
+            fail(f"{CLEANUP}(max_age_seconds={DAY}) deleted a report uploaded a moment ago. Compare each object's "
+                 "LastModified with now minus max_age_seconds, and delete only older ones.", unit=UNIT, step=6)
+        if other not in keys:
+            fail(f"{CLEANUP} deleted {other}, which is not a report. List only keys under reports/ (Prefix=).",
+                 unit=UNIT, step=6)
+        left = sorted(set(old) & keys)
+        if left and len(left) < len(old):
+            fail(f"Of {len(old)} reports a month old, {CLEANUP}(max_age_seconds={DAY}) left {len(left)}. One "
+                 "list_objects_v2 call returns at most 1,000 keys: list them all, with "
+                 "s3.get_paginator(\"list_objects_v2\") (or by following NextContinuationToken).", unit=UNIT, step=6)
+        if left:
+            fail(f"{CLEANUP}(max_age_seconds={DAY}) left every one of {len(old)} reports a month old. Delete every "
+                 "report older than max_age_seconds.", unit=UNIT, step=6)
+    finally:
+        empty(s3, bucket)
 
 
 def cleanup_jobs(redis, scheduled_only=False):

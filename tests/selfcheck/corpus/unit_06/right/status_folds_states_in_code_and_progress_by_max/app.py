@@ -1,0 +1,77 @@
+"""The web app: a page with a button, and the route that starts a report."""
+import os
+import re
+
+from flask import Flask, jsonify, render_template, url_for
+from rq import Queue, Retry
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+
+from utils import download_url, make_report
+from worker import conn
+
+app = Flask(__name__)
+
+# A Queue is a named list in Redis. The route only appends to it; a worker,
+# in another process, takes jobs off it and runs them.
+queue = Queue("default", connection=conn)
+
+# How long one run of a report may take before the worker stops it. From the
+# environment, so a deploy can change it without a code change.
+JOB_TIMEOUT = int(os.environ.get("JOB_TIMEOUT", "600"))
+
+# When a run fails (say S3 is briefly down), run it again: up to 3 more times,
+# after 10 s, 30 s, then 60 s. Waiting needs the worker's scheduler (worker.py).
+RETRY = Retry(max=3, interval=[10, 30, 60])
+
+# rq's job ids: letters, digits, "_" and "-" (a uuid4 unless you choose one).
+# Anything else is not a job id, so it gets a 400 before Redis is asked.
+JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+# rq has more states than the page needs. A job waiting for its next retry
+# is "scheduled"; to the person waiting it is still queued.
+PAGE_STATUS = {"scheduled": "queued", "deferred": "queued", "stopped": "failed", "canceled": "failed"}
+
+
+@app.get("/")
+def index():
+    return render_template("index.html")
+
+
+@app.post("/report")
+def create_report():
+    # Enqueue and answer at once; the worker does the slow part.
+    job = queue.enqueue(make_report, job_timeout=JOB_TIMEOUT, retry=RETRY)
+    # status_url tells the page where to ask how the job is doing.
+    status_url = url_for("report_status", job_id=job.id)
+    return jsonify(job_id=job.id, status_url=status_url), 202
+
+
+@app.get("/report/<job_id>")
+def report_status(job_id):
+    """The job's state as JSON: status, progress, and the download link or the error."""
+    if not JOB_ID.fullmatch(job_id):
+        return jsonify(error="That is not a report id."), 400
+    try:
+        job = Job.fetch(job_id, connection=conn)
+    except NoSuchJobError:
+        return jsonify(error="There is no report with that id. It may have expired."), 404
+    status = job.get_status().value
+    if job.is_scheduled or job.is_deferred:
+        status = "queued"  # waiting to run (again)
+    elif status in ("stopped", "canceled"):
+        status = "failed"
+    answer = {"job_id": job.id, "status": status, "progress": job.meta.get("progress", 0)}
+    if status == "finished":
+        answer["progress"] = 100
+        answer["url"] = download_url(job.return_value())
+    elif status == "failed":
+        answer["error"] = failure_reason(job)
+    return jsonify(answer)
+
+
+def failure_reason(job):
+    """The last line of the job's traceback: the exception and its message."""
+    result = job.latest_result()
+    text = (result.exc_string if result else None) or "The report failed."
+    return text.strip().splitlines()[-1]
