@@ -3,6 +3,8 @@ import os
 import re
 
 from flask import Flask, jsonify, render_template, url_for
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
@@ -31,6 +33,17 @@ JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 # rq has more states than the page needs. A job waiting for its next retry
 # is "scheduled"; to the person waiting it is still queued.
 PAGE_STATUS = {"scheduled": "queued", "deferred": "queued", "stopped": "failed", "canceled": "failed"}
+
+# What the page says when Redis cannot be reached (down, restarting, failing
+# over): 503 and a Retry-After, so the page (and any client) waits and asks again.
+QUEUE_DOWN = "The job queue is unavailable; try again shortly."
+
+
+@app.errorhandler(RedisConnectionError)
+@app.errorhandler(RedisTimeoutError)
+def queue_unavailable(error):
+    app.logger.warning("Redis unavailable: %s", error)
+    return jsonify(error=QUEUE_DOWN), 503, {"Retry-After": "5"}
 
 
 @app.get("/")
@@ -68,7 +81,18 @@ def report_status(job_id):
 
 
 def failure_reason(job):
-    """The last line of the job's traceback: the exception and its message."""
+    """A short sentence for the person waiting. The traceback, with endpoints,
+    bucket names and keys they have no use for, stays in the job's failure
+    record (job.latest_result().exc_string, `rq info`, the worker's log)."""
     result = job.latest_result()
-    text = (result.exc_string if result else None) or "The report failed."
-    return text.strip().splitlines()[-1]
+    last = ((result.exc_string if result else None) or "").strip().splitlines()[-1:] or [""]
+    kind, _, message = last[0].partition(": ")
+    if kind.endswith("DataSourceError"):  # our own exception: its message is written for people
+        return message
+    if kind.startswith(("botocore.", "boto3.")):
+        return "The report could not be saved to storage (S3). Try again in a few minutes."
+    if "Timeout" in kind:
+        return "The report took too long and was stopped."
+    if "AbandonedJob" in last[0] or "ShutDownImminent" in kind:
+        return "The worker building the report stopped before it finished. Try again."
+    return "The report failed. Try again; if it fails again, tell us."

@@ -2,23 +2,41 @@
 import os
 import re
 
+import redis
 from flask import Flask, jsonify, render_template, request, url_for
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.serializers import JSONSerializer
+from rq.utils import now
+from rq.worker import Worker
+from werkzeug.exceptions import HTTPException
 
 from report_data import SECTIONS
 from utils import download_url, fetch_section, make_report, merge_sections
-from worker import conn
+from worker import redis_url
+
+# The web app's own Redis client, with redis-py's default retries (a couple of
+# seconds' worth). The worker's client waits up to 40 s for a Redis that is
+# restarting; a page must not, so past that, the 503 says "try again shortly".
+tls = {"ssl_cert_reqs": None} if redis_url.startswith("rediss://") else {}
+conn = redis.Redis.from_url(redis_url, **tls)
 
 app = Flask(__name__)
+
+# Flask reads the whole body of a request before the route sees it. The page
+# sends a few bytes; anything over 16 KB is refused with 413 before it is read.
+app.config["MAX_CONTENT_LENGTH"] = 16 * 1024
 
 # One queue per priority. The worker listens on high, default, low in that
 # order, so it takes a job from high before any from default or low.
 PRIORITIES = ("high", "default", "low")
 # JSON, not pickle: a worker unpickling job data would run whatever code
-# anyone able to write to Redis put there. JSON can only carry data.
+# anyone able to write to Redis put there. JSON carries data, but one item of
+# that data is the name of the function to run: the worker also checks that
+# name against the app's own jobs (worker.py).
 queues = {name: Queue(name, connection=conn, serializer=JSONSerializer) for name in PRIORITIES}
 
 # How long one run of a report may take before the worker stops it. From the
@@ -37,6 +55,47 @@ JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 # is "scheduled"; to the person waiting it is still queued.
 PAGE_STATUS = {"scheduled": "queued", "deferred": "queued", "stopped": "failed", "canceled": "failed"}
 
+# What the page says when Redis cannot be reached (down, restarting, failing
+# over): 503 and a Retry-After, so the page (and any client) waits and asks again.
+QUEUE_DOWN = "The job queue is unavailable; try again shortly."
+
+# A started job whose worker has sent no heartbeat for this long was cut off:
+# its worker was killed, or its dyno lost. rq notices too, later (worker.py).
+# Three of the worker's heartbeats (HEARTBEAT = 10 in worker.py).
+INTERRUPTED_AFTER = 30  # seconds
+
+
+@app.errorhandler(RedisConnectionError)
+@app.errorhandler(RedisTimeoutError)
+def queue_unavailable(error):
+    app.logger.warning("Redis unavailable: %s", error)
+    return jsonify(error=QUEUE_DOWN), 503, {"Retry-After": "5"}
+
+
+@app.errorhandler(HTTPException)
+def http_error(error):
+    """Every 4xx Flask raises (404, 405, 413, a body it cannot parse...) as
+    JSON with a short sentence, like the route's own errors, not an HTML page."""
+    return jsonify(error=f"{error.name}."), error.code
+
+
+@app.errorhandler(RecursionError)
+def too_deep(error):
+    # json.loads recurses once per nested [ or {: a body nested thousands deep
+    # runs out of stack before it runs out of bytes.
+    return jsonify(error="The request body is nested too deeply."), 400
+
+
+@app.errorhandler(Exception)
+def unexpected(error):
+    """Anything else: the traceback goes to the log, a sentence to the client.
+    In the status route it is a job record that cannot be read (damaged, or
+    written by something else): that report is gone, as far as the page goes."""
+    app.logger.exception("%s %s failed", request.method, request.path)
+    if request.endpoint == "report_status":
+        return jsonify(error="That report's record cannot be read. Start a new report."), 404
+    return jsonify(error="Something went wrong on our side. Try again."), 500
+
 
 @app.get("/")
 def index():
@@ -45,6 +104,12 @@ def index():
 
 @app.post("/report")
 def create_report():
+    try:
+        request.get_data()  # the whole body, read (and kept) now: a broken one is a 400 here
+    except HTTPException:
+        raise  # 413: over MAX_CONTENT_LENGTH
+    except Exception:  # the client broke off, or sent chunks that do not add up
+        return jsonify(error="The request body could not be read."), 400
     # Enqueue and answer at once; the worker does the slow part.
     priority, sections, problem = report_options()
     if problem:
@@ -75,6 +140,8 @@ def report_status(job_id):
     if status == "deferred":  # a merge job, still waiting for its sections
         return jsonify(merge_status(job))
     status = PAGE_STATUS.get(status, status)
+    if status == "started" and worker_gone(job):
+        status = "interrupted"  # the page says so, and keeps polling: rq will retry it
     answer = {"job_id": job.id, "status": status, "progress": job.meta.get("progress", 0)}
     if status == "finished":
         answer["progress"] = 100
@@ -85,10 +152,21 @@ def report_status(job_id):
 
 
 def failure_reason(job):
-    """The last line of the job's traceback: the exception and its message."""
+    """A short sentence for the person waiting. The traceback, with endpoints,
+    bucket names and keys they have no use for, stays in the job's failure
+    record (job.latest_result().exc_string, `rq info`, the worker's log)."""
     result = job.latest_result()
-    text = (result.exc_string if result else None) or "The report failed."
-    return text.strip().splitlines()[-1]
+    last = ((result.exc_string if result else None) or "").strip().splitlines()[-1:] or [""]
+    kind, _, message = last[0].partition(": ")
+    if kind.endswith("DataSourceError"):  # our own exception: its message is written for people
+        return message
+    if kind.startswith(("botocore.", "boto3.")):
+        return "The report could not be saved to storage (S3). Try again in a few minutes."
+    if "Timeout" in kind:
+        return "The report took too long and was stopped."
+    if "AbandonedJob" in last[0] or "ShutDownImminent" in kind:
+        return "The worker building the report stopped before it finished. Try again."
+    return "The report failed. Try again; if it fails again, tell us."
 
 
 def report_options():
@@ -102,7 +180,8 @@ def report_options():
         body = request.form
     priority = body.get("priority", "default")
     if priority not in PRIORITIES:
-        return None, None, f"priority must be high, default or low, not {priority!r}."
+        # Not echoed back: it could be 10 MB, or HTML meant for someone's page.
+        return None, None, "priority must be high, default or low."
     sections = body.get("sections", False) in (True, "true", "1", "on")
     return priority, sections, None
 
@@ -126,3 +205,14 @@ def merge_status(job):
                     "error": f"Section {section.args[0]!r} failed: {failure_reason(section)}"}
     done = sum(section.get_status().value == "finished" for section in sections)
     return {"job_id": job.id, "status": "queued", "progress": 90 * done // max(len(sections), 1)}
+
+
+def worker_gone(job):
+    """True if the worker that started job has stopped sending heartbeats:
+    killed with its work horse, or its dyno lost, so nobody is running it."""
+    if not job.worker_name:
+        return False  # no worker recorded: nothing to go on
+    worker = Worker.find_by_key(Worker.redis_worker_namespace_prefix + job.worker_name, connection=conn)
+    if worker is None or worker.last_heartbeat is None:  # its record expired: silent for minutes
+        return True
+    return (now() - worker.last_heartbeat).total_seconds() > INTERRUPTED_AFTER
