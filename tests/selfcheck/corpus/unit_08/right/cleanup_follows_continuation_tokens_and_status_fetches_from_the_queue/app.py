@@ -13,6 +13,12 @@ from utils import download_url, fetch_section, make_report, merge_sections
 from worker import conn
 
 app = Flask(__name__)
+app.config["MAX_CONTENT_LENGTH"] = 8 * 1024  # the page sends a few bytes
+
+
+@app.errorhandler(413)
+def too_large(error):
+    return jsonify(error="The request body is too large."), 413
 
 # One queue per priority. The worker listens on high, default, low in that
 # order, so it takes a job from high before any from default or low.
@@ -53,7 +59,8 @@ def create_report():
     if sections:
         job = enqueue_sectioned_report(queue)
     else:
-        job = queue.enqueue(make_report, job_timeout=JOB_TIMEOUT, retry=RETRY)
+        job = queue.enqueue(make_report, job_timeout=JOB_TIMEOUT, retry=RETRY,
+                            result_ttl=86400, failure_ttl=3 * 86400)  # a day; three days
     # status_url tells the page where to ask how the job is doing.
     status_url = url_for("report_status", job_id=job.id)
     return jsonify(job_id=job.id, status_url=status_url), 202
@@ -102,7 +109,7 @@ def report_options():
         body = request.form
     priority = body.get("priority", "default")
     if priority not in PRIORITIES:
-        return None, None, f"priority must be high, default or low, not {priority!r}."
+        return None, None, "priority must be one of high, default or low."
     sections = body.get("sections", False) in (True, "true", "1", "on")
     return priority, sections, None
 
@@ -113,7 +120,8 @@ def enqueue_sectioned_report(queue):
     merge job: its result is the report's key."""
     section_jobs = queue.enqueue_many(
         [Queue.prepare_data(fetch_section, args=(name,), timeout=JOB_TIMEOUT) for name in SECTIONS])
-    return queue.enqueue(merge_sections, depends_on=section_jobs, job_timeout=JOB_TIMEOUT, retry=RETRY)
+    return queue.enqueue(merge_sections, depends_on=section_jobs, job_timeout=JOB_TIMEOUT, retry=RETRY,
+                         result_ttl=86400, failure_ttl=3 * 86400)
 
 
 def merge_status(job):
