@@ -47,6 +47,15 @@ JOB_TIMEOUT = int(os.environ.get("JOB_TIMEOUT", "600"))
 # after 10 s, 30 s, then 60 s. Waiting needs the worker's scheduler (worker.py).
 RETRY = Retry(max=3, interval=[10, 30, 60])
 
+# How long Redis keeps a job once it has ended. rq keeps a finished job 500 s
+# by default, but a failed one for a YEAR, and its failure record for ever:
+# every failed report would stay in Redis's memory. A finished job is kept as
+# long as its download link is worth asking for; a failed one for a week, time
+# to read why it failed (`rq info`, the failed registry), then Redis drops it.
+RESULT_TTL = 24 * 3600  # seconds: a day
+FAILURE_TTL = 7 * 24 * 3600  # a week
+KEEP = {"result_ttl": RESULT_TTL, "failure_ttl": FAILURE_TTL}
+
 # rq's job ids: letters, digits, "_" and "-" (a uuid4 unless you choose one).
 # Anything else is not a job id, so it gets a 400 before Redis is asked.
 JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
@@ -118,7 +127,12 @@ def create_report():
     if sections:
         job = enqueue_sectioned_report(queue)
     else:
-        job = queue.enqueue(make_report, job_timeout=JOB_TIMEOUT, retry=RETRY)
+        # One round trip to Redis, not two: given a pipeline, enqueue queues its
+        # writes (the queue's name in rq:queues, the job, its id on the queue)
+        # there, and execute() sends them together, as one transaction.
+        with conn.pipeline() as pipe:
+            job = queue.enqueue(make_report, job_timeout=JOB_TIMEOUT, retry=RETRY, pipeline=pipe, **KEEP)
+            pipe.execute()
     # status_url tells the page where to ask how the job is doing.
     status_url = url_for("report_status", job_id=job.id)
     return jsonify(job_id=job.id, status_url=status_url), 202
@@ -188,8 +202,8 @@ def enqueue_sectioned_report(queue):
     rq holds back (deferred) until every section job has finished. Returns the
     merge job: its result is the report's key."""
     section_jobs = queue.enqueue_many(
-        [Queue.prepare_data(fetch_section, args=(name,), timeout=JOB_TIMEOUT) for name in SECTIONS])
-    return queue.enqueue(merge_sections, depends_on=section_jobs, job_timeout=JOB_TIMEOUT, retry=RETRY)
+        [Queue.prepare_data(fetch_section, args=(name,), timeout=JOB_TIMEOUT, **KEEP) for name in SECTIONS])
+    return queue.enqueue(merge_sections, depends_on=section_jobs, job_timeout=JOB_TIMEOUT, retry=RETRY, **KEEP)
 
 
 def merge_status(job):

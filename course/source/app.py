@@ -116,6 +116,17 @@ JOB_TIMEOUT = int(os.environ.get("JOB_TIMEOUT", "600"))
 # after 10 s, 30 s, then 60 s. Waiting needs the worker's scheduler (worker.py).
 RETRY = Retry(max=3, interval=[10, 30, 60])
 # [end]
+# [unit 08+]
+
+# How long Redis keeps a job once it has ended. rq keeps a finished job 500 s
+# by default, but a failed one for a YEAR, and its failure record for ever:
+# every failed report would stay in Redis's memory. A finished job is kept as
+# long as its download link is worth asking for; a failed one for a week, time
+# to read why it failed (`rq info`, the failed registry), then Redis drops it.
+RESULT_TTL = 24 * 3600  # seconds: a day
+FAILURE_TTL = 7 * 24 * 3600  # a week
+KEEP = {"result_ttl": RESULT_TTL, "failure_ttl": FAILURE_TTL}
+# [end]
 # [unit 05+]
 
 # rq's job ids: letters, digits, "_" and "-" (a uuid4 unless you choose one).
@@ -218,7 +229,17 @@ def create_report():
     if sections:
         job = enqueue_sectioned_report(queue)
     else:
-        job = queue.enqueue(make_report, job_timeout=JOB_TIMEOUT, retry=RETRY)
+# [end]
+# [unit 07-07]
+#         job = queue.enqueue(make_report, job_timeout=JOB_TIMEOUT, retry=RETRY)
+# [end]
+# [unit 08+]
+        # One round trip to Redis, not two: given a pipeline, enqueue queues its
+        # writes (the queue's name in rq:queues, the job, its id on the queue)
+        # there, and execute() sends them together, as one transaction.
+        with conn.pipeline() as pipe:
+            job = queue.enqueue(make_report, job_timeout=JOB_TIMEOUT, retry=RETRY, pipeline=pipe, **KEEP)
+            pipe.execute()
 # [end]
 # [unit 03-04]
 #     return jsonify(job_id=job.id), 202
@@ -327,9 +348,18 @@ def enqueue_sectioned_report(queue):
     """One job per section, in one round trip to Redis, then a merge job that
     rq holds back (deferred) until every section job has finished. Returns the
     merge job: its result is the report's key."""
+# [end]
+# [unit 07-07]
+#     section_jobs = queue.enqueue_many(
+#         [Queue.prepare_data(fetch_section, args=(name,), timeout=JOB_TIMEOUT) for name in SECTIONS])
+#     return queue.enqueue(merge_sections, depends_on=section_jobs, job_timeout=JOB_TIMEOUT, retry=RETRY)
+# [end]
+# [unit 08+]
     section_jobs = queue.enqueue_many(
-        [Queue.prepare_data(fetch_section, args=(name,), timeout=JOB_TIMEOUT) for name in SECTIONS])
-    return queue.enqueue(merge_sections, depends_on=section_jobs, job_timeout=JOB_TIMEOUT, retry=RETRY)
+        [Queue.prepare_data(fetch_section, args=(name,), timeout=JOB_TIMEOUT, **KEEP) for name in SECTIONS])
+    return queue.enqueue(merge_sections, depends_on=section_jobs, job_timeout=JOB_TIMEOUT, retry=RETRY, **KEEP)
+# [end]
+# [unit 07+]
 
 
 def merge_status(job):

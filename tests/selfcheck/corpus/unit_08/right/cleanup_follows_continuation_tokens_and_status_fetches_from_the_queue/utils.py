@@ -9,6 +9,9 @@ from report_data import SECTIONS, fetch_sales
 from report_pdf import build_pdf
 from rq import get_current_job
 
+# Built once per worker process (worker.py imports this module), shared by every job.
+s3 = boto3.session.Session().client("s3")
+
 
 def make_report():
     """Build the sales report PDF, upload it to S3_BUCKET, and return its key."""
@@ -18,7 +21,6 @@ def make_report():
     pdf = build_pdf(rows)  # the whole PDF, in memory
     save_progress(job, 95)
     key = f"reports/{uuid.uuid4()}.pdf"
-    s3 = boto3.client("s3")  # honours AWS_ENDPOINT_URL, so it works with a local S3
     # One PUT, the last step: S3 stores the whole object or nothing, so a
     # failed job never leaves half a report behind.
     s3.put_object(Bucket=os.environ["S3_BUCKET"], Key=key, Body=pdf, ContentType="application/pdf")
@@ -60,7 +62,6 @@ def merge_sections():
     pdf = build_pdf(None, title="Sales report by section", sections=sections)
     save_progress(job, 95)
     key = f"reports/{uuid.uuid4()}.pdf"
-    s3 = boto3.client("s3")
     s3.put_object(Bucket=os.environ["S3_BUCKET"], Key=key, Body=pdf, ContentType="application/pdf")
     return key
 
@@ -71,7 +72,6 @@ REPORT_MAX_AGE_SECONDS = 7 * 24 * 3600
 def delete_old_reports(max_age_seconds=REPORT_MAX_AGE_SECONDS):
     """Delete the reports (keys under reports/) older than max_age_seconds from
     S3_BUCKET, and return the keys it deleted. Other objects are left alone."""
-    s3 = boto3.client("s3")
     bucket = os.environ["S3_BUCKET"]
     cutoff = datetime.now(timezone.utc) - timedelta(seconds=max_age_seconds)
     old = []

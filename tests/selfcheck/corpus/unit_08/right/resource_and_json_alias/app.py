@@ -118,7 +118,7 @@ def create_report():
     if sections:
         job = enqueue_sectioned_report(queue)
     else:
-        job = queue.enqueue(make_report, job_timeout=JOB_TIMEOUT, retry=RETRY)
+        job = queue.enqueue(make_report, job_timeout=JOB_TIMEOUT, retry=RETRY, result_ttl="12h", failure_ttl="3d")
     # status_url tells the page where to ask how the job is doing.
     status_url = url_for("report_status", job_id=job.id)
     return jsonify(job_id=job.id, status_url=status_url), 202
@@ -189,7 +189,8 @@ def enqueue_sectioned_report(queue):
     merge job: its result is the report's key."""
     section_jobs = queue.enqueue_many(
         [Queue.prepare_data(fetch_section, args=(name,), timeout=JOB_TIMEOUT) for name in SECTIONS])
-    return queue.enqueue(merge_sections, depends_on=section_jobs, job_timeout=JOB_TIMEOUT, retry=RETRY)
+    return queue.enqueue(merge_sections, depends_on=section_jobs, job_timeout=JOB_TIMEOUT, retry=RETRY,
+                         result_ttl="12h", failure_ttl="3d")
 
 
 def merge_status(job):

@@ -10,6 +10,9 @@ from report_pdf import build_pdf
 from report_data import SECTIONS
 from rq import get_current_job
 
+# One S3 resource per worker process, made when worker.py imports this module.
+S3 = boto3.resource("s3")
+
 
 def make_report():
     """Build the sales report PDF, upload it to S3_BUCKET, and return its key."""
@@ -19,7 +22,7 @@ def make_report():
     pdf = build_pdf(rows)  # the whole PDF, in memory
     save_progress(job, 95)
     key = f"reports/{uuid.uuid4()}.pdf"
-    s3 = boto3.client("s3")  # honours AWS_ENDPOINT_URL, so it works with a local S3
+    s3 = S3.meta.client
     # One PUT, the last step: S3 stores the whole object or nothing, so a
     # failed job never leaves half a report behind.
     s3.put_object(Bucket=os.environ["S3_BUCKET"], Key=key, Body=pdf, ContentType="application/pdf")
@@ -59,7 +62,7 @@ def merge_sections():
     sections = {name.title(): rows[name] for name in SECTIONS if name in rows}
     pdf = build_pdf(None, title="Sales report by section", sections=sections)
     key = f"reports/{uuid.uuid4()}.pdf"
-    s3 = boto3.client("s3")
+    s3 = S3.meta.client
     s3.put_object(Bucket=os.environ["S3_BUCKET"], Key=key, Body=pdf, ContentType="application/pdf")
     return key
 
@@ -70,7 +73,7 @@ REPORT_MAX_AGE_SECONDS = 7 * 24 * 3600
 def delete_old_reports(max_age_seconds=REPORT_MAX_AGE_SECONDS):
     """Delete the reports (keys under reports/) older than max_age_seconds from
     S3_BUCKET, and return the keys it deleted. Other objects are left alone."""
-    bucket = boto3.resource("s3").Bucket(os.environ["S3_BUCKET"])
+    bucket = S3.Bucket(os.environ["S3_BUCKET"])
     cutoff = datetime.now(timezone.utc) - timedelta(seconds=max_age_seconds)
     old = [obj.key for obj in bucket.objects.filter(Prefix="reports/") if obj.last_modified < cutoff]
     for key in old:
