@@ -9,7 +9,8 @@
    ratio, and for the solution the time until the PDF is really in S3.
 2. Worker throughput: a forking rq Worker, a SimpleWorker, two forking
    Workers, and a plain function call, on a no-op (or short) job.
-3. Grading time: the autograder on solution/, unit by unit.
+3. Grading time: the autograder on solution/, unit by unit, then every unit
+   in one run (`grade all`).
 
 Everything runs on loopback: a throwaway Redis and a local S3 (moto). Every
 process it starts is stopped when it ends, Ctrl-C included.
@@ -343,10 +344,34 @@ def grading_time(args, processes):
             wall_total += wall
             rows.append([unit, graded["title"], f"{graded['passed']}/{graded['total']}",
                          f"{graded['seconds']:.1f}", f"{wall:.1f}"])
+        rows.append(["all", "", "", f"{total:.1f}", f"{wall_total:.1f}"])
+        if len(units) > 1:
+            rows.append(grade_all(args, processes, units, Path(folder) / "all.json"))
     print(f"\n3. Grading {args.target}/ unit by unit (checks' own seconds, from --results; wall includes "
-          "pytest start-up and services)")
-    rows.append(["all", "", "", f"{total:.1f}", f"{wall_total:.1f}"])
+          "pytest start-up and services); `grade all` is one run of every unit, as `python3 -m course grade all` "
+          "does it (one pytest, one Redis, one S3)")
     table(["unit", "title", "passed", "graded s", "wall s"], rows, text_columns=(0, 1))
+
+
+def grade_all(args, processes, units, results):
+    """The row for one pytest run grading every unit at once."""
+    started = time.perf_counter()
+    process = processes.start(
+        [sys.executable, "-m", "pytest", *(f"tests/unit_{unit}" for unit in units), "--target", args.target, "-q",
+         "--results", str(results)],
+        dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        process.wait(args.grading_timeout * len(units))
+    except subprocess.TimeoutExpired:
+        return ["grade all", "timed out", "", "", ""]
+    finally:
+        processes.stop(process)
+    wall = time.perf_counter() - started
+    if not results.exists():
+        return ["grade all", f"no results (exit {process.returncode})", "", "", f"{wall:.1f}"]
+    graded = json.loads(results.read_text())["units"].values()
+    passed = f"{sum(u['passed'] for u in graded)}/{sum(u['total'] for u in graded)}"
+    return ["grade all", "every unit in one run", passed, f"{sum(u['seconds'] for u in graded):.1f}", f"{wall:.1f}"]
 
 
 # ---------------------------------------------------------------- main
