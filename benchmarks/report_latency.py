@@ -10,7 +10,7 @@
 2. Worker throughput: a forking rq Worker, a SimpleWorker, two forking
    Workers, and a plain function call, on a no-op (or short) job.
 3. Grading time: the autograder on solution/, unit by unit, then every unit
-   in one run (`grade all`).
+   as `python3 -m course grade all` grades them.
 
 Everything runs on loopback: a throwaway Redis and a local S3 (moto). Every
 process it starts is stopped when it ends, Ctrl-C included.
@@ -348,30 +348,24 @@ def grading_time(args, processes):
         if len(units) > 1:
             rows.append(grade_all(args, processes, units, Path(folder) / "all.json"))
     print(f"\n3. Grading {args.target}/ unit by unit (checks' own seconds, from --results; wall includes "
-          "pytest start-up and services); `grade all` is one run of every unit, as `python3 -m course grade all` "
-          "does it (one pytest, one Redis, one S3)")
+          "pytest start-up and services); `grade all` grades every unit as `python3 -m course grade all` does")
     table(["unit", "title", "passed", "graded s", "wall s"], rows, text_columns=(0, 1))
 
 
 def grade_all(args, processes, units, results):
-    """The row for one pytest run grading every unit at once."""
+    """The row for `python3 -m course grade all`: every unit graded as that command does
+    (in lanes, see course.grading.run_in_lanes), its grades not recorded."""
+    from course import grading, manifest
+
     started = time.perf_counter()
-    process = processes.start(
-        [sys.executable, "-m", "pytest", *(f"tests/unit_{unit}" for unit in units), "--target", args.target, "-q",
-         "--results", str(results)],
-        dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        process.wait(args.grading_timeout * len(units))
-    except subprocess.TimeoutExpired:
-        return ["grade all", "timed out", "", "", ""]
-    finally:
-        processes.stop(process)
+    run = grading.run_in_lanes([manifest.unit(int(unit)) for unit in units], Path(args.target), record=False)
     wall = time.perf_counter() - started
-    if not results.exists():
-        return ["grade all", f"no results (exit {process.returncode})", "", "", f"{wall:.1f}"]
-    graded = json.loads(results.read_text())["units"].values()
+    if not run.units:
+        return ["grade all", f"no results (exit {run.returncode})", "", "", f"{wall:.1f}"]
+    graded = run.units.values()
     passed = f"{sum(u['passed'] for u in graded)}/{sum(u['total'] for u in graded)}"
-    return ["grade all", "every unit in one run", passed, f"{sum(u['seconds'] for u in graded):.1f}", f"{wall:.1f}"]
+    return ["grade all", f"every unit, {grading.lanes()} at a time", passed,
+            f"{sum(u['seconds'] for u in graded):.1f}", f"{wall:.1f}"]
 
 
 # ---------------------------------------------------------------- main
