@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,12 +30,15 @@ class GradeRun:
     seconds: float = 0.0
 
 
-def run_grader(units, target, verbose=False, record=True):
-    """Grade `units` on `target` in one pytest run (one Redis, one S3 for all)."""
+def run_grader(units, target, verbose=False, record=True, checks=None):
+    """Grade `units` on `target` in one pytest run (one Redis, one S3 for all);
+    only the checks named in `checks`, if given."""
     with tempfile.TemporaryDirectory(prefix="course-grade-") as tmp:
         results = Path(tmp) / "results.json"
         command = [sys.executable, "-m", "pytest", *(str(u.tests.relative_to(ROOT)) for u in units),
                    "--target", str(target), "--results", str(results)]
+        if checks:
+            command += ["-k", " or ".join(sorted(checks))]
         command += ["-v"] if verbose else ["-q", "--no-header"]
         env = {k: v for k, v in os.environ.items() if k != "COURSE_TARGET"}
         if not ui.colour_on():
@@ -52,6 +56,70 @@ def run_grader(units, target, verbose=False, record=True):
             run.units = run.data.get("units", {})
     if record and run.units:
         progress.record_grades(target, run.units)
+    return run
+
+
+def lanes():
+    """How many units `grade all` grades at once: one per core, at most two (the
+    self-checks grade two at a time too); 1 with COURSE_GRADE_LANES=1."""
+    wanted = os.environ.get("COURSE_GRADE_LANES", "")
+    if wanted.isdigit() and int(wanted) >= 1:
+        return int(wanted)
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def run_in_lanes(units, target, record=True, count=None):
+    """Grade `units` in `count` pytest runs at once (each with its own Redis and S3),
+    the units shared so the later, longer ones are spread; one run's results."""
+    count = min(count or lanes(), len(units))
+    if count < 2:
+        return run_grader(units, target, record=record)
+    groups, weights = [[] for _ in range(count)], [0] * count
+    for unit in sorted(units, key=lambda u: -u.number):  # later units take longer
+        lane = weights.index(min(weights))
+        groups[lane].append(unit)
+        weights[lane] += unit.number
+    started = time.monotonic()
+    with ThreadPoolExecutor(count) as pool:
+        runs = list(pool.map(lambda group: run_grader(sorted(group, key=lambda u: u.number), target, record=False),
+                             groups))
+    run = GradeRun(returncode=max(r.returncode for r in runs), output="".join(r.output for r in runs),
+                   seconds=time.monotonic() - started)
+    for unit in units:  # in the course's order
+        for part in runs:
+            if unit.code in part.units:
+                run.units[unit.code] = part.units[unit.code]
+    if run.units:
+        base = next(r.data for r in runs if r.data)
+        run.data = {**base, "seconds": round(run.seconds, 2), "units": run.units,
+                    "points": sum(u["points"] for u in run.units.values()),
+                    "earned": round(sum(u["earned"] for u in run.units.values()), 2)}
+    if record and run.units:
+        progress.record_grades(target, run.units)
+    return run
+
+
+def merge_runs(first, second, units):
+    """One GradeRun from two runs of different checks of the same units: each unit's
+    checks together, its points shared again among all its scored checks."""
+    run = GradeRun(returncode=first.returncode or second.returncode, output=first.output + second.output,
+                   seconds=first.seconds + second.seconds)
+    for unit in units:
+        parts = [r.units[unit.code] for r in (first, second) if unit.code in r.units]
+        if not parts:
+            continue
+        checks = [dict(c) for part in parts for c in part["checks"]]
+        scored = [c for c in checks if c.get("scored", True)]
+        share = unit.points / len(scored) if scored else 0
+        for c in checks:
+            c["points"] = round(share, 2) if c.get("scored", True) else 0
+            c["earned"] = c["points"] if c["outcome"] == "passed" else 0
+        run.units[unit.code] = {
+            "title": unit.title, "points": unit.points, "checks": checks, "total": len(checks),
+            "passed": sum(c["outcome"] == "passed" for c in checks),
+            "earned": round(share * sum(c["outcome"] == "passed" for c in scored), 2),
+            "seconds": round(sum(c["seconds"] for c in checks), 2)}
+    run.data = {**first.data, "units": run.units}
     return run
 
 
@@ -90,8 +158,11 @@ def report_broken_run(run):
         print("  " + line, file=sys.stderr)
 
 
-def grade(numbers, target, verbose=False, results_path=None, record=True, exercism_path=None, summary_path=None):
-    """`grade N` / `grade all`: returns the exit code (0 only if every graded unit passes)."""
+def grade(numbers, target, verbose=False, results_path=None, record=True, exercism_path=None, summary_path=None,
+          first=None):
+    """`grade N` / `grade all`: returns the exit code (0 only if every graded unit passes).
+    `first`, a set of check names: run those first, and the rest only if they all pass
+    (`watch`, after a save: the checks the saved file can affect)."""
     units = [manifest.unit(n) for n in numbers]
     gradable = [u for u in units if has_grader(u)]
     missing = [u for u in units if not has_grader(u)]
@@ -102,7 +173,24 @@ def grade(numbers, target, verbose=False, results_path=None, record=True, exerci
         return 2
     what = f"unit {gradable[0].code} ({gradable[0].title})" if len(units) == 1 else f"{len(gradable)} units"
     ui.say(f"Grading {display(target)} on {what} ...")
-    run = run_grader(gradable, target, verbose=verbose, record=record)
+    run = None
+    if first:
+        names = set().union(*(check_names(u) for u in gradable))
+        first, rest = names & set(first), names - set(first)
+        if first and rest:
+            ui.say(f"  first the {len(first)} check(s) your change can affect, then the other {len(rest)}")
+            run = run_grader(gradable, target, verbose=verbose, record=False, checks=first)
+            if run.units and all(passed(r) for r in run.units.values()):
+                run = merge_runs(run, run_grader(gradable, target, verbose=verbose, record=False, checks=rest),
+                                 gradable)
+                if record and run.units:  # every check ran: the unit's grade
+                    progress.record_grades(target, run.units)
+            elif run.units:
+                ui.say(f"  (the other {len(rest)} check(s) run once these pass)")
+    if run is None and len(gradable) > 1 and not verbose:
+        run = run_in_lanes(gradable, target, record=record)
+    if run is None:
+        run = run_grader(gradable, target, verbose=verbose, record=record)
     for path in filter(None, (results_path, exercism_path, summary_path)):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     if results_path:
@@ -157,6 +245,44 @@ def _next_step(units, run, failed):
                f"{later[0].readme.relative_to(ROOT).as_posix()}")
     else:
         ui.say(f"\n{ui.paint('Unit ' + unit.code + ' passes: that was the last unit.', 'green')}")
+
+
+# ---------------------------------------------------------------- which checks a file can affect
+
+def check_names(unit):
+    """The names of a unit's checks (its test functions)."""
+    import ast
+
+    names = set()
+    for path in sorted(unit.tests.glob("test_*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                names.add(node.name)
+    return names
+
+
+# What a saved file can change, by what a check's code does: the quiz reads only
+# answers.toml; the page's files reach only checks that open it in a browser. App
+# code and the project files (a worker starts from the Procfile) reach every other.
+
+
+def affected_checks(unit, paths):
+    """The names of the unit's checks that a change to `paths` can change the verdict of."""
+    found = set()
+    for name in check_names(unit):
+        code = _check_code(unit, name).lower()
+        quiz = "check_quiz" in code
+        for path in map(Path, paths):
+            if path.name == manifest.ANSWERS_FILE:
+                hit = quiz
+            elif {"templates", "static"} & set(path.parts) or path.suffix in (".html", ".js", ".css"):
+                hit = "open_page" in code
+            else:
+                hit = not quiz
+            if hit:
+                found.add(name)
+                break
+    return found
 
 
 # ---------------------------------------------------------------- other formats

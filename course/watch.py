@@ -1,4 +1,7 @@
-"""`watch`: re-grade the current unit each time a learner file is saved.
+"""`watch`: re-grade the current unit each time a learner file is saved: first
+the checks the saved file can affect (the quiz for answers.toml, the browser
+check for the page's files, every code check for a .py file), then, if they
+pass, the rest.
 
 It uses watchdog's file-system events; where those cannot start (network
 drives, some containers, inotify limits) it falls back to checking file
@@ -57,6 +60,7 @@ class PollingWatcher:
     def __init__(self, root, interval=0.5):
         self.root, self.interval = Path(root), interval
         self.last = snapshot(root)
+        self.paths = set()  # what changed, as of the last wait() that returned True
 
     def wait(self, timeout=None):
         """True once something changed (False if timeout passed first)."""
@@ -65,6 +69,7 @@ class PollingWatcher:
             time.sleep(self.interval)
             now = snapshot(self.root)
             if now != self.last:
+                self.paths = {p for p in set(now) | set(self.last) if now.get(p) != self.last.get(p)}
                 self.last = now
                 return True
         return False
@@ -88,6 +93,8 @@ class EventWatcher:
 
         self.root = Path(root)
         self.changed = threading.Event()
+        self.pending = set()  # what changed since the last wait()
+        self.paths = set()    # what changed, as of the last wait() that returned True
         extras = {str(p) for p in project_files(root)}
         watcher = self
 
@@ -96,8 +103,10 @@ class EventWatcher:
                 if event.event_type in ("opened", "closed_no_write") or event.is_directory:
                     return
                 paths = [str(event.src_path), str(getattr(event, "dest_path", "") or "")]
-                if any(p and (p in extras or (Path(p).is_relative_to(watcher.root) and _relevant(p, watcher.root)))
-                       for p in paths):
+                hits = [p for p in paths
+                        if p and (p in extras or (Path(p).is_relative_to(watcher.root) and _relevant(p, watcher.root)))]
+                if hits:
+                    watcher.pending.update(hits)
                     watcher.changed.set()
 
         self.observer = Observer()
@@ -111,10 +120,12 @@ class EventWatcher:
             return False
         time.sleep(SETTLE_SECONDS)
         self.changed.clear()
+        self.paths, self.pending = set(self.pending), set()
         return True
 
     def reset(self):
         self.changed.clear()
+        self.pending = set()
 
     def close(self):
         self.observer.stop()
@@ -139,10 +150,12 @@ def run(target, unit=None, poll=False, rounds=None):
     unit = unit or progress.current_unit(target)
     watcher = watcher_for(target, poll)
     graded = 0
+    saved = set()  # the files saved since the last grading: their checks run first
     try:
         while True:
             if grading.has_grader(unit):
-                code = grading.grade([unit.number], target)
+                first = grading.affected_checks(unit, saved) if saved else None
+                code = grading.grade([unit.number], target, first=first)
             else:
                 ui.say(f"Unit {unit.code} has no grader yet.")
                 code = 1
@@ -155,6 +168,7 @@ def run(target, unit=None, poll=False, rounds=None):
             watcher.reset()
             ui.say(ui.paint(f"\nWatching {display(target)} for saves ({watcher.kind}); Ctrl-C stops.", "dim"))
             watcher.wait()
+            saved = set(watcher.paths)
             ui.say()
     except KeyboardInterrupt:
         ui.say("\nStopped watching.")

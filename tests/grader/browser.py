@@ -36,7 +36,9 @@ def find_chromium(playwright):
 
 @contextmanager
 def open_page(url):
-    """Yield a Playwright page showing url, in a fresh headless Chromium profile."""
+    """Yield a Playwright page showing url, in a fresh headless Chromium profile. url may be
+    a function that returns it: it is called once the browser runs, so what it waits for
+    (a web app starting) and the browser's own start overlap."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -51,7 +53,7 @@ def open_page(url):
                 profile, executable_path=binary, headless=True, args=ARGS)
             try:
                 page = context.pages[0] if context.pages else context.new_page()
-                page.goto(url, wait_until="load", timeout=15000)
+                page.goto(url() if callable(url) else url, wait_until="load", timeout=15000)
                 yield page
             finally:
                 context.close()

@@ -263,13 +263,17 @@ class Process:
         reason = diagnose.explain(self.log(), what=what)
         return reason or f"{what} exited with code {self.popen.returncode} and printed nothing."
 
-    def terminate(self, grace=10):
-        """SIGTERM it and everything below it (as Heroku does), then SIGKILL what is left after `grace` s."""
+    def _survey(self):
+        """Record everything below it now, and what of that detached into a session of its own."""
         table = process_table()
         self.tree |= descendants([self.popen.pid], table)
         # Below it but in a session of its own (setsid, a daemon): it would outlive the process.
         self.detached.update({p: command_line(p) for p in self.tree
                               if p in table and table[p][3] != self.popen.pid and table[p][1] != "Z"})
+
+    def terminate(self, grace=10):
+        """SIGTERM it and everything below it (as Heroku does), then SIGKILL what is left after `grace` s."""
+        self._survey()
         if self.alive():
             _kill_group(self.popen.pid, signal.SIGTERM)
             kill_all(self.tree - {self.popen.pid}, signal.SIGTERM)
@@ -287,8 +291,22 @@ class Process:
             pass
         reap(self.tree - {self.popen.pid})
 
+    def kill(self):
+        """SIGKILL it and everything below it at once: after a check, nothing it would do
+        on a graceful stop matters (Redis is emptied before the next check), and a
+        graceful stop costs a second or two (gunicorn's, a worker's). What detached from
+        it is recorded first, as terminate() does."""
+        self._survey()
+        _kill_group(self.popen.pid)
+        kill_all(self.tree)
+        try:
+            self.popen.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        reap(self.tree - {self.popen.pid})
+
     def close(self):
-        self.terminate(grace=5)
+        self.kill()
         self.log_file.close()
         try:
             os.unlink(self.log_file.name)

@@ -16,11 +16,21 @@ RANK = {"queued": 0, "started": 1, "finished": 2, "failed": 2}
 
 def start_web(learner, env=None):
     """Start gunicorn on a free loopback port; return (process, base URL)."""
+    return wait_web(*spawn_web(learner, env))
+
+
+def spawn_web(learner, env=None):
+    """Start gunicorn on a free loopback port without waiting for it; return (process, port)."""
     port = services.free_port()
     process = learner.start(
         [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
          "--threads", "4", "--timeout", "30", "app:app"],
         name="the web app (gunicorn app:app)", env=env)
+    return process, port
+
+
+def wait_web(process, port):
+    """Wait until the gunicorn spawn_web started listens; return (process, base URL)."""
     try:
         services.wait_for_port(port, 20, process.popen, what="web app")
     except services.ServiceError:

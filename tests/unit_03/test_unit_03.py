@@ -20,12 +20,12 @@ def learner_files(target, request):
 
 
 def test_worker_listens_on_high_default_low_in_order(learner, redis):
+    process = learner.start_worker()  # it starts while worker.py is read
     declared = learner.probe("import worker\nresult(listen=getattr(worker, 'listen', None))",
                              what="importing worker.py", timeout=15)["listen"]
     if declared is not None and list(declared) != LISTEN:
         fail(f"worker.listen is {declared!r}; it must be {LISTEN!r}, in that order: the order is the priority.",
              unit=UNIT, step=3)
-    process = learner.start_worker()
     found = flows.wait_for_worker(learner, redis, process)
     queues = found.queue_names()
     if queues != LISTEN:
@@ -77,12 +77,13 @@ def test_route_enqueues_and_answers_at_once(learner, redis, s3, bucket):
 
 def test_worker_runs_the_job_to_a_pdf_in_the_bucket(learner, redis, s3, bucket):
     # The route sees REPORT_SECONDS unset, as on Heroku; only the worker gets the short query.
+    worker = learner.start_worker()  # it starts while the route is asked
     answer = flows.post_report(learner, REPORT_SECONDS=None)
     job_id = flows.job_id_from(answer, UNIT, 4)
     queued = jobs.fetch(redis, job_id)
     if queued is not None:
         flows.check_job_timeout(queued, UNIT, 4)
-    job = flows.run_job(learner, redis, job_id)
+    job = flows.run_job(learner, redis, job_id, worker=worker)
     state = jobs.status(job)
     if state != "finished":
         fail(f"The worker ran the job and it ended {state}: {flows.job_error_summary(job)}", unit=UNIT, step=2)

@@ -29,8 +29,8 @@ def learner_files(target, request):
 
 def run_web_and_worker(learner, redis, **env):
     environment = learner.environment(**env)
-    _, base = web.start_web(learner, environment)
     worker = learner.start_worker(env=environment)
+    _, base = web.start_web(learner, environment)  # while the worker starts
     flows.wait_for_worker(learner, redis, worker)
     return base
 
@@ -210,8 +210,16 @@ PAGE_STATE = """() => ({
 
 
 def test_page_shows_progress_then_the_link(learner, redis, s3, bucket):
-    base = run_web_and_worker(learner, redis, REPORT_SECONDS=WATCH_SECONDS)
-    with open_page(base + "/") as page:
+    environment = learner.environment(REPORT_SECONDS=WATCH_SECONDS)
+    worker = learner.start_worker(env=environment)
+    web_app = web.spawn_web(learner, environment)
+
+    def ready():  # called once the browser runs: it starts while the web app and the worker do
+        _, base = web.wait_web(*web_app)
+        flows.wait_for_worker(learner, redis, worker)
+        return base + "/"
+
+    with open_page(ready) as page:
         page.click("#start")
         bars, state = [], {}
         deadline = time.monotonic() + 30

@@ -11,6 +11,7 @@ so that neither boto3's retries (switched back on in the learner's code) nor a
 loop of the learner's own can stand in for the job's rq Retry.
 """
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from rq.registry import FailedJobRegistry
@@ -182,6 +183,7 @@ def test_s3_outage_fails_with_a_readable_error_and_can_be_requeued(learner, redi
     _, base = web.start_web(learner, env)
     job_id, url = web.start_report(base, UNIT, 5)
     job = jobs.fetch(redis, job_id)
+    retries.run_once(redis, job_id)  # S3 stays down: every retry would fail alike (retrying is checked above)
     start_worker(learner, redis, env)
     state, _ = follow(redis, job)
     if state == "finished":
@@ -219,13 +221,15 @@ def test_failed_query_leaves_no_partial_report(learner, redis, s3, bucket, env):
 
 
 def test_job_past_its_timeout_is_stopped(learner, redis, s3, bucket, env):
-    usual = jobs.fetch(redis, flows.job_id_from(flows.post_report(learner, REPORT_SECONDS=None, JOB_TIMEOUT=None),
-                                                UNIT, 4))
+    with ThreadPoolExecutor(2) as pool:  # two web apps, each with its own settings, asked at once
+        asked_usual = pool.submit(flows.post_report, learner, REPORT_SECONDS=None, JOB_TIMEOUT=None)
+        asked_slow = pool.submit(flows.post_report, learner, JOB_TIMEOUT="1", REPORT_SECONDS="30")
+        usual = jobs.fetch(redis, flows.job_id_from(asked_usual.result(), UNIT, 4))
+        answer = asked_slow.result()
     if usual is not None:
         flows.check_job_timeout(usual, UNIT, 4, how="JOB_TIMEOUT's default, 600")
         usual.delete()  # only its timeout mattered: no worker should run it
     slow = learner.environment(**{**env, "JOB_TIMEOUT": "1", "REPORT_SECONDS": "30"})
-    answer = flows.post_report(learner, JOB_TIMEOUT="1", REPORT_SECONDS="30")
     job = jobs.fetch(redis, flows.job_id_from(answer, UNIT, 4))
     if job.timeout != 1:
         fail(f"With JOB_TIMEOUT=1 the enqueued job's timeout is {job.timeout!r} s. Read JOB_TIMEOUT from the "
