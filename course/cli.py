@@ -40,19 +40,13 @@ def cmd_quiz_keys(args):
 
 def cmd_stages(args):
     """(maintainers) Regenerate starter/, solution/ and the top-level Procfile and
-    requirements.txt from the marked source in course/source/. With --move-source,
-    first move the marked source out of solution/ (where older branches keep it)
-    into course/source/ with git, then regenerate and stage the result."""
+    requirements.txt from the marked source in course/source/."""
     from course import stages
 
     try:
-        if args.move_source:
-            written = stages.move_source()
-            print(f"moved solution/ to course/source/ and regenerated: {', '.join(written)} (staged; commit them)")
-        else:
-            written = stages.write_all()
-            print(f"regenerated from {stages.SOURCE.relative_to(ROOT)}/: {', '.join(written)}")
-    except stages.NotMoved as why:
+        written = stages.write_all()
+        print(f"regenerated from {stages.SOURCE.relative_to(ROOT)}/: {', '.join(written)}")
+    except stages.SolutionEdited as why:
         print(f"course: {why}", file=sys.stderr)
         return 2
     return 0
@@ -240,8 +234,6 @@ def build_parser():
 
     p = sub.add_parser("stages", help="(maintainers) regenerate starter/ and solution/ from course/source/",
                        description=cmd_stages.__doc__)
-    p.add_argument("--move-source", action="store_true",
-                   help="first move the marked source from solution/ to course/source/ (git mv), once")
     p.set_defaults(func=cmd_stages)
     return parser
 

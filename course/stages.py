@@ -26,7 +26,6 @@ they open to compare is solution/, plain code.
 """
 import re
 import shutil
-import subprocess
 import tomllib
 from pathlib import Path
 
@@ -36,11 +35,6 @@ from course import manifest
 SOLUTION = ROOT / "solution"
 STARTER = ROOT / "starter"
 SOURCE = ROOT / "course" / "source"
-# Before the move (a branch from before it, merged in): solution/ is still the
-# marked source. Everything reads it from there until `python3 -m course stages
-# --move-source` moves it; nothing is written into it meanwhile.
-if not SOURCE.is_dir():
-    SOURCE = SOLUTION
 MARKER = re.compile(r"^# \[unit (\d+)(\+|-(\d+))\]\s*$")
 END = "# [end]"
 # Only in the source: the reference answers' explanations never reach an app folder.
@@ -180,8 +174,8 @@ def write_starter():
     write_stage(1, STARTER, answered=0, project_dest=ROOT)
 
 
-class NotMoved(RuntimeError):
-    """The marked source is still in solution/, or solution/ holds marked text."""
+class SolutionEdited(RuntimeError):
+    """solution/ holds marked text: edits meant for the source, which regenerating would lose."""
 
 
 def marked_files(folder):
@@ -202,12 +196,9 @@ def marked_files(folder):
 def write_solution():
     """solution/: the finished app (the last stage, every quiz answered, its own
     Procfile and requirements.txt), with no markers. Never overwrites marked text."""
-    if SOURCE == SOLUTION:
-        raise NotMoved("the marked source is still in solution/; move it first: "
-                       "`python3 -m course stages --move-source`")
     marked = marked_files(SOLUTION) if SOLUTION.is_dir() else []
     if marked:
-        raise NotMoved(f"solution/ holds unit markers ({', '.join(marked)}): those are edits to the marked "
+        raise SolutionEdited(f"solution/ holds unit markers ({', '.join(marked)}): those are edits to the marked "
                        f"source made in solution/. Carry them into {SOURCE.relative_to(ROOT)}/ by hand, "
                        "then run this again (it would overwrite them).")
     write_stage(last_stage(), SOLUTION)
@@ -219,23 +210,6 @@ def write_all():
     write_solution()
     write_starter()
     return ["starter/", "Procfile", "requirements.txt", "solution/"]
-
-
-def move_source():
-    """The move of the marked source out of solution/ (where learners read it) into
-    course/source/, with git so history follows: `git mv solution course/source`,
-    then every generated folder is written. Returns the paths to commit."""
-    target = ROOT / "course" / "source"
-    if target.exists():
-        raise NotMoved(f"{target.relative_to(ROOT)}/ exists already: the source has been moved.")
-    if not marked_files(SOLUTION):
-        raise NotMoved("solution/ holds no unit markers, so it is not the marked source; nothing to move.")
-    subprocess.run(["git", "mv", "solution", str(target.relative_to(ROOT))], cwd=ROOT, check=True)
-    global SOURCE
-    SOURCE = target
-    written = write_all()
-    subprocess.run(["git", "add", "--", *written], cwd=ROOT, check=True)
-    return [f"{target.relative_to(ROOT)}/", *written]
 
 
 def project_differences(stage, folder):
