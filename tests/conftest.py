@@ -56,6 +56,35 @@ def pytest_addoption(parser):
     group.addoption("--self-check", action="store_true",
                     help="also run the course's own checks (solution, starter, answer corpora)")
     group.addoption("--results", metavar="PATH", help="write machine-readable results (JSON) to PATH")
+    group.addoption("--batch", metavar="PLAN", help="(self-checks) grade several app folders in one run, sharing "
+                    "its Redis and S3: PLAN is a JSON list of {id, target, check}; check null means every check")
+
+
+def batch_plan(config):
+    """The --batch plan as {id: {"target", "check"}}, or None for one --target."""
+    if not hasattr(config, "_course_plan"):
+        path = config.getoption("--batch")
+        config._course_plan = {e["id"]: e for e in json.loads(Path(path).read_text())} if path else None
+    return config._course_plan
+
+
+def selects(expression, name):
+    """Whether a -k expression ("test_a or test_b") selects the check of this name, as -k would."""
+    from _pytest.mark.expression import Expression
+
+    return Expression.compile(expression).evaluate(lambda word, **_: word.lower() in name)
+
+
+def pytest_generate_tests(metafunc):
+    """With --batch, every check that grades a target runs once per app folder of the plan
+    that asks for it (all checks, or the one named). The target is a session fixture, so
+    pytest runs one folder's checks together, then the next's; Redis and S3 are shared."""
+    plan = batch_plan(metafunc.config)
+    if plan is None or "target" not in metafunc.fixturenames:
+        return
+    name = metafunc.function.__name__.lower()
+    ids = [key for key, entry in plan.items() if not entry.get("check") or selects(entry["check"], name)]
+    metafunc.parametrize("target", ids, indirect=True, scope="session", ids=ids)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -63,6 +92,10 @@ def pytest_collection_modifyitems(config, items):
     start when collection ends and run in the background meanwhile."""
     if config.getoption("--self-check"):
         items.sort(key=lambda item: "selfcheck" in item.path.parts)
+    if batch_plan(config) is not None:  # a check no folder of the plan asks for is not run
+        keep = [item for item in items if "target" in getattr(getattr(item, "callspec", None), "params", {})]
+        config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+        items[:] = keep
 
 
 def pytest_ignore_collect(collection_path, config):
@@ -75,8 +108,9 @@ def pytest_ignore_collect(collection_path, config):
 
 @pytest.fixture(scope="session")
 def target(request):
-    """The learner app folder being graded."""
-    found = resolve(request.config.getoption("--target"))
+    """The learner app folder being graded (with --batch, each of the plan's in turn)."""
+    plan = batch_plan(request.config)
+    found = resolve(plan[request.param]["target"] if plan is not None else request.config.getoption("--target"))
     if not found.path.is_dir():
         pytest.fail(f"There is no app folder at {found.path}. Pass --target with a folder laid out like starter/.",
                     pytrace=False)
@@ -186,6 +220,8 @@ def unit_of(nodeid):
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
+    if batch_plan(item.config) is not None and hasattr(item, "callspec"):
+        report.course_target = item.callspec.params.get("target")
     if call.excinfo is not None and call.excinfo.errisinstance(LearnerFailure):
         report.longrepr = with_unit(str(call.excinfo.value), item.nodeid)  # already plain: no traceback
     learner = getattr(item, "funcargs", {}).get("learner")
@@ -214,7 +250,7 @@ class Results:
         if unit is None:
             return
         failed = report.failed
-        entry = {"check": report.nodeid.split("::")[-1], "outcome": "failed" if failed else report.outcome,
+        entry = {"check": check_name(report), "outcome": "failed" if failed else report.outcome,
                  "seconds": round(report.duration, 2), "scored": UNSCORED not in report.keywords}
         if failed:
             entry["message"] = first_lines(report)
@@ -246,6 +282,17 @@ class Results:
         return units
 
 
+def check_name(report):
+    """The check's name as a learner sees it: with --batch, without the folder's id."""
+    name = report.nodeid.split("::")[-1]
+    key = getattr(report, "course_target", None)
+    if key is None or "[" not in name:
+        return name
+    base, params = name[:-1].split("[", 1)
+    rest = [p for p in params.split("-") if p != key]
+    return f"{base}[{'-'.join(rest)}]" if rest else base
+
+
 def first_lines(report, count=3):
     text = str(report.longrepr) if report.longrepr else ""
     if hasattr(report.longrepr, "reprcrash") and report.longrepr.reprcrash:
@@ -258,20 +305,31 @@ def pytest_configure(config):
     config.addinivalue_line("markers", f"{UNSCORED}(why): a check reported but worth no points "
                             "(it checks no work the unit asks of the learner)")
     config._course_results = Results()
+    config._course_batch = defaultdict(Results)  # with --batch: one Results per folder of the plan
 
 
 def pytest_runtest_logreport(report):
     results = getattr(pytest_runtest_logreport, "results", None)
     if results is not None and (report.when == "call" or report.failed or report.skipped):
-        results.add(report)
+        key = getattr(report, "course_target", None)
+        (results if key is None else pytest_runtest_logreport.batch[key]).add(report)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session):
     pytest_runtest_logreport.results = session.config._course_results
+    pytest_runtest_logreport.batch = session.config._course_batch
 
 
 def pytest_terminal_summary(terminalreporter, config):
+    plan = batch_plan(config)
+    if plan is not None:
+        path = config.getoption("--results")
+        if path:  # per folder of the plan: its units, as one --target run would write them
+            data = {key: {"target": entry["target"], "units": config._course_batch[key].summary()}
+                    for key, entry in plan.items()}
+            Path(path).write_text(json.dumps({"batch": data}, indent=2) + "\n")
+        return
     units = config._course_results.summary()
     if not units:
         return

@@ -59,6 +59,7 @@ class Grading:
     check: str = None           # None: the whole unit
     label: str = ""
     env: tuple = ()             # (name, value) pairs added to the grader's own environment
+    alone: bool = False         # graded in a run of its own (hostile code), never in a batch
 
     @property
     def timeout(self):
@@ -115,32 +116,48 @@ class Outcome:
 def grade(grading, on_start=None):
     """Run the grading in a child pytest; return its Outcome. Never raises, never hangs.
     on_start(popen), if given, is called once the child runs (it may stop it)."""
+    return grade_batch([grading], on_start)[0]
+
+
+def grade_batch(batch, on_start=None):
+    """Run gradings of one unit (and one environment) in ONE child pytest, which starts
+    its Redis and S3 once and grades each app folder in turn (`--batch`); return their
+    Outcomes, in order. Each folder's checks still get a flushed Redis, a new bucket and
+    their own learner processes; what a batch saves is a pytest, a Redis and an S3 start
+    per folder. Never raises, never hangs."""
     started = time.monotonic()
-    outcome = Outcome(grading)
+    first = batch[0]
+    assert all(g.unit == first.unit and g.env == first.env for g in batch), "a batch is one unit, one environment"
+    outcomes = [Outcome(g) for g in batch]
+    timeout = sum(g.timeout for g in batch)
     with tempfile.TemporaryDirectory(prefix="course-selfcheck-") as tmp, \
             tempfile.TemporaryDirectory(prefix="course-results-") as private:
-        app = grading.build(Path(tmp) / "app")
-        # Not beside the app folder: learner code runs there and could write it.
+        plan = []
+        for i, grading in enumerate(batch):
+            (Path(tmp) / f"{i}").mkdir()
+            plan.append({"id": f"f{i}", "target": str(grading.build(Path(tmp) / f"{i}" / "app")),
+                         "check": grading.check})
+        # Not beside the app folders: learner code runs there and could write them.
         results = Path(private) / "results.json"
-        args = [sys.executable, "-m", "pytest", f"tests/unit_{grading.unit:02d}", "--target", str(app),
+        (Path(private) / "plan.json").write_text(json.dumps(plan))
+        args = [sys.executable, "-m", "pytest", f"tests/unit_{first.unit:02d}", "--batch", str(Path(private) / "plan.json"),
                 "--results", str(results), "-q", "-p", "no:cacheprovider"]
-        if grading.check:
-            args += ["-k", grading.check]
         marker = uuid.uuid4().hex
         env = {k: v for k, v in os.environ.items() if k not in ("COURSE_TARGET", "PYTEST_ADDOPTS")}
-        env.update(dict(grading.env))
+        env.update(dict(first.env))
         env[RUN_MARKER] = marker
         log = Path(private) / "output.txt"
+        problem = ""
         with open(log, "w") as out:
             popen = subprocess.Popen(args, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
                                      stderr=subprocess.STDOUT, start_new_session=True)
             try:
                 if on_start:
                     on_start(popen)
-                popen.wait(grading.timeout)
+                popen.wait(timeout)
             except subprocess.TimeoutExpired:
-                outcome.problem = (f"the grading run did not finish within {grading.timeout} s, so it was "
-                                   "stopped: the grader itself hung instead of bounding the learner's code")
+                problem = (f"the grading run did not finish within {timeout} s, so it was "
+                           "stopped: the grader itself hung instead of bounding the learner's code")
                 popen.terminate()  # SIGTERM: the grader stops its services and learner processes
                 try:
                     popen.wait(20)
@@ -152,22 +169,25 @@ def grade(grading, on_start=None):
                 except (ProcessLookupError, PermissionError):
                     pass
                 popen.wait()
-        outcome.output = log.read_text(errors="replace")
-        outcome.leftovers = leftovers_of(marker)
-        if outcome.leftovers:
-            shown = "; ".join(f"pid {pid}: {cmd[:100]}" for pid, cmd in outcome.leftovers[:3])
-            outcome.problem = (outcome.problem + "; " if outcome.problem else "") + (
-                f"{len(outcome.leftovers)} process(es) outlived the grading run ({shown})")
-        if results.is_file():
-            data = json.loads(results.read_text())
-            for unit in data.get("units", {}).values():
+        output = log.read_text(errors="replace")
+        leftovers = leftovers_of(marker)
+        if leftovers:
+            shown = "; ".join(f"pid {pid}: {cmd[:100]}" for pid, cmd in leftovers[:3])
+            problem = (problem + "; " if problem else "") + (
+                f"{len(leftovers)} process(es) outlived the grading run ({shown})")
+        data = json.loads(results.read_text()).get("batch", {}) if results.is_file() else {}
+        for entry, outcome in zip(plan, outcomes):
+            outcome.output, outcome.leftovers, outcome.problem = output, leftovers, problem
+            for unit in data.get(entry["id"], {}).get("units", {}).values():
                 for check in unit["checks"]:
                     outcome.checks[check["check"]] = check
-        elif not outcome.problem:
-            tail = " | ".join(l for l in outcome.output.strip().splitlines()[-5:])
-            outcome.problem = f"the grading run wrote no results (exit code {popen.returncode}): {tail}"
-    outcome.seconds = time.monotonic() - started
-    return outcome
+            if not outcome.checks and not outcome.problem:
+                tail = " | ".join(l for l in output.strip().splitlines()[-5:])
+                outcome.problem = f"the grading run wrote no results (exit code {popen.returncode}): {tail}"
+    seconds = time.monotonic() - started
+    for outcome in outcomes:  # alone: the run's wall time; in a batch: its own checks' time
+        outcome.seconds = seconds if len(batch) == 1 else sum(c.get("seconds", 0) for c in outcome.checks.values())
+    return outcomes
 
 
 def leftovers_of(marker, grace=3):
@@ -194,23 +214,47 @@ def leftovers_of(marker, grace=3):
 # ---------------------------------------------------------------- running many
 
 class Pool:
-    """Runs gradings PARALLEL at a time. Submit everything first, then ask for
-    each result in turn: later ones run while earlier ones are looked at."""
+    """Runs gradings PARALLEL batches at a time. Submit everything first, then ask
+    for each result in turn: later ones run while earlier ones are looked at.
+    Gradings of one unit and environment go in batches of up to BATCH_WEIGHT
+    (a whole unit weighs WHOLE_UNIT_WEIGHT, one check 1), in one pytest each."""
+
+    BATCH_WEIGHT = 8
+    WHOLE_UNIT_WEIGHT = 3
 
     def __init__(self, workers=PARALLEL):
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grading")
-        self.futures = {}
+        self.futures = {}   # grading -> (future of its batch's outcomes, its index there)
+
+    def submit_all(self, gradings):
+        """Queue gradings, batched, in about the order given."""
+        open_batches, batches = {}, []
+        for grading in dict.fromkeys(g for g in gradings if g not in self.futures):
+            weight = 1 if grading.check else self.WHOLE_UNIT_WEIGHT
+            key = (grading.unit, grading.env)
+            current = None if grading.alone else open_batches.get(key)
+            if current is None or current[0] + weight > self.BATCH_WEIGHT:
+                current = [0, []]
+                batches.append(current[1])
+                if not grading.alone:
+                    open_batches[key] = current
+            current[0] += weight
+            current[1].append(grading)
+        for batch in batches:
+            future = self.executor.submit(grade_batch, batch)
+            for index, grading in enumerate(batch):
+                self.futures[grading] = (future, index)
 
     def submit(self, grading):
-        if grading not in self.futures:
-            self.futures[grading] = self.executor.submit(grade, grading)
-        return self.futures[grading]
+        self.submit_all([grading])
 
     def outcome(self, grading):
-        return self.submit(grading).result()
+        self.submit(grading)
+        future, index = self.futures[grading]
+        return future.result()[index]
 
     def close(self):
-        for future in self.futures.values():
+        for future, _ in self.futures.values():
             future.cancel()
         self.executor.shutdown(wait=True)
 

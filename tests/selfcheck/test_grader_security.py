@@ -21,7 +21,7 @@ VERDICT_SECONDS = 30  # a pathological folder still gets its verdict within this
 
 def hostile(name, unit, check, env=()):
     return runner.Grading(unit=unit, stage=unit, overlay=HOSTILE / name, check=check,
-                          label=f"hostile/{name} on unit {unit:02d}", env=tuple(env))
+                          label=f"hostile/{name} on unit {unit:02d}", env=tuple(env), alone=True)
 
 
 def _grader_home():

@@ -25,7 +25,7 @@ PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*==\s*([^\s;#]+)"
 
 @pytest.fixture(autouse=True)
 def learner_files(target, request):
-    if request.node.name != "test_challenge":  # the quiz needs no code
+    if request.node.originalname != "test_challenge":  # the quiz needs no code
         target.require("worker.py", "utils.py", "app.py", unit=UNIT)
 
 

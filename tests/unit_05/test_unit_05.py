@@ -23,7 +23,7 @@ MALFORMED_IDS = ["x" * 1500, "not a job id!", "ünïcode", "job;DROP", "' OR '1'
 
 @pytest.fixture(autouse=True)
 def learner_files(target, request):
-    if request.node.name != "test_challenge":  # the quiz needs no code
+    if request.node.originalname != "test_challenge":  # the quiz needs no code
         target.require("worker.py", "utils.py", "app.py", unit=UNIT)
 
 

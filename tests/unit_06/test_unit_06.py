@@ -28,7 +28,7 @@ DATA_CAUSES = ("data source", "north", "DataSourceError")
 
 @pytest.fixture(autouse=True)
 def learner_files(target, request):
-    if request.node.name != "test_challenge":  # the quiz needs no code
+    if request.node.originalname != "test_challenge":  # the quiz needs no code
         target.require("worker.py", "utils.py", "app.py", unit=UNIT)
 
 
