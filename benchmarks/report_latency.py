@@ -316,7 +316,7 @@ def grading_time(args, processes):
     units = sorted(p.name[len("unit_"):] for p in (ROOT / "tests").glob("unit_[0-9][0-9]") if p.is_dir())
     if args.units:
         units = [u for u in units if u in args.units]
-    rows, total, wall_total = [], 0.0, 0.0
+    rows, total, wall_total, split_total = [], 0.0, 0.0, 0.0
     with tempfile.TemporaryDirectory(prefix="bench-grading-") as folder:
         for unit in units:
             results = Path(folder) / f"unit_{unit}.json"
@@ -328,28 +328,40 @@ def grading_time(args, processes):
             try:
                 process.wait(args.grading_timeout)
             except subprocess.TimeoutExpired:
-                rows.append([unit, "timed out", "", "", ""])
+                rows.append([unit, "timed out", "", "", "", ""])
                 continue
             finally:
                 processes.stop(process)
             wall = time.perf_counter() - started
             if not results.exists():
-                rows.append([unit, f"no results (exit {process.returncode})", "", "", f"{wall:.1f}"])
+                rows.append([unit, f"no results (exit {process.returncode})", "", "", f"{wall:.1f}", ""])
                 continue
             graded = json.loads(results.read_text())["units"].get(unit)
             if graded is None:
-                rows.append([unit, "no checks ran", "", "", f"{wall:.1f}"])
+                rows.append([unit, "no checks ran", "", "", f"{wall:.1f}", ""])
                 continue
             total += graded["seconds"]
             wall_total += wall
+            split = split_wall(args, unit)
+            split_total += split
             rows.append([unit, graded["title"], f"{graded['passed']}/{graded['total']}",
-                         f"{graded['seconds']:.1f}", f"{wall:.1f}"])
-        rows.append(["all", "", "", f"{total:.1f}", f"{wall_total:.1f}"])
+                         f"{graded['seconds']:.1f}", f"{wall:.1f}", f"{split:.1f}"])
+        rows.append(["all", "", "", f"{total:.1f}", f"{wall_total:.1f}", f"{split_total:.1f}"])
         if len(units) > 1:
             rows.append(grade_all(args, processes, units, Path(folder) / "all.json"))
     print(f"\n3. Grading {args.target}/ unit by unit (checks' own seconds, from --results; wall includes "
-          "pytest start-up and services); `grade all` grades every unit as `python3 -m course grade all` does")
-    table(["unit", "title", "passed", "graded s", "wall s"], rows, text_columns=(0, 1))
+          "pytest start-up and services): in one pytest run, and as `python3 -m course grade N` grades it "
+          "(its checks shared among lanes); `grade all` grades every unit as `python3 -m course grade all` does")
+    table(["unit", "title", "passed", "graded s", "one run wall s", "grade N wall s"], rows, text_columns=(0, 1))
+
+
+def split_wall(args, unit):
+    """Wall seconds to grade one unit as `python3 -m course grade N` does, grades not recorded."""
+    from course import grading, manifest
+
+    started = time.perf_counter()
+    grading.split_unit(manifest.unit(int(unit)), Path(args.target), record=False)
+    return time.perf_counter() - started
 
 
 def grade_all(args, processes, units, results):
@@ -361,11 +373,11 @@ def grade_all(args, processes, units, results):
     run = grading.run_in_lanes([manifest.unit(int(unit)) for unit in units], Path(args.target), record=False)
     wall = time.perf_counter() - started
     if not run.units:
-        return ["grade all", f"no results (exit {run.returncode})", "", "", f"{wall:.1f}"]
+        return ["grade all", f"no results (exit {run.returncode})", "", "", f"{wall:.1f}", ""]
     graded = run.units.values()
     passed = f"{sum(u['passed'] for u in graded)}/{sum(u['total'] for u in graded)}"
     return ["grade all", f"every unit, {grading.lanes()} at a time", passed,
-            f"{sum(u['seconds'] for u in graded):.1f}", f"{wall:.1f}"]
+            f"{sum(u['seconds'] for u in graded):.1f}", f"{wall:.1f}", f"{wall:.1f}"]
 
 
 # ---------------------------------------------------------------- main

@@ -5,6 +5,8 @@ passes the whole unit. Cases are folders (see corpus/README.md), found on disk.
 And no free points: the untouched starter, graded on every unit, earns nothing.
 A check that passes with no work (the environment, a provided file) is marked
 unscored, so the unit's points go only to the work the unit asks for."""
+import re
+
 import pytest
 
 from course import stages
@@ -50,3 +52,23 @@ def test_untouched_starter_earns_no_points(grading, gradings):
         pytest.fail(f"The untouched starter earns points on unit {grading.unit:02d}: {shown}. A check that passes "
                     "with no work must be @pytest.mark.unscored, or check the unit's work.\n" + outcome.describe(),
                     pytrace=False)
+
+
+def test_a_batch_grades_each_folder_as_a_run_of_its_own():
+    """The self-checks grade folders in batches (one pytest, Redis and S3 for several
+    folders); each folder must get the verdict, check by check and word for word, that
+    a run of its own gives it, whatever was graded before it in the batch."""
+    wrong = next(c for c in CASES if c.unit == 2 and c.kind == "wrong")
+    gradings = [_starter(2), runner.Grading(unit=2, stage=2, label="the stage of unit 02"), wrong.grading]
+    together = runner.grade_batch(gradings)
+    for grading, batched in zip(gradings, together):
+        alone = runner.grade(grading)
+        assert not batched.problem and not alone.problem, batched.describe() + "\n" + alone.describe()
+        assert _said(batched) == _said(alone), (
+            f"batched:\n{batched.describe()}\nalone:\n{alone.describe()}")
+
+
+def _said(outcome):
+    """{check: (outcome, message)}, the app folder's own path taken out of messages."""
+    return {name: (c["outcome"], re.sub(r"\S*course-selfcheck-[^/\s]+/\d+/app", "<app>", c.get("message", "")))
+            for name, c in outcome.checks.items()}
