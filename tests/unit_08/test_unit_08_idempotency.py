@@ -148,7 +148,7 @@ def test_the_same_key_twice_makes_one_report_job(learner, redis):
         times = waiting.count(job_id)
         if times != 1:
             fail(f"After the POSTs, the job of {what} ({job_id}) is on a queue {times} times: "
-                 + ("a worker would build it twice. Enqueueing again with the same job_id overwrites the job "
+                 + (f"a worker would build it {times} times. Enqueueing again with the same job_id overwrites the job "
                     "and pushes its id once more; unique=True refuses instead." if times > 1 else
                     "the route answered with a job no worker will run."), unit=UNIT, step=STEP)
     extra = [job_id for job_id in waiting if job_id not in expected]
@@ -189,6 +189,8 @@ if first["status"] == 202 and isinstance(job_id, str):
         time.sleep(0.05)
         status = store.hget("rq:job:" + job_id, "status")
     status = status.decode() if status else None
+    enqueued = store.hget("rq:job:" + job_id, "enqueued_at")  # to tell whether the next POST enqueues it again
+    result(enqueued_at=enqueued.decode() if enqueued else None)
 result(first=first, status=status, second=post() if status == "finished" else None,
        error=errors[-1] if errors else None)
 '''
@@ -215,9 +217,10 @@ def test_a_key_asked_again_after_the_report_is_built_makes_no_second_report(lear
              f"not {job_id}): a second report. The key's job stays in Redis (a day, its result_ttl) and "
              "answers for the key until then.", unit=UNIT, step=STEP)
     state = jobs.status(job)
-    if state != "finished" or job_id in queued_ids(redis):
+    enqueued = redis.hget(f"rq:job:{job_id}", "enqueued_at")
+    if state != "finished" or job_id in queued_ids(redis) or (enqueued and enqueued.decode()) != seen["enqueued_at"]:
         fail(f"Once its report was built, a POST with the same {HEADER} put the finished job back on its queue "
-             f"(it is {state} again): a worker builds the report a second time. Enqueueing with the same "
+             f"(enqueued again, now {state}): a worker builds the report a second time. Enqueueing with the same "
              "job_id overwrites the job, whatever its state; unique=True refuses while it exists, finished too.",
              unit=UNIT, step=STEP)
     fanout.settled(redis, 5)
