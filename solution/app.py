@@ -7,7 +7,7 @@ from flask import Flask, jsonify, render_template, request, url_for
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, Retry
-from rq.exceptions import NoSuchJobError
+from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job
 from rq.serializers import JSONSerializer
 from rq.utils import now
@@ -59,6 +59,13 @@ KEEP = {"result_ttl": RESULT_TTL, "failure_ttl": FAILURE_TTL}
 # rq's job ids: letters, digits, "_" and "-" (a uuid4 unless you choose one).
 # Anything else is not a job id, so it gets a 400 before Redis is asked.
 JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+# A client may name its request with an Idempotency-Key header (a random id it
+# makes once per click): the same key twice is the same report. The key goes
+# into the job's id, so it may hold what a job id may, and "report-" and the
+# key together stay within a job id's 128 characters.
+KEY_PREFIX = "report-"
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{1,121}")
 
 # rq has more states than the page needs. A job waiting for its next retry
 # is "scheduled"; to the person waiting it is still queued.
@@ -124,6 +131,9 @@ def create_report():
     if problem:
         return jsonify(error=problem), 400
     queue = queues[priority]
+    key = request.headers.get("Idempotency-Key")
+    if key is not None:  # the client named this request: enqueue it once, whatever it sends after
+        return enqueue_once(queue, key, sections)
     if sections:
         job = enqueue_sectioned_report(queue)
     else:
@@ -204,6 +214,27 @@ def enqueue_sectioned_report(queue):
     section_jobs = queue.enqueue_many(
         [Queue.prepare_data(fetch_section, args=(name,), timeout=JOB_TIMEOUT, **KEEP) for name in SECTIONS])
     return queue.enqueue(merge_sections, depends_on=section_jobs, job_timeout=JOB_TIMEOUT, retry=RETRY, **KEEP)
+
+
+def enqueue_once(queue, key, sections):
+    """POST /report with an Idempotency-Key. The first request with that key
+    enqueues the report; any later one (a double-click, a retry whose answer
+    was lost) is answered with that same job, not a second report. The key
+    names the request: a later one with other options still gets the first job."""
+    if not IDEMPOTENCY_KEY.fullmatch(key):
+        return jsonify(error="Idempotency-Key must be 1 to 121 letters, digits, '_' or '-'."), 400
+    if sections:
+        # The merge job depends on its sections, and rq cannot enqueue a job
+        # with dependencies uniquely. Refused, rather than a key that protects nothing.
+        return jsonify(error="Idempotency-Key is not supported for sectioned reports; send it without one."), 400
+    job_id = KEY_PREFIX + key
+    try:
+        # unique=True: Redis checks that no job has this id, in any state, and
+        # enqueues it, in one step (a Lua script) that nothing can come between.
+        queue.enqueue(make_report, job_id=job_id, unique=True, job_timeout=JOB_TIMEOUT, retry=RETRY, **KEEP)
+    except DuplicateJobError:
+        pass  # an earlier request with this key made the job: answer with it
+    return jsonify(job_id=job_id, status_url=url_for("report_status", job_id=job_id)), 202
 
 
 def merge_status(job):

@@ -41,8 +41,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 # [unit 06+]
 from rq import Queue, Retry
 # [end]
+# [unit 05-07]
+# from rq.exceptions import NoSuchJobError
+# [end]
+# [unit 08+]
+from rq.exceptions import DuplicateJobError, NoSuchJobError
+# [end]
 # [unit 05+]
-from rq.exceptions import NoSuchJobError
 from rq.job import Job
 # [end]
 # [unit 08+]
@@ -132,6 +137,15 @@ KEEP = {"result_ttl": RESULT_TTL, "failure_ttl": FAILURE_TTL}
 # rq's job ids: letters, digits, "_" and "-" (a uuid4 unless you choose one).
 # Anything else is not a job id, so it gets a 400 before Redis is asked.
 JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+# [end]
+# [unit 08+]
+
+# A client may name its request with an Idempotency-Key header (a random id it
+# makes once per click): the same key twice is the same report. The key goes
+# into the job's id, so it may hold what a job id may, and "report-" and the
+# key together stay within a job id's 128 characters.
+KEY_PREFIX = "report-"
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{1,121}")
 # [end]
 # [unit 06+]
 
@@ -226,6 +240,13 @@ def create_report():
     if problem:
         return jsonify(error=problem), 400
     queue = queues[priority]
+# [end]
+# [unit 08+]
+    key = request.headers.get("Idempotency-Key")
+    if key is not None:  # the client named this request: enqueue it once, whatever it sends after
+        return enqueue_once(queue, key, sections)
+# [end]
+# [unit 07+]
     if sections:
         job = enqueue_sectioned_report(queue)
     else:
@@ -358,6 +379,29 @@ def enqueue_sectioned_report(queue):
     section_jobs = queue.enqueue_many(
         [Queue.prepare_data(fetch_section, args=(name,), timeout=JOB_TIMEOUT, **KEEP) for name in SECTIONS])
     return queue.enqueue(merge_sections, depends_on=section_jobs, job_timeout=JOB_TIMEOUT, retry=RETRY, **KEEP)
+# [end]
+# [unit 08+]
+
+
+def enqueue_once(queue, key, sections):
+    """POST /report with an Idempotency-Key. The first request with that key
+    enqueues the report; any later one (a double-click, a retry whose answer
+    was lost) is answered with that same job, not a second report. The key
+    names the request: a later one with other options still gets the first job."""
+    if not IDEMPOTENCY_KEY.fullmatch(key):
+        return jsonify(error="Idempotency-Key must be 1 to 121 letters, digits, '_' or '-'."), 400
+    if sections:
+        # The merge job depends on its sections, and rq cannot enqueue a job
+        # with dependencies uniquely. Refused, rather than a key that protects nothing.
+        return jsonify(error="Idempotency-Key is not supported for sectioned reports; send it without one."), 400
+    job_id = KEY_PREFIX + key
+    try:
+        # unique=True: Redis checks that no job has this id, in any state, and
+        # enqueues it, in one step (a Lua script) that nothing can come between.
+        queue.enqueue(make_report, job_id=job_id, unique=True, job_timeout=JOB_TIMEOUT, retry=RETRY, **KEEP)
+    except DuplicateJobError:
+        pass  # an earlier request with this key made the job: answer with it
+    return jsonify(job_id=job_id, status_url=url_for("report_status", job_id=job_id)), 202
 # [end]
 # [unit 07+]
 

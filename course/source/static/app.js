@@ -2,6 +2,7 @@
 //  - 200 {key}                 : the report was built inside the request (units 01-02)
 //  - 202 {job_id}              : a worker builds it; nothing to poll yet (units 03-04)
 //  - 202 {job_id, status_url}  : poll the status URL, show progress, then the link (unit 05 on)
+// Each click sends an Idempotency-Key header: unit 08's app makes one report per key.
 const form = document.getElementById("report-form");
 const button = document.getElementById("start");
 const message = document.getElementById("message");
@@ -58,19 +59,54 @@ async function poll(statusUrl) {
   }
 }
 
+// One key per click: the request's name. The app (unit 08 on) enqueues one
+// report per key, so asking again with the same key (below) cannot make a
+// second report. Apps before unit 08 ignore the header.
+function newKey() {
+  if (crypto.randomUUID) return crypto.randomUUID();  // https and localhost only
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// POST /report, asked again with the same key when there was no answer (the
+// connection dropped: the report may have been made, and its answer lost) or a
+// 503 with Retry-After (Redis restarting). Not after an attempt that ran into
+// the router's 30 s timeout: asking again would only wait as long again.
+async function postReport(body) {
+  const key = newKey();
+  let wait = 500;
+  for (let attempt = 1; ; attempt++) {
+    const started = performance.now();
+    let response = null;
+    try {
+      response = await fetch("/report", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "Idempotency-Key": key },
+        body: JSON.stringify(body),
+      });
+    } catch (error) {
+      if (attempt >= 5 || performance.now() - started > 20000) throw error;
+    }
+    if (response !== null && !(response.status === 503 && response.headers.get("Retry-After") && attempt < 5)) {
+      return response;
+    }
+    const retryAfter = response ? Number(response.headers.get("Retry-After")) * 1000 : 0;
+    const said = response ? (await response.json().catch(() => ({}))).error : null;
+    wait = Math.min(Math.max(wait * 2, retryAfter || 0), 30000);
+    say(`${said || "The server is not answering."} Trying again in ${Math.round(wait / 1000)} s...`);
+    await new Promise((resolve) => setTimeout(resolve, wait));
+  }
+}
+
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
+  if (button.disabled) return;  // a request is in flight: this click is a double-click
   button.disabled = true;
   download.hidden = true;
   progress.hidden = true;
   const started = performance.now();
   say("Working...");
   try {
-    const response = await fetch("/report", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ priority: document.getElementById("priority").value }),
-    });
+    const response = await postReport({ priority: document.getElementById("priority").value });
     const body = await response.json().catch(() => ({}));
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
     if (response.status === 200) {

@@ -7,7 +7,7 @@ from flask import Flask, jsonify, render_template, request, url_for
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, Retry
-from rq.exceptions import NoSuchJobError
+from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job
 from rq.serializers import JSONSerializer
 from rq.utils import now
@@ -59,6 +59,7 @@ KEEP = {"result_ttl": RESULT_TTL, "failure_ttl": FAILURE_TTL}
 # rq's job ids: letters, digits, "_" and "-" (a uuid4 unless you choose one).
 # Anything else is not a job id, so it gets a 400 before Redis is asked.
 JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+REQUEST_KEY = re.compile(r"[\w-]{1,100}", re.ASCII)
 
 # rq has more states than the page needs. A job waiting for its next retry
 # is "scheduled"; to the person waiting it is still queued.
@@ -124,6 +125,8 @@ def create_report():
     if problem:
         return jsonify(error=problem), 400
     queue = queues[priority]
+    if "Idempotency-Key" in request.headers:
+        return enqueue_for_key(queue, request.headers["Idempotency-Key"], sections)
     if sections:
         job = enqueue_sectioned_report(queue)
     else:
@@ -198,6 +201,22 @@ def report_options():
         return None, None, "priority must be high, default or low."
     sections = body.get("sections", False) in (True, "true", "1", "on")
     return priority, sections, None
+
+
+def enqueue_for_key(queue, key, sections):
+    """A report named by the client's key: enqueued by the first request only."""
+    if sections or not REQUEST_KEY.fullmatch(key):
+        return jsonify(error="Send an Idempotency-Key of up to 100 letters, digits, '_' or '-', "
+                             "and only for a report without sections."), 400
+    job_id = "report-" + key
+    try:
+        with conn.pipeline() as pipe:  # unique=True runs its own script; the pipeline carries the rest
+            queue.enqueue(make_report, job_id=job_id, unique=True, job_timeout=JOB_TIMEOUT, retry=RETRY,
+                          pipeline=pipe, **KEEP)
+            pipe.execute()
+    except DuplicateJobError:
+        pass
+    return jsonify(job_id=job_id, status_url=url_for("report_status", job_id=job_id)), 202
 
 
 def enqueue_sectioned_report(queue):

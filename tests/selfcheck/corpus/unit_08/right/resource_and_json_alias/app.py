@@ -7,7 +7,7 @@ from flask import Flask, jsonify, render_template, request, url_for
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, Retry
-from rq.exceptions import NoSuchJobError
+from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job
 from rq.serializers import JSONSerializer
 from rq.utils import now
@@ -115,8 +115,20 @@ def create_report():
     if problem:
         return jsonify(error=problem), 400
     queue = queues[priority]
+    key = request.headers.get("Idempotency-Key")
+    job_id = None if key is None else f"idem-{key}"
+    if job_id is not None and not JOB_ID.fullmatch(job_id):  # the whole id, key included, must be a job id
+        return jsonify(error="Idempotency-Key: letters, digits, '-' and '_' only, 123 at most."), 400
     if sections:
+        if key is not None:
+            return jsonify(error="Sectioned reports cannot take an Idempotency-Key."), 409
         job = enqueue_sectioned_report(queue)
+    elif key is not None:
+        try:
+            job = queue.enqueue(make_report, job_id=job_id, unique=True, job_timeout=JOB_TIMEOUT, retry=RETRY,
+                                result_ttl="12h", failure_ttl="3d")
+        except DuplicateJobError:
+            job = Job.fetch(job_id, connection=conn, serializer="json")
     else:
         job = queue.enqueue(make_report, job_timeout=JOB_TIMEOUT, retry=RETRY, result_ttl="12h", failure_ttl="3d")
     # status_url tells the page where to ask how the job is doing.

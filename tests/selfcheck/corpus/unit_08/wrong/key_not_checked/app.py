@@ -1,0 +1,258 @@
+"""The web app: a page with a button, and the route that starts a report."""
+import os
+import re
+
+import redis
+from flask import Flask, jsonify, render_template, request, url_for
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from rq import Queue, Retry
+from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.job import Job
+from rq.serializers import JSONSerializer
+from rq.utils import now
+from rq.worker import Worker
+from werkzeug.exceptions import HTTPException
+
+from report_data import SECTIONS
+from utils import download_url, fetch_section, make_report, merge_sections
+from worker import redis_url
+
+# The web app's own Redis client, with redis-py's default retries (a couple of
+# seconds' worth). The worker's client waits up to 40 s for a Redis that is
+# restarting; a page must not, so past that, the 503 says "try again shortly".
+tls = {"ssl_cert_reqs": None} if redis_url.startswith("rediss://") else {}
+conn = redis.Redis.from_url(redis_url, **tls)
+
+app = Flask(__name__)
+
+# Flask reads the whole body of a request before the route sees it. The page
+# sends a few bytes; anything over 16 KB is refused with 413 before it is read.
+app.config["MAX_CONTENT_LENGTH"] = 16 * 1024
+
+# One queue per priority. The worker listens on high, default, low in that
+# order, so it takes a job from high before any from default or low.
+PRIORITIES = ("high", "default", "low")
+# JSON, not pickle: a worker unpickling job data would run whatever code
+# anyone able to write to Redis put there. JSON carries data, but one item of
+# that data is the name of the function to run: the worker also checks that
+# name against the app's own jobs (worker.py).
+queues = {name: Queue(name, connection=conn, serializer=JSONSerializer) for name in PRIORITIES}
+
+# How long one run of a report may take before the worker stops it. From the
+# environment, so a deploy can change it without a code change.
+JOB_TIMEOUT = int(os.environ.get("JOB_TIMEOUT", "600"))
+
+# When a run fails (say S3 is briefly down), run it again: up to 3 more times,
+# after 10 s, 30 s, then 60 s. Waiting needs the worker's scheduler (worker.py).
+RETRY = Retry(max=3, interval=[10, 30, 60])
+
+# How long Redis keeps a job once it has ended. rq keeps a finished job 500 s
+# by default, but a failed one for a YEAR, and its failure record for ever:
+# every failed report would stay in Redis's memory. A finished job is kept as
+# long as its download link is worth asking for; a failed one for a week, time
+# to read why it failed (`rq info`, the failed registry), then Redis drops it.
+RESULT_TTL = 24 * 3600  # seconds: a day
+FAILURE_TTL = 7 * 24 * 3600  # a week
+KEEP = {"result_ttl": RESULT_TTL, "failure_ttl": FAILURE_TTL}
+
+# rq's job ids: letters, digits, "_" and "-" (a uuid4 unless you choose one).
+# Anything else is not a job id, so it gets a 400 before Redis is asked.
+JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+# A client may name its request with an Idempotency-Key header (a random id it
+# makes once per click): the same key twice is the same report. The key goes
+# into the job's id, so it may hold what a job id may, and "report-" and the
+# key together stay within a job id's 128 characters.
+KEY_PREFIX = "report-"
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{1,121}")
+
+# rq has more states than the page needs. A job waiting for its next retry
+# is "scheduled"; to the person waiting it is still queued.
+PAGE_STATUS = {"scheduled": "queued", "deferred": "queued", "stopped": "failed", "canceled": "failed"}
+
+# What the page says when Redis cannot be reached (down, restarting, failing
+# over): 503 and a Retry-After, so the page (and any client) waits and asks again.
+QUEUE_DOWN = "The job queue is unavailable; try again shortly."
+
+# A started job whose worker has sent no heartbeat for this long was cut off:
+# its worker was killed, or its dyno lost. rq notices too, later (worker.py).
+# Three of the worker's heartbeats (HEARTBEAT = 10 in worker.py).
+INTERRUPTED_AFTER = 30  # seconds
+
+
+@app.errorhandler(RedisConnectionError)
+@app.errorhandler(RedisTimeoutError)
+def queue_unavailable(error):
+    app.logger.warning("Redis unavailable: %s", error)
+    return jsonify(error=QUEUE_DOWN), 503, {"Retry-After": "5"}
+
+
+@app.errorhandler(HTTPException)
+def http_error(error):
+    """Every 4xx Flask raises (404, 405, 413, a body it cannot parse...) as
+    JSON with a short sentence, like the route's own errors, not an HTML page."""
+    return jsonify(error=f"{error.name}."), error.code
+
+
+@app.errorhandler(RecursionError)
+def too_deep(error):
+    # json.loads recurses once per nested [ or {: a body nested thousands deep
+    # runs out of stack before it runs out of bytes.
+    return jsonify(error="The request body is nested too deeply."), 400
+
+
+@app.errorhandler(Exception)
+def unexpected(error):
+    """Anything else: the traceback goes to the log, a sentence to the client.
+    In the status route it is a job record that cannot be read (damaged, or
+    written by something else): that report is gone, as far as the page goes."""
+    app.logger.exception("%s %s failed", request.method, request.path)
+    if request.endpoint == "report_status":
+        return jsonify(error="That report's record cannot be read. Start a new report."), 404
+    return jsonify(error="Something went wrong on our side. Try again."), 500
+
+
+@app.get("/")
+def index():
+    return render_template("index.html")
+
+
+@app.post("/report")
+def create_report():
+    try:
+        request.get_data()  # the whole body, read (and kept) now: a broken one is a 400 here
+    except HTTPException:
+        raise  # 413: over MAX_CONTENT_LENGTH
+    except Exception:  # the client broke off, or sent chunks that do not add up
+        return jsonify(error="The request body could not be read."), 400
+    # Enqueue and answer at once; the worker does the slow part.
+    priority, sections, problem = report_options()
+    if problem:
+        return jsonify(error=problem), 400
+    queue = queues[priority]
+    key = request.headers.get("Idempotency-Key")
+    if key is not None:  # the client named this request: enqueue it once, whatever it sends after
+        return enqueue_once(queue, key, sections)
+    if sections:
+        job = enqueue_sectioned_report(queue)
+    else:
+        # One round trip to Redis, not two: given a pipeline, enqueue queues its
+        # writes (the queue's name in rq:queues, the job, its id on the queue)
+        # there, and execute() sends them together, as one transaction.
+        with conn.pipeline() as pipe:
+            job = queue.enqueue(make_report, job_timeout=JOB_TIMEOUT, retry=RETRY, pipeline=pipe, **KEEP)
+            pipe.execute()
+    # status_url tells the page where to ask how the job is doing.
+    status_url = url_for("report_status", job_id=job.id)
+    return jsonify(job_id=job.id, status_url=status_url), 202
+
+
+@app.get("/report/<job_id>")
+def report_status(job_id):
+    """The job's state as JSON: status, progress, and the download link or the error."""
+    if not JOB_ID.fullmatch(job_id):
+        return jsonify(error="That is not a report id."), 400
+    try:
+        job = Job.fetch(job_id, connection=conn, serializer=JSONSerializer)
+    except NoSuchJobError:
+        return jsonify(error="There is no report with that id. It may have expired."), 404
+    status = job.get_status().value
+    if status == "deferred":  # a merge job, still waiting for its sections
+        return jsonify(merge_status(job))
+    status = PAGE_STATUS.get(status, status)
+    if status == "started" and worker_gone(job):
+        status = "interrupted"  # the page says so, and keeps polling: rq will retry it
+    answer = {"job_id": job.id, "status": status, "progress": job.meta.get("progress", 0)}
+    if status == "finished":
+        answer["progress"] = 100
+        answer["url"] = download_url(job.return_value())
+    elif status == "failed":
+        answer["error"] = failure_reason(job)
+    return jsonify(answer)
+
+
+def failure_reason(job):
+    """A short sentence for the person waiting. The traceback, with endpoints,
+    bucket names and keys they have no use for, stays in the job's failure
+    record (job.latest_result().exc_string, `rq info`, the worker's log)."""
+    result = job.latest_result()
+    last = ((result.exc_string if result else None) or "").strip().splitlines()[-1:] or [""]
+    kind, _, message = last[0].partition(": ")
+    if kind.endswith("DataSourceError"):  # our own exception: its message is written for people
+        return message
+    if kind.startswith(("botocore.", "boto3.")):
+        return "The report could not be saved to storage (S3). Try again in a few minutes."
+    if "Timeout" in kind:
+        return "The report took too long and was stopped."
+    if "AbandonedJob" in last[0] or "ShutDownImminent" in kind:
+        return "The worker building the report stopped before it finished. Try again."
+    return "The report failed. Try again; if it fails again, tell us."
+
+
+def report_options():
+    """The request's options, from its JSON body or its form fields:
+    (priority, sections, None), or (None, None, a message) if they are wrong."""
+    if request.is_json:
+        body = request.get_json(silent=True)  # None if the body is not valid JSON
+        if not isinstance(body, dict):
+            return None, None, 'The request body must be a JSON object, like {"priority": "high"}.'
+    else:
+        body = request.form
+    priority = body.get("priority", "default")
+    if priority not in PRIORITIES:
+        # Not echoed back: it could be 10 MB, or HTML meant for someone's page.
+        return None, None, "priority must be high, default or low."
+    sections = body.get("sections", False) in (True, "true", "1", "on")
+    return priority, sections, None
+
+
+def enqueue_sectioned_report(queue):
+    """One job per section, in one round trip to Redis, then a merge job that
+    rq holds back (deferred) until every section job has finished. Returns the
+    merge job: its result is the report's key."""
+    section_jobs = queue.enqueue_many(
+        [Queue.prepare_data(fetch_section, args=(name,), timeout=JOB_TIMEOUT, **KEEP) for name in SECTIONS])
+    return queue.enqueue(merge_sections, depends_on=section_jobs, job_timeout=JOB_TIMEOUT, retry=RETRY, **KEEP)
+
+
+def enqueue_once(queue, key, sections):
+    """POST /report with an Idempotency-Key. The first request with that key
+    enqueues the report; any later one (a double-click, a retry whose answer
+    was lost) is answered with that same job, not a second report. The key
+    names the request: a later one with other options still gets the first job."""
+    if sections:
+        # The merge job depends on its sections, and rq cannot enqueue a job
+        # with dependencies uniquely. Refused, rather than a key that protects nothing.
+        return jsonify(error="Idempotency-Key is not supported for sectioned reports; send it without one."), 400
+    job_id = KEY_PREFIX + key
+    try:
+        # unique=True: Redis checks that no job has this id, in any state, and
+        # enqueues it, in one step (a Lua script) that nothing can come between.
+        queue.enqueue(make_report, job_id=job_id, unique=True, job_timeout=JOB_TIMEOUT, retry=RETRY, **KEEP)
+    except DuplicateJobError:
+        pass  # an earlier request with this key made the job: answer with it
+    return jsonify(job_id=job_id, status_url=url_for("report_status", job_id=job_id)), 202
+
+
+def merge_status(job):
+    """The answer for a merge job that is still waiting. If a section job failed,
+    rq will never run the merge, so the report has failed: say which section."""
+    sections = job.fetch_dependencies()
+    for section in sections:
+        if section.get_status().value == "failed":
+            return {"job_id": job.id, "status": "failed", "progress": 0,
+                    "error": f"Section {section.args[0]!r} failed: {failure_reason(section)}"}
+    done = sum(section.get_status().value == "finished" for section in sections)
+    return {"job_id": job.id, "status": "queued", "progress": 90 * done // max(len(sections), 1)}
+
+
+def worker_gone(job):
+    """True if the worker that started job has stopped sending heartbeats:
+    killed with its work horse, or its dyno lost, so nobody is running it."""
+    if not job.worker_name:
+        return False  # no worker recorded: nothing to go on
+    worker = Worker.find_by_key(Worker.redis_worker_namespace_prefix + job.worker_name, connection=conn)
+    if worker is None or worker.last_heartbeat is None:  # its record expired: silent for minutes
+        return True
+    return (now() - worker.last_heartbeat).total_seconds() > INTERRUPTED_AFTER
