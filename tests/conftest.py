@@ -88,10 +88,12 @@ def pytest_generate_tests(metafunc):
 
 
 def pytest_collection_modifyitems(config, items):
-    """With --self-check, grade solution/ first: the self-checks' own gradings
-    start when collection ends and run in the background meanwhile."""
+    """With --self-check: grade solution/ first, then the self-checks that work in this
+    process, and last those that only read the graded folders' outcomes. The gradings
+    start when collection ends and run in the background all along, so the work here
+    and theirs overlap, and this process waits for them only once it has nothing else to do."""
     if config.getoption("--self-check"):
-        items.sort(key=lambda item: "selfcheck" in item.path.parts)
+        items.sort(key=lambda item: ("selfcheck" in item.path.parts, "gradings" in item.fixturenames))
     if batch_plan(config) is not None:  # a check no folder of the plan asks for is not run
         keep = [item for item in items if "target" in getattr(getattr(item, "callspec", None), "params", {})]
         config.hook.pytest_deselected(items=[item for item in items if item not in keep])
