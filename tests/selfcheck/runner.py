@@ -241,6 +241,9 @@ class Pool:
                     open_batches[key] = current
             current[0] += weight
             current[1].append(grading)
+        # The longest first: the checks that read outcomes run after everything else in
+        # the session, so what counts is when the last batch ends. Later units take longer.
+        batches.sort(key=lambda batch: -sum(g.unit * (1 if g.check else self.WHOLE_UNIT_WEIGHT) for g in batch))
         for batch in batches:
             future = self.executor.submit(grade_batch, batch)
             for index, grading in enumerate(batch):
