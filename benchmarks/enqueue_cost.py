@@ -4,16 +4,19 @@
     .venv/bin/python benchmarks/enqueue_cost.py --requests 4000 --rounds 3
     .venv/bin/python benchmarks/enqueue_cost.py --help
 
-1. Round trips: the app is imported in this process, against a throwaway Redis,
-   and POST /report is called through Flask's test client. Every time redis-py
-   sends bytes to Redis is one round trip; the commands are counted too (Redis's
-   own INFO commandstats, before and after). Shown for the route as the app
-   has it, and for the route's older shape (a plain queue.enqueue with rq's
-   default TTLs), side by side.
+1. Round trips and CPU: the app is imported in this process, against a
+   throwaway Redis, and POST /report is called through Flask's test client.
+   Every time redis-py sends bytes to Redis is one round trip; the commands are
+   counted too (Redis's own INFO commandstats, before and after). Then the CPU
+   time of this process (time.process_time) per request, and per enqueue call
+   alone, over interleaved rounds. Shown for the route as the app has it, as it
+   was before (the same code through redis-py's pure-Python reply parser and
+   command packer, what redis-py uses without hiredis), and for its first shape
+   (a plain queue.enqueue with rq's default TTLs), side by side.
 2. Throughput: the app runs under gunicorn, as its Procfile runs it (2 worker
    processes, gthread), bound to loopback. A small load generator sends a fixed
    number of requests over 4 kept-alive connections to: a no-op route (an empty
-   202 answer), the app's POST /report, and the old shape of it, in the same
+   202 answer), the app's POST /report, and its two earlier shapes, in the same
    gunicorn, interleaved over --rounds rounds. The ratio to the no-op route is
    what the enqueue costs the web process.
 3. Workers: jobs/s of a job that builds a boto3 client per job, and of one
