@@ -153,10 +153,11 @@ def round_trips(app_dir, redis_url, requests, enqueues, rounds):
         stats = admin.info("commandstats")
         return sum(v["calls"] for k, v in stats.items() if not k.startswith(("cmdstat_info", "cmdstat_client")))
 
-    rows = {path: {} for path in ROUTES}
+    paths = ("/noop",) + ROUTES
+    rows = {path: {} for path in paths}
     Connection.send_packed_command = counting
     try:
-        for path in ROUTES:
+        for path in paths:
             client.post(path)  # the first request: connections made, server version asked
             sent[0], before = 0, commands()
             for _ in range(requests):
@@ -168,19 +169,22 @@ def round_trips(app_dir, redis_url, requests, enqueues, rounds):
 
     # CPU time of this process only (time.process_time): what the web process
     # spends, whatever else the machine is doing. Interleaved rounds, median.
-    per_request = {path: [] for path in ROUTES}
+    per_request = {path: [] for path in paths}
     per_enqueue = {path: [] for path in ROUTES}
     for _ in range(rounds):
-        for path in ROUTES:
+        for path in paths:
             started = time.process_time()
             for _ in range(enqueues):
                 client.post(path)
             per_request[path].append((time.process_time() - started) * 1e6 / enqueues)
+            if path not in calls:
+                continue
             call = calls[path]
             started = time.process_time()
             for _ in range(enqueues):
                 call()
             per_enqueue[path].append((time.process_time() - started) * 1e6 / enqueues)
+    rows["/noop"].update(request_us=statistics.median(per_request["/noop"]), enqueue_us=None, parser="-")
     for path in ROUTES:
         connection = conns[path].connection_pool.get_connection()
         rows[path].update(request_us=statistics.median(per_request[path]),
@@ -338,7 +342,7 @@ def main():
                   f"median of {args.rounds} interleaved rounds)")
             table(["route", "round trips", "commands", "CPU us/request", "CPU us/enqueue", "redis-py parser, packer"],
                   [[path, f"{row['trips']:.1f}", f"{row['commands']:.1f}", f"{row['request_us']:.0f}",
-                    f"{row['enqueue_us']:.0f}", row["parser"]] for path, row in rows.items()],
+                    "-" if row["enqueue_us"] is None else f"{row['enqueue_us']:.0f}", row["parser"]] for path, row in rows.items()],
                   text_columns=(0, 5))
             now, previous = rows["/report"]["enqueue_us"], rows["/report-previous"]["enqueue_us"]
             print(f"   an enqueue: {now:.0f} us of CPU now, {previous:.0f} us before "
