@@ -4,16 +4,19 @@
     .venv/bin/python benchmarks/enqueue_cost.py --requests 4000 --rounds 3
     .venv/bin/python benchmarks/enqueue_cost.py --help
 
-1. Round trips: the app is imported in this process, against a throwaway Redis,
-   and POST /report is called through Flask's test client. Every time redis-py
-   sends bytes to Redis is one round trip; the commands are counted too (Redis's
-   own INFO commandstats, before and after). Shown for the route as the app
-   has it, and for the route's older shape (a plain queue.enqueue with rq's
-   default TTLs), side by side.
+1. Round trips and CPU: the app is imported in this process, against a
+   throwaway Redis, and POST /report is called through Flask's test client.
+   Every time redis-py sends bytes to Redis is one round trip; the commands are
+   counted too (Redis's own INFO commandstats, before and after). Then the CPU
+   time of this process (time.process_time) per request, and per enqueue call
+   alone, over interleaved rounds. Shown for the route as the app has it, as it
+   was before (the same code through redis-py's pure-Python reply parser and
+   command packer, what redis-py uses without hiredis), and for its first shape
+   (a plain queue.enqueue with rq's default TTLs), side by side.
 2. Throughput: the app runs under gunicorn, as its Procfile runs it (2 worker
    processes, gthread), bound to loopback. A small load generator sends a fixed
    number of requests over 4 kept-alive connections to: a no-op route (an empty
-   202 answer), the app's POST /report, and the old shape of it, in the same
+   202 answer), the app's POST /report, and its two earlier shapes, in the same
    gunicorn, interleaved over --rounds rounds. The ratio to the no-op route is
    what the enqueue costs the web process.
 3. Workers: jobs/s of a job that builds a boto3 client per job, and of one
@@ -47,12 +50,17 @@ LOOPBACK = services.LOOPBACK
 # The wrapper gunicorn serves: the app itself, plus a no-op route and the
 # route's old shape, so all three run in the same processes.
 BENCH_APP = textwrap.dedent('''
-    from flask import jsonify, url_for
+    import redis
+    from flask import jsonify, request, url_for
+    from redis._parsers import _RESP2Parser
+    from redis._parsers.encoders import Encoder
+    from redis.connection import PythonRespSerializer
     from rq import Queue
 
     import app as course_app
-    from app import app, JOB_TIMEOUT, RETRY
+    from app import app, JOB_TIMEOUT, KEEP, PRIORITIES, RETRY, report_options
     from utils import make_report
+    from worker import redis_url
 
 
     @app.post("/noop")
@@ -60,22 +68,61 @@ BENCH_APP = textwrap.dedent('''
         return jsonify(job_id="0" * 36, status_url="/report/" + "0" * 36), 202
 
 
-    # The route before: rq's defaults (a failed job kept a year), the queue's
-    # own round trip to register itself, then the job's writes.
-    old_queue = Queue("default", connection=course_app.conn, serializer=course_app.JSONSerializer)
+    # The route's earlier shapes talk to Redis through redis-py's pure-Python
+    # reply parser and command packer, which is what redis-py uses when hiredis
+    # is not installed; the app's own client uses hiredis when it is.
+    python_conn = redis.Redis.from_url(
+        redis_url, parser_class=_RESP2Parser,  # redis-py picks its RESP3 twin for protocol 3
+        command_packer=PythonRespSerializer(6000, Encoder("utf-8", "strict", False).encode))
+    python_queues = {name: Queue(name, connection=python_conn, serializer=course_app.JSONSerializer)
+                     for name in PRIORITIES}
+
+
+    def enqueue_now(queue, conn):
+        """The enqueue of the app's POST /report: one pipeline, one round trip."""
+        with conn.pipeline() as pipe:
+            job = queue.enqueue(make_report, job_timeout=JOB_TIMEOUT, retry=RETRY, pipeline=pipe, **KEEP)
+            pipe.execute()
+        return job
+
+
+    def enqueue_old(queue):
+        """The route's first shape: rq's defaults (a failed job kept a year), the
+        queue's own round trip to register itself, then the job's writes."""
+        return queue.enqueue(make_report, job_timeout=JOB_TIMEOUT, retry=RETRY)
+
+
+    # The route as it was before the app's Redis client got hiredis: the same
+    # code as POST /report, through the pure-Python client.
+    @app.post("/report-previous")
+    def report_previous():
+        request.get_data()
+        priority, sections, problem = report_options()
+        job = enqueue_now(python_queues[priority], python_conn)
+        return jsonify(job_id=job.id, status_url=url_for("report_status", job_id=job.id)), 202
 
 
     @app.post("/report-old")
     def report_old():
-        job = old_queue.enqueue(make_report, job_timeout=JOB_TIMEOUT, retry=RETRY)
+        job = enqueue_old(python_queues["default"])
         return jsonify(job_id=job.id, status_url=url_for("report_status", job_id=job.id)), 202
 ''')
 
 
 # ---------------------------------------------------------------- 1. round trips
 
-def round_trips(app_dir, redis_url, requests):
-    """(round trips, commands) per request, for each route, measured in this process."""
+ROUTES = ("/report", "/report-previous", "/report-old")
+
+
+def parser_names(connection):
+    """Which reply parser and command packer a redis-py connection uses."""
+    return f"{type(connection._parser).__name__.strip('_')}, {type(connection._command_packer).__name__}"
+
+
+def round_trips(app_dir, redis_url, requests, enqueues, rounds):
+    """Per route, measured in this process: round trips and commands per request,
+    the web process's CPU microseconds per request (Flask's test client, no HTTP)
+    and per enqueue (the route's enqueue call alone), and its client's parser."""
     import redis
     from redis.connection import Connection
 
@@ -83,8 +130,17 @@ def round_trips(app_dir, redis_url, requests):
     sys.path.insert(0, str(app_dir))
     namespace = {}
     exec(BENCH_APP, namespace)
+    course_app = namespace["course_app"]
     client = namespace["app"].test_client()
     admin = redis.Redis.from_url(redis_url)
+    enqueue_now, enqueue_old = namespace["enqueue_now"], namespace["enqueue_old"]
+    python_queue, python_conn = namespace["python_queues"]["default"], namespace["python_conn"]
+    calls = {
+        "/report": lambda: enqueue_now(course_app.queues["default"], course_app.conn),
+        "/report-previous": lambda: enqueue_now(python_queue, python_conn),
+        "/report-old": lambda: enqueue_old(python_queue),
+    }
+    conns = {"/report": course_app.conn, "/report-previous": python_conn, "/report-old": python_conn}
 
     sent = [0]
     original = Connection.send_packed_command
@@ -97,18 +153,45 @@ def round_trips(app_dir, redis_url, requests):
         stats = admin.info("commandstats")
         return sum(v["calls"] for k, v in stats.items() if not k.startswith(("cmdstat_info", "cmdstat_client")))
 
-    rows = {}
+    paths = ("/noop",) + ROUTES
+    rows = {path: {} for path in paths}
     Connection.send_packed_command = counting
     try:
-        for path in ("/report", "/report-old"):
+        for path in paths:
             client.post(path)  # the first request: connections made, server version asked
             sent[0], before = 0, commands()
             for _ in range(requests):
                 response = client.post(path)
                 assert response.status_code == 202, response.get_data(as_text=True)
-            rows[path] = (sent[0] / requests, (commands() - before) / requests)
+            rows[path].update(trips=sent[0] / requests, commands=(commands() - before) / requests)
     finally:
         Connection.send_packed_command = original
+
+    # CPU time of this process only (time.process_time): what the web process
+    # spends, whatever else the machine is doing. Interleaved rounds, median.
+    per_request = {path: [] for path in paths}
+    per_enqueue = {path: [] for path in ROUTES}
+    for _ in range(rounds):
+        for path in paths:
+            started = time.process_time()
+            for _ in range(enqueues):
+                client.post(path)
+            per_request[path].append((time.process_time() - started) * 1e6 / enqueues)
+            if path not in calls:
+                continue
+            call = calls[path]
+            started = time.process_time()
+            for _ in range(enqueues):
+                call()
+            per_enqueue[path].append((time.process_time() - started) * 1e6 / enqueues)
+    rows["/noop"].update(request_us=statistics.median(per_request["/noop"]), enqueue_us=None, parser="-")
+    for path in ROUTES:
+        connection = conns[path].connection_pool.get_connection()
+        rows[path].update(request_us=statistics.median(per_request[path]),
+                          enqueue_us=statistics.median(per_enqueue[path]), parser=parser_names(connection))
+        conns[path].connection_pool.release(connection)
+    for queue in course_app.queues.values():
+        queue.empty()
     return rows
 
 
@@ -237,6 +320,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (3)")
     parser.add_argument("--connections", type=int, default=4, help="client connections (4)")
     parser.add_argument("--jobs", type=int, default=200, help="jobs per worker round (200)")
+    parser.add_argument("--enqueues", type=int, default=1000, help="requests and enqueue calls per route and round, for CPU (1000)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["trips", "throughput", "workers"])
     args = parser.parse_args()
     app_dir = (ROOT / args.target).resolve()
@@ -249,18 +333,28 @@ def main():
         redis_url = stack.enter_context(services.redis_server())
         endpoint = stack.enter_context(services.s3_server())
         env = base_env(redis_url, endpoint, "bench", 1)
-        env["PYTHONPATH"] = str(wrapper_dir)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(wrapper_dir), os.environ.get("PYTHONPATH")]))
 
         if "trips" not in args.skip:
-            rows = round_trips(app_dir, redis_url, 200)
-            print("1. Redis per POST /report (200 requests, Flask test client, after the first)")
-            table(["route", "round trips", "commands"],
-                  [[path, f"{trips:.1f}", f"{commands:.1f}"] for path, (trips, commands) in rows.items()])
+            rows = round_trips(app_dir, redis_url, 200, args.enqueues, args.rounds)
+            print(f"1. Redis and CPU per POST /report, in this process (200 requests through Flask's test client, "
+                  f"then for CPU {args.enqueues} of each, and {args.enqueues} enqueue calls alone, "
+                  f"median of {args.rounds} interleaved rounds)")
+            table(["route", "round trips", "commands", "CPU us/request", "CPU us/enqueue", "redis-py parser, packer"],
+                  [[path, f"{row['trips']:.1f}", f"{row['commands']:.1f}", f"{row['request_us']:.0f}",
+                    "-" if row["enqueue_us"] is None else f"{row['enqueue_us']:.0f}", row["parser"]] for path, row in rows.items()],
+                  text_columns=(0, 5))
+            now, previous = rows["/report"]["enqueue_us"], rows["/report-previous"]["enqueue_us"]
+            print(f"   an enqueue: {now:.0f} us of CPU now, {previous:.0f} us before "
+                  f"({previous - now:+.0f} us saved, {1 - now / previous:.0%})")
+            if rows["/report"]["parser"] == rows["/report-previous"]["parser"]:
+                print("   this Python has no hiredis, so /report and /report-previous are the same; "
+                      "install requirements-course.txt to compare them")
             print()
 
         if "throughput" not in args.skip:
             port, master = start_web(processes, app_dir, env, wrapper_dir)
-            paths = ("/noop", "/report", "/report-old")
+            paths = ("/noop",) + ROUTES
             rates = {path: [] for path in paths}
             cpu = {path: [] for path in paths}
             for _ in range(args.rounds):
@@ -280,9 +374,9 @@ def main():
                     row.append(f"{statistics.median(cpu[path]):.2f}")
                 rows.append(row)
             table(["route", "req/s", "range", "x no-op"] + (["server CPU ms/request"] if known else []), rows)
-            new, old = statistics.median(rates["/report"]), statistics.median(rates["/report-old"])
-            print(f"   POST /report: {new / noop:.0%} of the no-op route (the old shape: {old / noop:.0%}); "
-                  f"{new / old:.2f}x the old shape's req/s")
+            new, previous, old = (statistics.median(rates[path]) for path in ROUTES)
+            print(f"   POST /report: {new / noop:.0%} of the no-op route (before: {previous / noop:.0%}, "
+                  f"the first shape: {old / noop:.0%}); {new / previous:.2f}x the req/s it had before")
             print()
 
         if "workers" not in args.skip:
