@@ -162,7 +162,7 @@ def read_through_conn(learner, redis_client, url=None, unit=2, step=None):
     key, value = f"course:check:{uuid.uuid4().hex}", uuid.uuid4().hex
     redis_client.set(key, value, ex=60)
     env = learner.environment(REDIS_URL=url) if url else None
-    seen, error = attempt(learner.probe, CONN_PROBE.format(key=key), timeout=15, what="importing worker.py", env=env)
+    seen, error = attempt(learner.probe, CONN_PROBE.format(key=key), timeout=10, what="importing worker.py", env=env)
     if error:
         refused = re.search(r"ConnectionError: (Error \d+ connecting to [^ ]+?)\.? ", str(error))
         if refused and "SSL" not in str(error) and "certificate" not in str(error):
