@@ -161,8 +161,9 @@ QUEUE_DOWN = "The job queue is unavailable; try again shortly."
 
 # A started job whose worker has sent no heartbeat for this long was cut off:
 # its worker was killed, or its dyno lost. rq notices too, later (worker.py).
-# Three of the worker's heartbeats (HEARTBEAT = 10 in worker.py).
-INTERRUPTED_AFTER = 30  # seconds
+# Three of the worker's heartbeats (HEARTBEAT in worker.py: 10 s unless the
+# environment sets it; web and worker read the same config vars).
+INTERRUPTED_AFTER = 3 * int(os.environ.get("HEARTBEAT", "10"))  # seconds
 # [end]
 # [unit 06+]
 

@@ -72,10 +72,11 @@ SHUTDOWN_GRACE = int(os.environ.get("SHUTDOWN_GRACE", "25"))
 # past due, and the next clean-up (every CLEANUP_REGISTRIES seconds, rq's default
 # is 10 minutes) retries it or marks it failed. An idle worker waits for a job
 # up to WORKER_TTL - 15 seconds at a time (rq's default: 405) and cleans up only
-# between waits, so that wait is kept short too.
-HEARTBEAT = 10
-CLEANUP_REGISTRIES = 30
-WORKER_TTL = 35
+# between waits, so that wait is kept short too. Like SHUTDOWN_GRACE, each can
+# be changed from the environment (web and worker dynos share config vars).
+HEARTBEAT = int(os.environ.get("HEARTBEAT", "10"))
+CLEANUP_REGISTRIES = int(os.environ.get("CLEANUP_REGISTRIES", "30"))
+WORKER_TTL = int(os.environ.get("WORKER_TTL", "35"))
 
 # JSON keeps pickled code out, but a JSON job still names a function, and the
 # worker imports and calls whatever it names: a job saying "os.system" with a

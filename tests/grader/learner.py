@@ -104,6 +104,37 @@ def process_table():
     return table
 
 
+def listening_ports(pids):
+    """The TCP ports the given processes listen on, read from /proc (Linux);
+    None where that cannot be read, so a caller falls back to waiting."""
+    if not os.path.isdir("/proc/net"):
+        return None
+    inodes = set()
+    for pid in pids:
+        try:
+            for fd in os.scandir(f"/proc/{pid}/fd"):
+                try:
+                    link = os.readlink(fd.path)
+                except OSError:
+                    continue
+                if link.startswith("socket:["):
+                    inodes.add(link[8:-1])
+        except OSError:
+            continue
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                        ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+        except (OSError, IndexError, ValueError):
+            continue
+    return ports
+
+
 def descendants(roots, table=None):
     """Every live process below (and including) the given pids."""
     table = process_table() if table is None else table

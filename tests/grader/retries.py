@@ -15,8 +15,13 @@ from grader.feedback import LearnerFailure
 
 ENDED = ("finished", "failed", "stopped", "canceled")
 # How long a due retry may wait for the scheduler (it looks every second) before
-# the grader concludes that no scheduler is running.
+# the grader concludes that no scheduler is running; and how long, when no
+# scheduler holds the queue's lock at all (a running one renews it every second).
 SCHEDULER_GRACE = 6
+NO_SCHEDULER_GRACE = 2
+NO_SCHEDULER = ("The job failed once and rq scheduled its retry, but nothing ever put it back on the queue: "
+                "retry intervals need rq's scheduler. Start the worker with `worker.work(with_scheduler=True)` "
+                "(or `rq worker --with-scheduler`).")
 
 
 class NoScheduler(LearnerFailure):
@@ -44,6 +49,33 @@ def run_once(redis, job_id):
         redis.hset(key, "retries_left", 0)
 
 
+def scheduler_holds(redis, queue_name):
+    """True if some rq scheduler holds the queue's lock (rq:scheduler-lock:<queue>)."""
+    return bool(redis.exists(f"rq:scheduler-lock:{queue_name}"))
+
+
+class Hurrier:
+    """Makes a job's scheduled retry due at once, each time check() is called, and
+    raises NoScheduler once it is certain nobody will put the due job back: due for
+    SCHEDULER_GRACE s, or for NO_SCHEDULER_GRACE s with no scheduler holding its queue."""
+
+    def __init__(self, redis, job):
+        self.redis, self.job = redis, job
+        self.waited = False
+        self.due_since = None
+
+    def check(self):
+        if not hurry(self.redis, self.job):
+            self.due_since = None
+            return
+        self.waited = True
+        self.due_since = self.due_since or time.monotonic()
+        overdue = time.monotonic() - self.due_since
+        if overdue > SCHEDULER_GRACE or (overdue > NO_SCHEDULER_GRACE
+                                         and not scheduler_holds(self.redis, self.job.origin)):
+            raise NoScheduler(NO_SCHEDULER)
+
+
 def waiting(redis, job):
     """True if the job waits in its queue's scheduled registry (a retry's wait)."""
     return redis.zscore(ScheduledJobRegistry(job.origin, connection=redis).key, job.id) is not None
@@ -53,23 +85,13 @@ def follow(redis, job, timeout):
     """Wait until the job has finished or failed for good, hurrying each scheduled
     retry. Returns (state, whether a retry ever waited in the scheduled registry).
     Raises NoScheduler if a due retry is never picked up."""
-    waited = False
-    due_since = None
+    hurrier = Hurrier(redis, job)
     deadline = time.monotonic() + timeout
     while True:
         state = jobs.status(job)
         if state in ENDED:
-            return state, waited
-        if hurry(redis, job):
-            waited = True
-            due_since = due_since or time.monotonic()
-            if time.monotonic() - due_since > SCHEDULER_GRACE:
-                raise NoScheduler(
-                    "The job failed once and rq scheduled its retry, but nothing ever put it back on the queue: "
-                    "retry intervals need rq's scheduler. Start the worker with `worker.work(with_scheduler=True)` "
-                    "(or `rq worker --with-scheduler`).")
-        else:
-            due_since = None
+            return state, hurrier.waited
+        hurrier.check()
         if time.monotonic() >= deadline:
             raise LearnerFailure(f"After {timeout} s the job was still {state}.")
         time.sleep(0.05)

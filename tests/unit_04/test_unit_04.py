@@ -5,6 +5,7 @@ import ast
 import json
 import re
 import sys
+import time
 from contextlib import contextmanager
 from importlib import metadata
 
@@ -13,8 +14,8 @@ import pytest
 from course import services
 from grader import flows, jobs
 from grader.checks import attempt, bucket_keys, http, pdf_problem
-from grader.feedback import fail
-from grader.learner import marked_processes, wait_until
+from grader.feedback import LearnerFailure, fail
+from grader.learner import descendants, listening_ports, marked_processes, wait_until
 
 UNIT = 4
 # Heroku Key-Value Store's plans today: mini, and the premium, private and shield tiers
@@ -131,6 +132,33 @@ def test_app_json_names_redis_and_both_process_types(target):
             fail(f"app.json's formation does not run a {kind} dyno (quantity 1 or more).", unit=UNIT, step=3)
 
 
+# A web process that listens on other ports, and not on $PORT, for this long has
+# chosen its port: it will not open $PORT later.
+OTHER_PORT_GRACE = 2
+
+
+def wait_for_web_port(web, port, timeout):
+    """None once the web process accepts connections on port; the ports it listens
+    on instead, once it has listened only there for OTHER_PORT_GRACE s. Raises
+    LearnerFailure if it exits first or timeout passes."""
+    deadline = time.monotonic() + timeout
+    elsewhere_since = None
+    while True:
+        try:
+            services.wait_for_port(port, 0.3, web.popen, what="web process")
+            return None
+        except services.ServiceError as error:
+            if time.monotonic() >= deadline or web.popen.poll() is not None:
+                raise LearnerFailure(str(error)) from None
+        ports = listening_ports(descendants([web.popen.pid]))
+        if ports and port not in ports:
+            elsewhere_since = elsewhere_since or time.monotonic()
+            if time.monotonic() - elsewhere_since >= OTHER_PORT_GRACE:
+                return ports
+        else:
+            elsewhere_since = None
+
+
 def heroku_layout(target, tmp_path):
     """(folder the Procfile's lines run from, APP_DIR), as Heroku runs them: from the top
     of the repository, where the Procfile is, with APP_DIR naming the app folder inside
@@ -236,9 +264,12 @@ def test_procfile_processes_turn_a_request_into_a_pdf(learner, target, redis, re
         web = start_line(learner, "web", types["web"], top, heroku, repr(types["web"]))
         workers = [(start_line(learner, "worker", types["worker"], top, heroku, "rediss:// REDIS_URL"), "rediss://"),
                    (start_line(learner, "worker", types["worker"], top, local, "redis:// REDIS_URL"), "redis://")]
-        try:
-            services.wait_for_port(port, 20, web.popen, what="web process")
-        except services.ServiceError:
+        elsewhere, error = attempt(wait_for_web_port, web, port, 20)
+        if elsewhere:
+            fail(f"The Procfile's web process did not listen on $PORT ({port}): it listens on port "
+                 f"{', '.join(map(str, sorted(elsewhere)))} instead, and Heroku sends requests only to $PORT. "
+                 "Bind to 0.0.0.0:$PORT.", unit=UNIT, step=1)
+        if error:
             why = cause(web)
             if not_importable(web.log()):
                 fail(f"The Procfile's web process did not start: {why} {NO_PYTHONPATH}", unit=UNIT, step=1)

@@ -159,8 +159,11 @@ def test_transient_s3_faults_are_retried_to_success(learner, redis, s3, bucket, 
         fail(f"While the job waited for its retry, progress fell from {fell[0]} to {fell[1]}. Keep the progress "
              "the first run reached; it must only rise.", unit=UNIT, step=5)
     deadline = time.monotonic() + 30
+    hurrier = retries.Hurrier(redis, job)
     while jobs.status(job) not in retries.ENDED:  # the next run, hurried, watched from the status route
-        retries.hurry(redis, job)
+        _, error = attempt(hurrier.check)
+        if isinstance(error, retries.NoScheduler):
+            fail(str(error), unit=UNIT, step=3)
         seen.append(web.read_status(url, UNIT, 5))
         if time.monotonic() > deadline:
             break
