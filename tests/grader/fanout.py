@@ -43,13 +43,21 @@ def dependencies(redis, job):
     return [jobs.fetch(redis, job_id) for job_id in job.dependency_ids]
 
 
-def settled(redis, timeout):
-    """Wait until no job is queued or running on any queue; True if that happened in time."""
+def settled(redis, timeout, quiet=1.0):
+    """Wait until no job has been queued or running on any queue for `quiet` seconds
+    in a row; True if that happened in time. A moment of idleness is not enough: when
+    a job ends, its worker enqueues the jobs that depend on it a few milliseconds later."""
+    import time
+
+    idle_since = [None]
+
     def idle():
         for queue in jobs.queues(redis):
             if queue.count or queue.started_job_registry.get_job_ids():
+                idle_since[0] = None
                 return False
-        return True
+        idle_since[0] = idle_since[0] or time.monotonic()
+        return time.monotonic() - idle_since[0] >= quiet
 
     return bool(wait_until(idle, timeout, interval=0.1))
 
