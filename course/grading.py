@@ -60,7 +60,7 @@ def run_grader(units, target, verbose=False, record=True, checks=None, nodes=Non
 
 
 def lanes():
-    """How many units `grade all` grades at once: one per core, at most two (the
+    """How many pytest runs `grade` shares checks among: one per core, at most two (the
     self-checks grade two at a time too); 1 with COURSE_GRADE_LANES=1."""
     wanted = os.environ.get("COURSE_GRADE_LANES", "")
     if wanted.isdigit() and int(wanted) >= 1:
@@ -69,68 +69,62 @@ def lanes():
 
 
 def run_in_lanes(units, target, record=True, count=None):
-    """Grade `units` in `count` pytest runs at once (each with its own Redis and S3),
-    the units shared so the later, longer ones are spread; one run's results."""
-    count = min(count or lanes(), len(units))
-    if count < 2:
+    """Grade `units` with their checks shared among `count` pytest runs at once (each
+    with its own Redis and S3), check by check, not unit by unit: most checks wait
+    on processes and jobs, not the CPU, and one long unit no longer sets the time of
+    its lane. The slowest checks go first, each to the lane with the least to do.
+    One run's results."""
+    count = count or lanes()
+    nodes = {(unit.code, name): node for unit in units for name, node in check_nodes(unit).items()}
+    if count < 2 or len(nodes) < 4:
         return run_grader(units, target, record=record)
-    groups, weights = [[] for _ in range(count)], [0] * count
-    for unit in sorted(units, key=lambda u: -u.number):  # later units take longer
-        lane = weights.index(min(weights))
-        groups[lane].append(unit)
-        weights[lane] += unit.number
+    # How long a check takes: its last grading here, else a guess from what it does.
+    graded = progress.grades(target)
+    last = {(code, c["check"]): c.get("seconds", 0) for code, result in graded.items()
+            for c in result.get("checks", [])}
+    by_code = {unit.code: unit for unit in units}
+    cost = {key: last.get(key) or _guess_seconds(by_code[key[0]], key[1]) for key in nodes}
+    groups, load = [[] for _ in range(count)], [0.0] * count
+    for key in sorted(nodes, key=lambda k: -cost[k]):
+        lane = load.index(min(load))
+        groups[lane].append(key)
+        load[lane] += cost[key]
     started = time.monotonic()
-    with ThreadPoolExecutor(count) as pool:
-        runs = list(pool.map(lambda group: run_grader(sorted(group, key=lambda u: u.number), target, record=False),
-                             groups))
-    run = GradeRun(returncode=max(r.returncode for r in runs), output="".join(r.output for r in runs),
-                   seconds=time.monotonic() - started)
-    for unit in units:  # in the course's order
-        for part in runs:
-            if unit.code in part.units:
-                run.units[unit.code] = part.units[unit.code]
-    if run.units:
-        base = next(r.data for r in runs if r.data)
-        run.data = {**base, "seconds": round(run.seconds, 2), "units": run.units,
-                    "points": sum(u["points"] for u in run.units.values()),
-                    "earned": round(sum(u["earned"] for u in run.units.values()), 2)}
+    with ThreadPoolExecutor(count) as pool:  # each lane in the course's order
+        runs = list(pool.map(lambda group: run_grader(units, target, record=False,
+                                                      nodes=[nodes[k] for k in nodes if k in group]),
+                             [g for g in groups if g]))
+    run = runs[0]
+    for other in runs[1:]:
+        run = merge_runs(run, other, units)
+    if run.units:  # a lane that stopped early must not leave a unit passing on the checks that ran
+        ran = {(code, c["check"]) for code, result in run.units.items() for c in result["checks"]}
+        lost = [key for key in nodes if key not in ran and key[0] in run.units]
+        if lost:
+            missing = GradeRun(returncode=1, output="", seconds=0)
+            for code, name in lost:
+                missing.units.setdefault(code, {"checks": []})["checks"].append(
+                    {"check": name, "outcome": "failed", "seconds": 0, "scored": True,
+                     "message": "This check did not run: the grader stopped first. `python3 -m course grade "
+                                f"{int(code)} --verbose` shows its output."})
+            run = merge_runs(run, missing, units)
+    run.seconds = time.monotonic() - started
+    if run.units:  # units and their checks in the course's order, as one run lists them
+        order = {key: i for i, key in enumerate(nodes)}
+        run.units = {unit.code: run.units[unit.code] for unit in units if unit.code in run.units}
+        for code, result in run.units.items():
+            result["checks"].sort(key=lambda c: order.get((code, c["check"]), len(order)))
+        run.data.update(seconds=round(run.seconds, 2), units=run.units,
+                        points=sum(r["points"] for r in run.units.values()),
+                        earned=round(sum(r["earned"] for r in run.units.values()), 2))
     if record and run.units:
         progress.record_grades(target, run.units)
     return run
 
 
 def split_unit(unit, target, record=True, count=None):
-    """Grade one unit with its checks shared among `count` pytest runs at once (each
-    with its own Redis and S3): most checks wait on processes and jobs, not the CPU,
-    so a unit's wall time drops to about its longest lane's. One run's results."""
-    count = count or lanes()
-    nodes = check_nodes(unit)
-    if count < 2 or len(nodes) < 4:
-        return run_grader([unit], target, record=record)
-    # The slowest checks first, each to the lane with the least to do. How long a check
-    # takes: its last grading here, else a guess from what it does.
-    last = {c["check"]: c.get("seconds", 0) for c in progress.grades(target).get(unit.code, {}).get("checks", [])}
-    groups, load = [[] for _ in range(count)], [0.0] * count
-    for name in sorted(nodes, key=lambda n: -last.get(n, _guess_seconds(unit, n))):
-        lane = load.index(min(load))
-        groups[lane].append(name)
-        load[lane] += last.get(name, _guess_seconds(unit, name))
-    started = time.monotonic()
-    with ThreadPoolExecutor(count) as pool:
-        runs = list(pool.map(lambda group: run_grader([unit], target, record=False,
-                                                      nodes=[nodes[n] for n in group]), groups))
-    run = runs[0]
-    for other in runs[1:]:
-        run = merge_runs(run, other, [unit])
-    run.seconds = time.monotonic() - started
-    if run.units:  # the checks in the course's order, as one run lists them
-        order = {name: i for i, name in enumerate(nodes)}
-        run.units[unit.code]["checks"].sort(key=lambda c: order.get(c["check"], len(order)))
-        run.data.update(seconds=round(run.seconds, 2), units=run.units,
-                        points=unit.points, earned=run.units[unit.code]["earned"])
-    if record and run.units:
-        progress.record_grades(target, run.units)
-    return run
+    """One unit, its checks shared among lanes (`grade N`)."""
+    return run_in_lanes([unit], target, record=record, count=count)
 
 
 def _guess_seconds(unit, name):
@@ -228,10 +222,8 @@ def grade(numbers, target, verbose=False, results_path=None, record=True, exerci
                     progress.record_grades(target, run.units)
             elif run.units:
                 ui.say(f"  (the other {len(rest)} check(s) run once these pass)")
-    if run is None and len(gradable) > 1 and not verbose:
-        run = run_in_lanes(gradable, target, record=record)
     if run is None and not verbose:
-        run = split_unit(gradable[0], target, record=record)
+        run = run_in_lanes(gradable, target, record=record)
     if run is None:
         run = run_grader(gradable, target, verbose=verbose, record=record)
     for path in filter(None, (results_path, exercism_path, summary_path)):
