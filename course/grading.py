@@ -1,6 +1,7 @@
 """`grade`: run a unit's grader (pytest tests/unit_NN) on a learner folder and
 turn its --results JSON into a short summary: a line per unit, and for a
 failure the first failing check's message, which names the unit step."""
+import functools
 import json
 import os
 import re
@@ -83,7 +84,7 @@ def run_in_lanes(units, target, record=True, count=None):
     last = {(code, c["check"]): c.get("seconds", 0) for code, result in graded.items()
             for c in result.get("checks", [])}
     by_code = {unit.code: unit for unit in units}
-    cost = {key: last.get(key) or _guess_seconds(by_code[key[0]], key[1]) for key in nodes}
+    cost = {key: last[key] if key in last else _guess_seconds(by_code[key[0]], key[1]) for key in nodes}
     groups, load = [[] for _ in range(count)], [0.0] * count
     for key in sorted(nodes, key=lambda k: -cost[k]):
         lane = load.index(min(load))
@@ -120,11 +121,6 @@ def run_in_lanes(units, target, record=True, count=None):
     if record and run.units:
         progress.record_grades(target, run.units)
     return run
-
-
-def split_unit(unit, target, record=True, count=None):
-    """One unit, its checks shared among lanes (`grade N`)."""
-    return run_in_lanes([unit], target, record=record, count=count)
 
 
 def _guess_seconds(unit, name):
@@ -286,19 +282,28 @@ def _next_step(units, run, failed):
 
 def check_names(unit):
     """The names of a unit's checks (its test functions)."""
-    return set(check_nodes(unit))
+    return set(_checks(unit.tests))
 
 
 def check_nodes(unit):
     """{check name: its pytest node id}, in the order pytest runs them."""
+    return {name: node for name, (node, _code) in _checks(unit.tests).items()}
+
+
+@functools.cache
+def _checks(folder):
+    """{check name: (pytest node id, its source)} for the test files in folder, each read
+    and parsed once per command (grading, splitting into lanes and watch all ask)."""
     import ast
 
-    nodes = {}
-    for path in sorted(unit.tests.glob("test_*.py")):
-        for node in ast.parse(path.read_text()).body:
+    found = {}
+    for path in sorted(folder.glob("test_*.py")):
+        source = path.read_text()
+        for node in ast.parse(source).body:
             if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
-                nodes[node.name] = f"{path.relative_to(ROOT).as_posix()}::{node.name}"
-    return nodes
+                found[node.name] = (f"{path.relative_to(ROOT).as_posix()}::{node.name}",
+                                    ast.get_source_segment(source, node) or "")
+    return found
 
 
 # What a saved file can change, by what a check's code does: the quiz reads only
@@ -329,14 +334,7 @@ def affected_checks(unit, paths):
 
 def _check_code(unit, check):
     """The source of a grader check (the `test_code` Exercism shows beside a result)."""
-    import ast
-
-    for path in sorted(unit.tests.glob("test_*.py")):
-        source = path.read_text()
-        for node in ast.walk(ast.parse(source)):
-            if isinstance(node, ast.FunctionDef) and node.name == check.split("[")[0]:
-                return ast.get_source_segment(source, node) or ""
-    return ""
+    return _checks(unit.tests).get(check.split("[")[0], ("", ""))[1]
 
 
 def exercism_results(run, units):

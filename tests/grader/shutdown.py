@@ -20,10 +20,10 @@ def stop_like_heroku(learner, grace):
     (rq's forking workers make one per job): it is the job, so how long it outlives
     SIGTERM is how much time the job was given, whatever the machine's load."""
     commands = {process.popen.pid for process in learner.processes}
-    table = process_table()
-    horses = {pid for pid in learner.pids() - commands if table.get(pid, (0, "", 0))[2] == pid}
+    running, table = learner.pids(), process_table()
+    horses = {pid for pid in running - commands if table.get(pid, (0, "", 0))[2] == pid}
     started = time.monotonic()
-    for pid in learner.pids():
+    for pid in running:
         _signal(pid, signal.SIGTERM)
     horse_seconds = 0.0 if horses else None
     killed = True
