@@ -30,6 +30,9 @@ from grader.target import resolve
 jobs.guard()
 # Orphans of learner code come to this process (a subreaper, on Linux), so they are found by ancestry.
 harness.contain()
+# Learner processes are forked from a Python that has the course's libraries imported
+# (grader/preload.py); it starts importing now, while Redis and the local S3 start.
+harness.Preloader.get()
 
 
 def _stop(signum, frame):

@@ -1,0 +1,348 @@
+"""A Python that has already imported the course's libraries and starts learner
+processes by forking itself (Linux only; see grader.learner.spawn).
+
+Each learner process (a worker, gunicorn, a probe) would otherwise spend most of
+a second of CPU importing Flask, rq, redis, boto3 and reportlab before its first
+line of learner code runs; a unit's checks start dozens of them. A forked copy of
+this process starts with those modules imported and runs the learner's code as
+`python script.py`, `python -m module`, `rq ...` or `gunicorn ...` would, in a
+session of its own, with the environment, working folder, arguments and output
+the grader asked for. It imports learner code only after the fork, so no learner
+code runs in this process.
+
+Whatever it cannot start that way exactly (another program, a shell line with
+more than `cd DIR && exec PROGRAM ARGS`, a learner file named like a preloaded
+module, an interpreter option it does not know) it execs instead, in the same
+forked process: the plain start, at the plain cost.
+
+    python preload.py SOCKET [padding ...]
+
+Requests come on the Unix socket SOCKET: a length-prefixed JSON {args, cwd, env,
+shell} with the output file's descriptor attached. The answer is the new
+process's pid on a line, then "exit CODE" on a line when it ends. The empty
+padding arguments leave room in this process's command line for each forked
+process to show its own (what `ps` and the grader's leak messages print).
+
+This file is run as a script, not imported: it imports nothing of the grader.
+"""
+import builtins
+import ctypes
+import importlib.machinery
+import io
+import json
+import os
+import re
+import runpy
+import selectors
+import shlex
+import shutil
+import signal
+import socket
+import struct
+import sys
+import traceback
+import types
+
+STARTUP_MODULES = set(sys.modules)
+PRELOAD = ("flask", "werkzeug.serving", "jinja2", "redis", "rq", "rq.worker", "rq.job", "rq.queue",
+           "rq.serializers", "rq.registry", "rq.scheduler", "rq.cli", "boto3", "boto3.s3.transfer",
+           "botocore.session", "botocore.client", "reportlab.platypus", "reportlab.pdfgen.canvas",
+           "reportlab.lib.pagesizes", "reportlab.lib.styles", "gunicorn.app.wsgiapp",
+           "gunicorn.workers.gthread", "gunicorn.workers.sync", "json", "uuid", "logging")
+# Interpreter start-up settings this process can apply after the fork; any other
+# PYTHON* variable (or a different locale) means a plain start.
+APPLIED = {"PYTHONPATH", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"}
+SHELL_LINE = re.compile(r"^\s*(?:cd\s+(?P<dir>\S+)\s*&&\s*)?(?:exec\s+)?(?P<command>[^;&|<>`$(){}*?~!#\\\n]+?)\s*$")
+VARIABLE = re.compile(r"\$\{(\w+)(?::-([^}$`\"]*))?\}|\$(\w+)")
+
+
+def preload():
+    for name in PRELOAD:
+        try:
+            __import__(name)
+        except Exception:  # a library the course does not pin here: started plainly when needed
+            pass
+    # Top-level names a learner file could shadow in a plain start (its folder comes first on sys.path).
+    return {name.split(".")[0] for name in sys.modules if name not in STARTUP_MODULES}
+
+
+# ---------------------------------------------------------------- deciding how to start
+
+def expand(word, env):
+    """A `cd` argument as bash would expand it, for the forms a Procfile uses; None otherwise."""
+    if word[:1] == '"' and word[-1:] == '"' and len(word) > 1:
+        word = word[1:-1]
+    elif "'" in word or '"' in word:
+        return None
+
+    def value(match):
+        name, default, bare = match.groups()
+        if bare:
+            return env.get(bare, "")
+        return env.get(name) or (default or "")
+
+    expanded = VARIABLE.sub(value, word)
+    return None if any(c in expanded for c in "$`\\\"'") else expanded
+
+
+def plan(args, shell, cwd, env, venv_bin, shadowable):
+    """How to run a request: ("python", cwd, argv, kind, target) to run in this process,
+    or ("exec", cwd, argv) to exec it plainly."""
+    plain = ("exec", cwd, ["/bin/bash", "-c", args] if shell else list(args))
+    if any(k.startswith("PYTHON") and k not in APPLIED for k in env):
+        return plain
+    if any(env.get(k) != os.environ.get(k) for k in ("LANG", "LC_ALL", "LC_CTYPE", "TZ")):
+        return plain
+    if shell:
+        match = SHELL_LINE.match(args)
+        if not match:
+            return plain
+        if match["dir"]:
+            folder = expand(match["dir"], env)
+            if not folder:
+                return plain
+            cwd = os.path.join(cwd, folder)
+        try:
+            argv = shlex.split(match["command"])
+        except ValueError:
+            return plain
+    else:
+        argv = list(args)
+    if not argv or not os.path.isdir(cwd):
+        return plain
+    program = argv[0]
+    found = program if os.sep in program else shutil.which(program, path=env.get("PATH", os.defpath))
+    if not found or os.path.dirname(os.path.abspath(found)) != venv_bin:
+        return plain
+    name = os.path.basename(found)
+    rest = argv[1:]
+    if name in ("rq", "gunicorn"):
+        return checked(("python", cwd, [found, *rest], name, None), env, venv_bin, shadowable, plain)
+    if os.path.realpath(found) != os.path.realpath(sys.executable):
+        return plain
+    unbuffered = False
+    while rest and rest[0] == "-u":
+        unbuffered, rest = True, rest[1:]
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = "1"
+    if rest[:1] == ["-m"] and len(rest) > 1:
+        return checked(("python", cwd, [found, *rest[2:]], "module", rest[1]), env, venv_bin, shadowable, plain)
+    if not rest or rest[0].startswith("-"):
+        return plain
+    script = os.path.join(cwd, rest[0])
+    if not os.path.isfile(script):
+        return plain  # python's own "can't open file" message, from a plain start
+    return checked(("python", cwd, rest, "script", script), env, venv_bin, shadowable, plain)
+
+
+def search_path(kind, target, cwd, env, venv_bin):
+    """The folders a plain start puts before the libraries on sys.path."""
+    first = {"script": lambda: os.path.dirname(os.path.abspath(target)), "module": lambda: cwd}.get(
+        kind, lambda: venv_bin)()
+    extra = [os.path.join(cwd, p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return [first, *extra]
+
+
+def checked(decided, env, venv_bin, shadowable, plain):
+    """The plan, unless a learner folder on its path holds a module named like a preloaded one."""
+    _, cwd, _, kind, target = decided
+    for folder in search_path(kind, target, cwd, env, venv_bin):
+        if folder == venv_bin:
+            continue
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for entry in names:
+            stem = entry[:-3] if entry.endswith(".py") else entry
+            package = os.path.isfile(os.path.join(folder, entry, "__init__.py"))
+            if stem in shadowable and (entry.endswith(".py") or package):
+                return plain
+    return decided
+
+
+# ---------------------------------------------------------------- the forked process
+
+def show_as(argv):
+    """Rewrite this process's command line (what /proc/PID/cmdline and ps show) in place."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        start, end = int(fields[45]), int(fields[46])
+        if end <= start:
+            return
+        text = "\0".join(argv).encode(errors="replace")[:end - start - 1]
+        ctypes.memmove(start, text + b"\0" * (end - start - len(text)), end - start)
+    except (OSError, IndexError, ValueError):
+        pass
+
+
+def become(request, out_fd, venv_bin, shadowable):
+    """In the forked process: take the request's session, output, folder and
+    environment; exec a plain start, or return what to run here."""
+    os.setsid()
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(out_fd, 1)
+    os.dup2(out_fd, 2)
+    for fd in (null, out_fd):
+        if fd > 2:
+            os.close(fd)
+    env = dict(request["env"])
+    decided = plan(request["args"], request["shell"], request["cwd"], env, venv_bin, shadowable)
+    if decided[0] == "exec":
+        _, cwd, argv = decided
+        try:
+            os.chdir(cwd)
+            os.execvpe(argv[0], argv, env)
+        except OSError as error:
+            os.write(2, f"{argv[0]}: {error.strerror}\n".encode())
+            os._exit(127)
+    _, cwd, argv, kind, target = decided
+    os.chdir(cwd)
+    if request["shell"]:  # what bash would have exported on its way to exec
+        env.update(PWD=cwd, SHLVL=env.get("SHLVL", "1"), _=argv[0] if kind != "script" else sys.executable)
+    os.environ.clear()
+    os.environ.update(env)
+    sys.path[:1] = search_path(kind, target, cwd, env, venv_bin)
+    sys.dont_write_bytecode = bool(env.get("PYTHONDONTWRITEBYTECODE"))
+    if env.get("PYTHONUNBUFFERED"):  # as `python -u` makes them: no buffer below the text layer
+        for name in ("stdout", "stderr"):
+            old = getattr(sys, name)
+            new = io.TextIOWrapper(io.FileIO(old.fileno(), "w", closefd=False), encoding=old.encoding,
+                                   errors=old.errors, write_through=True)
+            setattr(sys, name, new)
+            setattr(sys, f"__{name}__", new)
+    shown = [sys.executable, *argv] if kind in ("script",) else (
+        [sys.executable, "-m", target, *argv[1:]] if kind == "module" else argv)
+    show_as(shown)
+    sys.argv = list(argv)
+    return kind, target
+
+
+def run(kind, target):
+    """Run the learner's program as the plain start would, at the top of this process."""
+    try:
+        if kind == "script":  # as the interpreter runs a script: in a fresh __main__, argv as given
+            main = types.ModuleType("__main__")
+            main.__dict__.update(__file__=target, __cached__=None, __spec__=None, __builtins__=builtins,
+                                 __loader__=importlib.machinery.SourceFileLoader("__main__", target))
+            sys.modules["__main__"] = main
+            with open(target, "rb") as source:
+                code = compile(source.read(), target, "exec")
+            exec(code, main.__dict__)
+        elif kind == "module":
+            runpy.run_module(target, run_name="__main__", alter_sys=True)
+        else:
+            sys.argv[0] = re.sub(r"(-script\.pyw|\.exe)?$", "", sys.argv[0])
+            if kind == "rq":
+                from rq.cli import main
+            else:
+                from gunicorn.app.wsgiapp import run as main
+            sys.exit(main())
+    except SystemExit:
+        raise
+    except BaseException as error:  # as the interpreter prints it, without this file's frames
+        tb = error.__traceback__
+        while tb is not None and tb.tb_frame.f_code.co_filename in (__file__, runpy.__file__) \
+                or tb is not None and tb.tb_frame.f_code.co_filename.startswith("<frozen runpy"):
+            tb = tb.tb_next
+        traceback.print_exception(type(error), error, tb)
+        sys.stderr.flush()
+        if isinstance(error, KeyboardInterrupt):
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
+        sys.exit(1)
+
+
+# ---------------------------------------------------------------- the server
+
+def receive(conn):
+    """One request and its output descriptor, or None."""
+    data, fds, _flags, _addr = socket.recv_fds(conn, 65536, 1)
+    if len(data) < 4 or not fds:
+        return None, None
+    size = struct.unpack("!I", data[:4])[0]
+    data = data[4:]
+    while len(data) < size:
+        more = conn.recv(size - len(data))
+        if not more:
+            return None, None
+        data += more
+    return json.loads(data), fds[0]
+
+
+def serve(path):
+    """Answer requests until the grader that started this process goes. Returns
+    only in a forked process, with what that process is to run."""
+    parent = os.getppid()
+    venv_bin = os.path.dirname(os.path.abspath(sys.executable))
+    shadowable = preload()
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path + ".new")
+    listener.listen(64)
+    os.rename(path + ".new", path)  # the grader connects once the path exists: everything is imported
+    selector = selectors.DefaultSelector()
+    selector.register(listener, selectors.EVENT_READ)
+    selector.register(wake_r, selectors.EVENT_READ)
+    waiting = {}  # pid -> the connection its exit is reported on
+    while True:
+        for key, _ in selector.select(timeout=1):
+            if key.fileobj is listener:
+                conn, _ = listener.accept()
+                try:
+                    request, out_fd = receive(conn)
+                except (OSError, ValueError):
+                    request, out_fd = None, None
+                if request is None:
+                    conn.close()
+                    continue
+                sys.stdout.flush()
+                sys.stderr.flush()
+                pid = os.fork()
+                if pid == 0:
+                    signal.set_wakeup_fd(-1)
+                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                    selector.close()
+                    for fd in (listener.fileno(), wake_r, wake_w, conn.fileno(),
+                               *(c.fileno() for c in waiting.values())):
+                        try:
+                            os.close(fd)
+                        except OSError:
+                            pass
+                    return become(request, out_fd, venv_bin, shadowable)
+                os.close(out_fd)
+                try:
+                    conn.sendall(f"{pid}\n".encode())
+                except OSError:
+                    pass
+                waiting[pid] = conn
+            else:
+                try:
+                    os.read(wake_r, 512)
+                except BlockingIOError:
+                    pass
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            conn = waiting.pop(pid, None)
+            if conn is not None:
+                try:
+                    conn.sendall(f"exit {os.waitstatus_to_exitcode(status)}\n".encode())
+                except OSError:
+                    pass
+                conn.close()
+        if os.getppid() != parent:  # the grader is gone: so is the reason to be here
+            os._exit(0)
+
+
+if __name__ == "__main__":
+    run(*serve(sys.argv[1]))

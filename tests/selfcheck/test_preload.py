@@ -1,0 +1,128 @@
+"""A learner process forked from the grader's preloaded Python (grader/preload.py)
+sees what a plain start would show it: its arguments, import path, environment,
+folder, session, output, exit code and traceback, and `ps` names it alike. What
+the preloader cannot start exactly is started plainly."""
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from grader.learner import ForkedPopen, Preloader, command_line, spawn, wait_until
+
+pytestmark = pytest.mark.skipif(Preloader.get() is None, reason="the preloader runs on Linux only")
+
+REPORT = textwrap.dedent("""\
+    import json, os, sys
+    print("out", flush=False)
+    info = {"name": __name__, "argv": sys.argv, "path": sys.path[:3], "cwd": os.getcwd(),
+            "env": {k: v for k, v in os.environ.items() if k not in ("_", "PWD", "SHLVL", "OLDPWD")},
+            "session": os.getsid(0) == os.getpid(), "stdin": sys.stdin.read(), "bytecode": sys.dont_write_bytecode}
+    sys.stderr.write(json.dumps(info) + "\\n")
+    raise SystemExit(int(os.environ.get("EXIT_WITH", "0")))
+""")
+
+
+def plain(args, cwd, env, shell=False):
+    with tempfile.TemporaryFile() as out:
+        popen = subprocess.Popen(args, cwd=cwd, env=env, shell=shell, executable="/bin/bash" if shell else None,
+                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                 start_new_session=True)
+        code = popen.wait(30)
+        out.seek(0)
+        return code, out.read().decode(), "plain"
+
+
+def preloaded(args, cwd, env, shell=False):
+    with tempfile.TemporaryFile() as out:
+        popen = spawn(args, cwd=cwd, env=env, shell=shell, output=out)
+        kind = "forked" if isinstance(popen, ForkedPopen) else "plain"
+        code = popen.wait(30)
+        out.seek(0)
+        return code, out.read().decode(), kind
+
+
+@pytest.fixture
+def app(tmp_path):
+    folder = tmp_path / "app"
+    folder.mkdir()
+    (folder / "report.py").write_text(REPORT)
+    (folder / "crash.py").write_text("import json\n\ndef go():\n    raise ValueError('learner bug')\n\ngo()\n")
+    env = {"PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+           "PYTHONPATH": str(folder), "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1",
+           "APP_DIR": str(folder), "REDIS_URL": "redis://127.0.0.1:1", "EXIT_WITH": "3"}
+    for key in ("LANG", "LC_ALL", "LC_CTYPE", "TZ"):
+        if key in os.environ:
+            env[key] = os.environ[key]
+    return folder, env
+
+
+def facts(output):
+    return json.loads(re.search(r"\{.*\}", output)[0])
+
+
+@pytest.mark.parametrize("how", ["script", "procfile line"])
+def test_a_forked_process_sees_what_a_plain_start_shows_it(app, how):
+    folder, env = app
+    if how == "script":
+        args, cwd, shell = [sys.executable, "report.py", "--flag"], folder, False
+    else:
+        args, cwd, shell = 'cd "${APP_DIR:-starter}" && exec python report.py --flag', folder.parent, True
+    want_code, want_out, _ = plain(args, cwd, env, shell)
+    code, out, kind = preloaded(args, cwd, env, shell)
+    assert kind == "forked", "the preloader should have started this itself"
+    assert code == want_code == 3
+    assert facts(out) == facts(want_out)
+    assert out.splitlines()[0] == want_out.splitlines()[0] == "out"  # -u / PYTHONUNBUFFERED: in order
+
+
+def test_a_traceback_names_the_learner_file_not_the_preloader(app):
+    folder, env = app
+    want_code, want_out, _ = plain([sys.executable, "crash.py"], folder, env)
+    code, out, kind = preloaded([sys.executable, "crash.py"], folder, env)
+    assert kind == "forked"
+    assert code == want_code == 1
+    assert out == want_out
+
+
+def test_ps_shows_the_learner_command(app):
+    folder, env = app
+    (folder / "wait.py").write_text("import time\ntime.sleep(30)\n")
+    with tempfile.TemporaryFile() as out:
+        popen = spawn([sys.executable, "wait.py"], cwd=folder, env=env, output=out)
+        try:
+            assert isinstance(popen, ForkedPopen)
+            want = f"{sys.executable} wait.py"
+            assert wait_until(lambda: command_line(popen.pid) == want, 5), command_line(popen.pid)
+            popen.terminate()
+            assert popen.wait(10) == -15
+        finally:
+            popen.kill()
+
+
+@pytest.mark.parametrize("shadow", ["redis.py", "flask/__init__.py"])
+def test_a_learner_module_named_like_a_preloaded_one_gets_a_plain_start(app, shadow):
+    """In a plain start the learner's redis.py wins over the library; forked, the
+    library is already imported, so the preloader must start it plainly."""
+    folder, env = app
+    (folder / shadow).parent.mkdir(exist_ok=True)
+    (folder / shadow).write_text("SHADOW = True\n")
+    (folder / "uses.py").write_text(f"import {Path(shadow).parts[0].removesuffix('.py')} as m\n"
+                                    "print(getattr(m, 'SHADOW', False))\n")
+    code, out, kind = preloaded([sys.executable, "uses.py"], folder, env)
+    assert kind == "forked"  # forked, then exec'd: the plain start, in the forked process
+    assert (code, out.strip()) == (0, "True")
+
+
+def test_what_it_cannot_start_exactly_is_exec_d_plainly(app):
+    folder, env = app
+    args = "cd \"$APP_DIR\" && EXIT_WITH=5 python report.py | cat; exit ${PIPESTATUS[0]}"
+    want = plain(args, folder, env, shell=True)
+    got = preloaded(args, folder, env, shell=True)
+    assert got[0] == want[0] == 5
+    assert facts(got[1]) == facts(want[1])
