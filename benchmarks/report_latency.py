@@ -28,7 +28,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -316,7 +316,7 @@ def grading_time(args, processes):
     units = sorted(p.name[len("unit_"):] for p in (ROOT / "tests").glob("unit_[0-9][0-9]") if p.is_dir())
     if args.units:
         units = [u for u in units if u in args.units]
-    rows, total, wall_total, split_total = [], 0.0, 0.0, 0.0
+    rows, total, wall_total, split_total, plain_total = [], 0.0, 0.0, 0.0, 0.0
     with tempfile.TemporaryDirectory(prefix="bench-grading-") as folder:
         for unit in units:
             results = Path(folder) / f"unit_{unit}.json"
@@ -344,33 +344,57 @@ def grading_time(args, processes):
             wall_total += wall
             split = split_wall(args, unit)
             split_total += split
+            plain = split_wall(args, unit, preload=False)
+            plain_total += plain
             rows.append([unit, graded["title"], f"{graded['passed']}/{graded['total']}",
-                         f"{graded['seconds']:.1f}", f"{wall:.1f}", f"{split:.1f}"])
-        rows.append(["all", "", "", f"{total:.1f}", f"{wall_total:.1f}", f"{split_total:.1f}"])
+                         f"{graded['seconds']:.1f}", f"{wall:.1f}", f"{split:.1f}", f"{plain:.1f}"])
+        rows.append(["all", "", "", f"{total:.1f}", f"{wall_total:.1f}", f"{split_total:.1f}", f"{plain_total:.1f}"])
         if len(units) > 1:
-            rows.append(grade_all(args, processes, units, Path(folder) / "all.json"))
+            row = grade_all(args, processes, units, Path(folder) / "all.json")
+            rows.append(row + [grade_all(args, processes, units, Path(folder) / "all.json", preload=False)[-1]])
     print(f"\n3. Grading {args.target}/ unit by unit (checks' own seconds, from --results; wall includes "
           "pytest start-up and services): in one pytest run, and as `python3 -m course grade N` grades it "
-          "(its checks shared among lanes); `grade all` grades every unit as `python3 -m course grade all` does")
-    table(["unit", "title", "passed", "graded s", "one run wall s", "grade N wall s"], rows, text_columns=(0, 1))
+          "(its checks shared among lanes); `grade all` grades every unit as `python3 -m course grade all` does. "
+          "The last column grades the same way with every learner process started plainly (COURSE_PRELOAD=0) "
+          "instead of forked from the grader's preloaded Python")
+    table(["unit", "title", "passed", "graded s", "one run wall s", "grade N wall s", "plain starts s"], rows,
+          text_columns=(0, 1))
 
 
-def split_wall(args, unit):
+@contextmanager
+def preloading(on):
+    """Learner processes forked from the grader's preloaded Python (on), or started plainly."""
+    before = os.environ.get("COURSE_PRELOAD")
+    if on:
+        os.environ.pop("COURSE_PRELOAD", None)
+    else:
+        os.environ["COURSE_PRELOAD"] = "0"
+    try:
+        yield
+    finally:
+        os.environ.pop("COURSE_PRELOAD", None)
+        if before is not None:
+            os.environ["COURSE_PRELOAD"] = before
+
+
+def split_wall(args, unit, preload=True):
     """Wall seconds to grade one unit as `python3 -m course grade N` does, grades not recorded."""
     from course import grading, manifest
 
     started = time.perf_counter()
-    grading.run_in_lanes([manifest.unit(int(unit))], Path(args.target), record=False)
+    with preloading(preload):
+        grading.run_in_lanes([manifest.unit(int(unit))], Path(args.target), record=False)
     return time.perf_counter() - started
 
 
-def grade_all(args, processes, units, results):
+def grade_all(args, processes, units, results, preload=True):
     """The row for `python3 -m course grade all`: every unit graded as that command does
     (in lanes, see course.grading.run_in_lanes), its grades not recorded."""
     from course import grading, manifest
 
     started = time.perf_counter()
-    run = grading.run_in_lanes([manifest.unit(int(unit)) for unit in units], Path(args.target), record=False)
+    with preloading(preload):
+        run = grading.run_in_lanes([manifest.unit(int(unit)) for unit in units], Path(args.target), record=False)
     wall = time.perf_counter() - started
     if not run.units:
         return ["grade all", f"no results (exit {run.returncode})", "", "", f"{wall:.1f}", ""]

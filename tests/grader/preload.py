@@ -47,8 +47,14 @@ STARTUP_MODULES = set(sys.modules)
 PRELOAD = ("flask", "werkzeug.serving", "jinja2", "redis", "rq", "rq.worker", "rq.job", "rq.queue",
            "rq.serializers", "rq.registry", "rq.scheduler", "rq.cli", "boto3", "boto3.s3.transfer",
            "botocore.session", "botocore.client", "reportlab.platypus", "reportlab.pdfgen.canvas",
-           "reportlab.lib.pagesizes", "reportlab.lib.styles", "gunicorn.app.wsgiapp",
-           "gunicorn.workers.gthread", "gunicorn.workers.sync", "json", "uuid", "logging")
+           "reportlab.lib.pagesizes", "reportlab.lib.styles", "json", "uuid", "logging")
+# Not gunicorn: its settings read PORT and WEB_CONCURRENCY when it is imported.
+# Variables the preloaded libraries read when imported: a request that sets one
+# differently from this process gets a plain start.
+READ_AT_IMPORT = {"RQ_KEY_PREFIX", "BOTO_DISABLE_CRT", "EVAL_DEBUG", "FLASK_DEBUG", "FLASK_SKIP_DOTENV"}
+READ_AT_IMPORT_PREFIXES = ("RL_",)  # reportlab's rl_config
+# Run at start-up by `site` from a folder on the path: a plain start runs them before anything is imported.
+STARTUP_HOOKS = ("sitecustomize.py", "usercustomize.py")
 # Interpreter start-up settings this process can apply after the fork; any other
 # PYTHON* variable (or a different locale) means a plain start.
 APPLIED = {"PYTHONPATH", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"}
@@ -92,6 +98,9 @@ def plan(args, shell, cwd, env, venv_bin, shadowable):
     if any(k.startswith("PYTHON") and k not in APPLIED for k in env):
         return plain
     if any(env.get(k) != os.environ.get(k) for k in ("LANG", "LC_ALL", "LC_CTYPE", "TZ")):
+        return plain
+    if any((k in READ_AT_IMPORT or k.startswith(READ_AT_IMPORT_PREFIXES)) and env[k] != os.environ.get(k)
+           for k in env):
         return plain
     if shell:
         match = SHELL_LINE.match(args)
@@ -153,6 +162,8 @@ def checked(decided, env, venv_bin, shadowable, plain):
             names = os.listdir(folder)
         except OSError:
             continue
+        if any(hook in names for hook in STARTUP_HOOKS):
+            return plain
         for entry in names:
             stem = entry[:-3] if entry.endswith(".py") else entry
             package = os.path.isfile(os.path.join(folder, entry, "__init__.py"))
