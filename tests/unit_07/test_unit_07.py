@@ -165,10 +165,10 @@ def why_uncapped(merges, sections):
     """What rq stored about the section jobs' limit, as the likely reason the cap did not hold."""
     keys = {j.rate_limit_key for j in sections}
     limits = {j.rate_limit_concurrency for j in sections}
-    how = f"`rate_limit=RateLimit(\"sales-db\", SECTION_SLOTS)` with SECTION_SLOTS from the environment"
+    how = "`rate_limit=RateLimit(\"sales-db\", SECTION_SLOTS)` with SECTION_SLOTS from the environment"
     if keys == {None}:
         if any(j.rate_limit_key for j in merges):
-            return (f"The rate limit is on the merge job, which runs once per report; put it on every section "
+            return ("The rate limit is on the merge job, which runs once per report; put it on every section "
                     f"job: {how}.")
         return f"The section jobs have no rate limit: enqueue each one with {how}."
     if None in keys:
