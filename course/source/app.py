@@ -38,8 +38,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 # [unit 03-05]
 # from rq import Queue
 # [end]
-# [unit 06+]
-from rq import Queue, Retry
+# [unit 06-06]
+# from rq import Queue, Retry
+# [end]
+# [unit 07+]
+from rq import Queue, RateLimit, Retry
 # [end]
 # [unit 05-07]
 # from rq.exceptions import NoSuchJobError
@@ -120,6 +123,17 @@ JOB_TIMEOUT = int(os.environ.get("JOB_TIMEOUT", "600"))
 # When a run fails (say S3 is briefly down), run it again: up to 3 more times,
 # after 10 s, 30 s, then 60 s. Waiting needs the worker's scheduler (worker.py).
 RETRY = Retry(max=3, interval=[10, 30, 60])
+# [end]
+# [unit 07+]
+
+# Every section job queries the one sales database. A sectioned report asks it
+# 4 queries at once, and every other report and every worker dyno adds more.
+# One RateLimit shared by all of them, keyed by the database, lets at most
+# SECTION_SLOTS section jobs be queued or running at a time; rq holds the rest
+# back (status rate_limited) and queues them as slots free up. From the
+# environment, so it can follow what the database takes without a code change.
+SECTION_SLOTS = int(os.environ.get("SECTION_SLOTS", "4"))
+SALES_DB = RateLimit("sales-db", SECTION_SLOTS)
 # [end]
 # [unit 08+]
 
@@ -367,18 +381,21 @@ def report_options():
 
 
 def enqueue_sectioned_report(queue):
-    """One job per section, in one round trip to Redis, then a merge job that
-    rq holds back (deferred) until every section job has finished. Returns the
-    merge job: its result is the report's key."""
+    """One job per section, each behind the sales database's limit (SALES_DB),
+    then a merge job that rq holds back (deferred) until every section job has
+    finished. Returns the merge job: its result is the report's key."""
+    # One enqueue per section: rq takes a rate-limited job only on its own
+    # (no pipeline, so no enqueue_many), and decides there and then whether it
+    # gets a slot (queued) or waits for one (rate_limited).
 # [end]
 # [unit 07-07]
-#     section_jobs = queue.enqueue_many(
-#         [Queue.prepare_data(fetch_section, args=(name,), timeout=JOB_TIMEOUT) for name in SECTIONS])
+#     section_jobs = [queue.enqueue(fetch_section, name, rate_limit=SALES_DB, job_timeout=JOB_TIMEOUT)
+#                     for name in SECTIONS]
 #     return queue.enqueue(merge_sections, depends_on=section_jobs, job_timeout=JOB_TIMEOUT, retry=RETRY)
 # [end]
 # [unit 08+]
-    section_jobs = queue.enqueue_many(
-        [Queue.prepare_data(fetch_section, args=(name,), timeout=JOB_TIMEOUT, **KEEP) for name in SECTIONS])
+    section_jobs = [queue.enqueue(fetch_section, name, rate_limit=SALES_DB, job_timeout=JOB_TIMEOUT, **KEEP)
+                    for name in SECTIONS]
     return queue.enqueue(merge_sections, depends_on=section_jobs, job_timeout=JOB_TIMEOUT, retry=RETRY, **KEEP)
 # [end]
 # [unit 08+]
@@ -392,8 +409,9 @@ def enqueue_once(queue, key, sections):
     if not IDEMPOTENCY_KEY.fullmatch(key):
         return jsonify(error="Idempotency-Key must be 1 to 121 letters, digits, '_' or '-'."), 400
     if sections:
-        # The merge job depends on its sections, and rq cannot enqueue a job
-        # with dependencies uniquely. Refused, rather than a key that protects nothing.
+        # The merge job depends on its sections, and rq cannot enqueue a job with
+        # dependencies, or a rate-limited one (the sections), uniquely. Refused,
+        # rather than a key that protects nothing.
         return jsonify(error="Idempotency-Key is not supported for sectioned reports; send it without one."), 400
     job_id = KEY_PREFIX + key
     try:

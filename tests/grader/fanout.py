@@ -6,6 +6,13 @@ from grader.learner import wait_until
 POST_MANY = '''
 from app import app
 client = app.test_client()
+if {workers}:  # post only once that many rq workers wait (they start while the app imports)
+    import time
+    import redis
+    from rq import Worker
+    _redis, _deadline = redis.Redis.from_url(os.environ["REDIS_URL"]), time.monotonic() + 20
+    while Worker.count(connection=_redis) < {workers} and time.monotonic() < _deadline:
+        time.sleep(0.02)
 answers = []
 for kind, body in {requests!r}:
     if kind == "json":
@@ -27,10 +34,11 @@ result(status=response.status_code, body=response.get_json(silent=True),
 '''
 
 
-def post_many(learner, requests, env=None):
-    """POST /report once per (kind, body) in one child process; kind is json, form or raw."""
-    return learner.probe(POST_MANY.format(requests=list(requests)), timeout=30, what="POST /report",
-                         env=env)["answers"]
+def post_many(learner, requests, env=None, workers=0):
+    """POST /report once per (kind, body) in one child process; kind is json, form or raw.
+    With `workers`, the requests wait (up to 20 s) until that many rq workers have registered."""
+    return learner.probe(POST_MANY.format(requests=list(requests), workers=workers), timeout=30,
+                         what="POST /report", env=env)["answers"]
 
 
 def get_status(learner, job_id, env=None):
@@ -72,3 +80,46 @@ def fast_forward_retries(redis):
         due = {job_id: int(time.time()) - 1 for job_id in registry.get_job_ids()}  # rq compares whole seconds
         if due:
             redis.zadd(registry.key, due)
+
+
+def start_workers(learner, count, env=None):
+    """Start `count` of the learner's workers at once; return their processes."""
+    return [learner.start_worker(env=env) for _ in range(count)]
+
+
+def wait_for_workers(redis, workers, timeout=20):
+    """Wait until every one of `workers` has registered with the grader's Redis."""
+    from rq import Worker
+
+    from grader.feedback import LearnerFailure
+
+    count = len(workers)
+
+    def registered():
+        for worker in workers:
+            if not worker.alive():
+                raise LearnerFailure(f"{worker.name} stopped at start-up: {worker.explain_exit()}")
+        return Worker.count(connection=redis) >= count
+
+    if not wait_until(registered, timeout):
+        raise LearnerFailure(
+            f"{count} workers were started, but only {Worker.count(connection=redis)} registered with the Redis "
+            f"named by REDIS_URL within {timeout} s.")
+    return workers
+
+
+def most_at_once(runs):
+    """The most jobs that were running at the same moment, from their own
+    (started_at, ended_at) as rq stored them. A job that starts the instant
+    another ends does not overlap it."""
+    events = []
+    for started, ended in runs:
+        if started is None or ended is None:
+            continue
+        events += [(started, 1), (ended, -1)]
+    events.sort(key=lambda event: (event[0], event[1]))  # at a tie, the end first
+    running = most = 0
+    for _, change in events:
+        running += change
+        most = max(most, running)
+    return most

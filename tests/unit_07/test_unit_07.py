@@ -1,7 +1,10 @@
 """Unit 07: priorities and fan-out. POST /report takes a priority (high, default,
 low) and rejects anything else with a 400; a real worker runs high before default
 before low; a sectioned report runs one job per section and a merge job that
-waits for all of them, and never runs if one of them failed."""
+waits for all of them, and never runs if one of them failed; and the section jobs
+of every report share one cap on the data source (SECTION_SLOTS at a time)."""
+import time
+
 import pytest
 
 from grader import fanout, flows, jobs
@@ -101,6 +104,11 @@ def test_worker_runs_high_before_default_before_low(learner, redis):
 def sectioned_report(learner, redis, env=None):
     """POST a sectioned report; return the merge job and the section jobs it waits for."""
     answer = fanout.post_many(learner, [("json", {"sections": True})], env=env)[0]
+    return merge_and_sections(redis, answer)
+
+
+def merge_and_sections(redis, answer):
+    """The merge job a sectioned report's answer names, and the section jobs it waits for."""
     job = jobs.fetch(redis, flows.job_id_from(answer, UNIT, 5))
     if job is None:
         fail("POST /report with {\"sections\": true} answered a job id that Redis does not have.", unit=UNIT, step=5)
@@ -115,6 +123,100 @@ def sectioned_report(learner, redis, env=None):
              "deferred: it could run before its sections. Enqueue it with depends_on=the section jobs.",
              unit=UNIT, step=5)
     return job, waits_for
+
+
+# The cap on the sales database: the grader sets SECTION_SLOTS small and starts more
+# workers than that, so without one cap shared by every report, more sections run at once.
+SLOTS = 2
+WORKERS = 3
+REPORTS = 2
+
+
+def test_sections_share_one_cap_on_the_data_source(learner, redis):
+    env = learner.environment(REPORT_SECONDS="1", SECTION_SLOTS=SLOTS)  # a section job: 0.25 s
+    workers = fanout.start_workers(learner, WORKERS, env=env)
+    # The requests wait for the workers, so every section job finds them idle and,
+    # with no shared cap, as many sections run at once as there are workers.
+    answers = fanout.post_many(learner, [("json", {"sections": True})] * REPORTS, env=env, workers=WORKERS)
+    fanout.wait_for_workers(redis, workers)
+    reports = [merge_and_sections(redis, answer) for answer in answers]
+    merges = [merge for merge, _ in reports]
+    sections = [section for _, waits_for in reports for section in waits_for]
+    if not wait_until(lambda: all(jobs.status(j) in ENDED for j in sections), 30, interval=0.05):
+        states = sorted(jobs.status(j) for j in sections)
+        fail(f"With SECTION_SLOTS={SLOTS} and {WORKERS} workers, the section jobs of two sectioned reports were not "
+             f"all done after 30 s (they are: {', '.join(states)}). A section held back by the limit must still run "
+             "once a slot frees up: enqueue each section job with rate_limit= and let rq queue it.",
+             unit=UNIT, step=5)
+    for job in sections:
+        job.refresh()
+    most = fanout.most_at_once((j.started_at, j.ended_at) for j in sections)
+    if most > SLOTS:
+        fail(f"With SECTION_SLOTS={SLOTS} and {WORKERS} workers, {most} section jobs of two sectioned reports ran "
+             f"at the same moment; at most {SLOTS} may. {why_uncapped(merges, sections)}", unit=UNIT, step=5)
+    failed = [j for j in sections if jobs.status(j) != "finished"]
+    if failed:
+        fail(f"With SECTION_SLOTS={SLOTS}, a section job ended {jobs.status(failed[0])}: "
+             f"{flows.job_error_summary(failed[0])}", unit=UNIT, step=5)
+    merges_run(merges)
+
+
+ENDED = ("finished", "failed", "stopped", "canceled")
+# rq 3.0 marks a merge whose sections are all done ready_to_enqueue, then queues it.
+# When two merges of one queue become ready in the same instant, rq may leave one
+# ready until its worker's next clean-up (every 10 minutes by default): rq's doing,
+# not the learner's, so a merge that stays ready counts as on its way.
+READY = "ready_to_enqueue"
+READY_FOR = 1.5  # seconds
+
+
+def merges_run(merges):
+    """Both merges run to the end once their sections are done (or wait, ready, on rq)."""
+    ready_since = {}
+
+    def over():
+        now = time.monotonic()
+        for job in merges:
+            state = jobs.status(job)
+            if state != READY:
+                ready_since.pop(job.id, None)
+            elif now - ready_since.setdefault(job.id, now) < READY_FOR:
+                return False
+            if state not in ENDED + (READY,):
+                return False
+        return True
+
+    if not wait_until(over, 20, interval=0.05):
+        states = ", ".join(jobs.status(j) for j in merges)
+        fail(f"With SECTION_SLOTS={SLOTS}, every section job finished, but the merge jobs were still {states} "
+             "20 s later. A merge waits only for its own sections: `depends_on=section_jobs`.", unit=UNIT, step=5)
+    failed = [j for j in merges if jobs.status(j) in ENDED and jobs.status(j) != "finished"]
+    if failed:
+        fail(f"With SECTION_SLOTS={SLOTS}, a merge job ended {jobs.status(failed[0])}: "
+             f"{flows.job_error_summary(failed[0])}", unit=UNIT, step=6)
+
+
+def why_uncapped(merges, sections):
+    """What rq stored about the section jobs' limit, as the likely reason the cap did not hold."""
+    keys = {j.rate_limit_key for j in sections}
+    limits = {j.rate_limit_concurrency for j in sections}
+    how = "`rate_limit=RateLimit(\"sales-db\", SECTION_SLOTS)` with SECTION_SLOTS from the environment"
+    if keys == {None}:
+        if any(j.rate_limit_key for j in merges):
+            return ("The rate limit is on the merge job, which runs once per report; put it on every section "
+                    f"job: {how}.")
+        return f"The section jobs have no rate limit: enqueue each one with {how}."
+    if None in keys:
+        return f"Some section jobs have no rate limit: enqueue every one with {how}."
+    if len(keys) > 1:
+        return (f"Their rate limits have {len(keys)} different keys, so each report (or section) gets a cap of its "
+                "own. Use one key for the data source, the same for every report (one RateLimit, say "
+                "`RateLimit(\"sales-db\", SECTION_SLOTS)`).")
+    if limits != {SLOTS}:
+        shown = ", ".join(str(n) for n in sorted(n for n in limits if n is not None))
+        return (f"Their rate limit allows {shown} at once, not the SECTION_SLOTS={SLOTS} the grader set: read "
+                "SECTION_SLOTS from the environment (int(os.environ.get(\"SECTION_SLOTS\", \"4\"))).")
+    return f"Enqueue each section job with {how}."
 
 
 def test_sectioned_report_merges_every_section_into_one_pdf(learner, redis, s3, bucket):

@@ -3,7 +3,7 @@ import os
 import re
 
 from flask import Flask, jsonify, render_template, request, url_for
-from rq import Queue, Retry
+from rq import Queue, RateLimit, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
@@ -107,10 +107,13 @@ def report_options():
 
 
 def enqueue_sectioned_report(queue):
-    """One job per section, in one round trip to Redis, then a merge job that
-    rq holds back (deferred) until every section job has finished. Returns the
-    merge job: its result is the report's key."""
-    section_jobs = [queue.enqueue(fetch_section, name, job_timeout=JOB_TIMEOUT) for name in SECTIONS]
+    """One job per section, one at a time, all under the sales database's cap,
+    then a merge job that rq holds back (deferred) until every section job has
+    finished. Returns the merge job: its result is the report's key."""
+    cap = RateLimit("sales-db", int(os.environ.get("SECTION_SLOTS", "4")))  # same key for every report
+    section_jobs = []
+    for name in SECTIONS:
+        section_jobs.append(queue.enqueue(fetch_section, name, job_timeout=JOB_TIMEOUT, rate_limit=cap))
     return queue.enqueue(merge_sections, depends_on=section_jobs, job_timeout=JOB_TIMEOUT, retry=RETRY)
 
 

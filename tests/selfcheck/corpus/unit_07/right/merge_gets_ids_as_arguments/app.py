@@ -3,7 +3,7 @@ import os
 import re
 
 from flask import Flask, jsonify, render_template, request, url_for
-from rq import Queue, Retry
+from rq import Queue, RateLimit, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
@@ -25,6 +25,9 @@ JOB_TIMEOUT = int(os.environ.get("JOB_TIMEOUT", "600"))
 # When a run fails (say S3 is briefly down), run it again: up to 3 more times,
 # after 10 s, 30 s, then 60 s. Waiting needs the worker's scheduler (worker.py).
 RETRY = Retry(max=3, interval=[10, 30, 60])
+
+# At most this many section jobs, of all reports together, queued or running.
+DB_CAP = RateLimit("warehouse", int(os.getenv("SECTION_SLOTS") or 4))
 
 # rq's job ids: letters, digits, "_" and "-" (a uuid4 unless you choose one).
 # Anything else is not a job id, so it gets a 400 before Redis is asked.
@@ -102,11 +105,11 @@ def report_options():
 
 
 def enqueue_sectioned_report(queue):
-    """One job per section, in one round trip to Redis, then a merge job that
-    rq holds back (deferred) until every section job has finished. Returns the
-    merge job: its result is the report's key."""
-    section_jobs = queue.enqueue_many(
-        [Queue.prepare_data(fetch_section, args=(name,), timeout=JOB_TIMEOUT) for name in SECTIONS])
+    """One job per section, each under DB_CAP, then a merge job that rq holds
+    back (deferred) until every section job has finished. Returns the merge
+    job: its result is the report's key."""
+    section_jobs = [queue.enqueue_call(fetch_section, args=(name,), timeout=JOB_TIMEOUT, rate_limit=DB_CAP)
+                    for name in SECTIONS]
     return queue.enqueue(merge_sections, [job.id for job in section_jobs], depends_on=section_jobs, job_timeout=JOB_TIMEOUT, retry=RETRY)
 
 
