@@ -280,6 +280,8 @@ class Process:
         self.tree = {self.popen.pid}  # every process seen below it
         self.detached = {}            # pid -> command line of those below it in a session of their own
         self.needed_kill = False
+        self.looked_at = set()        # pids below it already checked by note_horses()
+        self.spawns_horses = False    # a job ran in a fresh interpreter, not a fork of it
 
     def alive(self):
         return self.popen.poll() is None
@@ -293,6 +295,16 @@ class Process:
         """Why it stopped, in a sentence (after 'X stopped at start-up:' or the like)."""
         reason = diagnose.explain(self.log(), what=what)
         return reason or f"{what} exited with code {self.popen.returncode} and printed nothing."
+
+    def note_horses(self):
+        """Look at what runs below it now: rq's SpawnWorker runs each job in a fresh
+        `python -c ...` that calls main_work_horse; a forking Worker's horse is a copy
+        of the worker itself. Called while a job runs; sets spawns_horses."""
+        table = process_table()
+        for pid in descendants([self.popen.pid], table) - {self.popen.pid} - self.looked_at:
+            self.looked_at.add(pid)
+            if "main_work_horse" in command_line(pid):
+                self.spawns_horses = True
 
     def _survey(self):
         """Record everything below it now, and what of that detached into a session of its own."""
