@@ -285,9 +285,9 @@ def cron_entries(redis):
 
 
 # rq 3.0.0's cron scheduler enqueues with a Queue made without a serializer: pickle.
-CRON_PICKLES = ("In rq 3.0.0 the cron scheduler (rq cron, rq.cron.register) writes every job with pickle, "
-                "whatever serializer your queues use, and your JSON worker refuses pickle (Step 3). Schedule "
-                "the clean-up from the worker instead: a JSON queue's enqueue_in with a Repeat.")
+CRON_PICKLES = ("in rq 3.0.0 rq cron writes every job with pickle, whatever serializer your queues use, and a JSON "
+                "worker refuses pickle (Step 3). Schedule the clean-up from the worker with a JSON queue's "
+                "enqueue_in and a Repeat.")
 
 
 def start_other_processes(learner, target):
@@ -312,9 +312,8 @@ def test_worker_schedules_the_cleanup(learner, redis, s3, bucket, target):
         held = cron_entries(redis) or (others and wait_until(lambda: cron_entries(redis), 5))
         if held:
             when = f"cron {held[0]['cron']!r:.40}" if held[0].get("cron") else f"every {held[0].get('interval')} s"
-            fail(f"rq's cron scheduler holds the clean-up ({when}), and it enqueued nothing in the 10 s the grader "
-                 "waits. "
-                 + CRON_PICKLES, unit=UNIT, step=7)
+            fail(f"rq's cron scheduler holds the clean-up ({when}) and enqueued nothing while the grader waited; "
+                 "what it enqueues would not run anyway: " + CRON_PICKLES, unit=UNIT, step=7)
         fail(f"10 s after your worker started, no job running utils.{CLEANUP} was scheduled or queued. Have the "
              "worker schedule it when it starts (queue.enqueue_in with a Repeat, or a job that schedules "
              "the next one).", unit=UNIT, step=7)
@@ -330,11 +329,11 @@ def test_worker_schedules_the_cleanup(learner, redis, s3, bucket, target):
         error = flows.job_error_summary(job)
         if payload_problem(redis, job.id) == "pickle":
             if enqueued_by_cron(redis, job.id):
-                fail(f"rq's cron scheduler enqueued the clean-up, and your worker refused it: it failed with "
-                     f"{error} before {CLEANUP} ran. " + CRON_PICKLES, unit=UNIT, step=7)
-            fail(f"The clean-up job is stored with pickle, and your worker refused it: it failed with {error} "
-                 f"before {CLEANUP} ran. Schedule it on a queue made with serializer=JSONSerializer, as the "
-                 "worker's are.", unit=UNIT, step=7)
+                fail(f"rq's cron scheduler enqueued the clean-up and your worker refused it ({error}): "
+                     + CRON_PICKLES, unit=UNIT, step=7)
+            fail(f"The clean-up job is stored with pickle, and your worker refused it ({error}) before {CLEANUP} "
+                 "ran. Schedule it on a queue made with serializer=JSONSerializer, as the worker's are.",
+                 unit=UNIT, step=7)
         fail(f"The scheduled clean-up job failed on your worker: {error}.", unit=UNIT, step=7)
     if fresh not in bucket_keys(s3, bucket):
         fail("The scheduled clean-up deleted a report made a moment ago. Its default max age should be days, "
