@@ -7,7 +7,8 @@
    as the Procfile runs them (the solution with its worker), get the same
    POST /report requests. Prints each app's latency (median, p95), their
    ratio, and for the solution the time until the PDF is really in S3.
-2. Worker throughput: a forking rq Worker, a SimpleWorker, two forking
+2. Worker throughput: a forking rq Worker, a SimpleWorker, a SpawnWorker
+   (a fresh interpreter per job, what rq offers for macOS), two forking
    Workers, and a plain function call, on a no-op (or short) job.
 3. Grading time: the autograder on solution/, unit by unit, then every unit
    as `python3 -m course grade all` grades them.
@@ -232,9 +233,9 @@ def print_latency(args, results):
 WORKER_CODE = """
 import sys
 from redis import Redis
-from rq import SimpleWorker, Worker
+from rq import SimpleWorker, SpawnWorker, Worker
 kind, url, queue = sys.argv[1:4]
-worker_class = {"fork": Worker, "simple": SimpleWorker}[kind]
+worker_class = {"fork": Worker, "simple": SimpleWorker, "spawn": SpawnWorker}[kind]
 worker_class([queue], connection=Redis.from_url(url), log_job_description=False).work(burst=True, logging_level="WARNING")
 """
 
@@ -282,6 +283,7 @@ def direct_calls(jobs, job_seconds):
 WAYS = [  # (name, worker kind, how many workers)
     ("forking Worker", "fork", 1),
     ("SimpleWorker", "simple", 1),
+    ("SpawnWorker", "spawn", 1),
     ("2 forking Workers", "fork", 2),
     ("direct call", None, 0),
 ]

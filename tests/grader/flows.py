@@ -87,6 +87,7 @@ def run_job(learner, redis, job_id, timeout=40, worker=None):
     started_at = []
 
     def over():
+        worker.note_horses()
         state = jobs.status(job)
         if state in ("finished", "failed", "stopped", "canceled"):
             return True

@@ -238,7 +238,15 @@ def command_line(pid):
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
     except OSError:
+        pass
+    if os.path.isdir("/proc"):
         return "?"
+    try:  # no /proc (macOS): ask ps, at full width
+        out = subprocess.run(["ps", "-ww", "-o", "command=", "-p", str(pid)], capture_output=True, text=True,
+                             timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    return out or "?"
 
 
 def read_bounded(path, keep=KEEP_BYTES):
@@ -432,6 +440,9 @@ class Process:
         self.tree = {self.popen.pid}  # every process seen below it
         self.detached = {}            # pid -> command line of those below it in a session of their own
         self.needed_kill = False
+        self.looked_at = set()        # pids below it already checked by note_horses()
+        self.spawns_horses = False    # a job ran in a fresh interpreter, not a fork of it
+        self._horses_seen_at = 0.0
 
     def alive(self):
         return self.popen.poll() is None
@@ -445,6 +456,20 @@ class Process:
         """Why it stopped, in a sentence (after 'X stopped at start-up:' or the like)."""
         reason = diagnose.explain(self.log(), what=what)
         return reason or f"{what} exited with code {self.popen.returncode} and printed nothing."
+
+    def note_horses(self):
+        """Look at what runs below it now: rq's SpawnWorker runs each job in a fresh
+        `python -c ...` that calls main_work_horse; a forking Worker's horse is a copy
+        of the worker itself. Called while a job runs; sets spawns_horses. Looks at most
+        every 0.2 s (a spawned horse lives longer: starting Python alone takes that)."""
+        if time.monotonic() - self._horses_seen_at < 0.2:
+            return
+        self._horses_seen_at = time.monotonic()
+        table = process_table()
+        for pid in descendants([self.popen.pid], table) - {self.popen.pid} - self.looked_at:
+            self.looked_at.add(pid)
+            if "main_work_horse" in command_line(pid):
+                self.spawns_horses = True
 
     def _survey(self):
         """Record everything below it now, and what of that detached into a session of its own."""

@@ -85,6 +85,11 @@ def test_worker_runs_the_job_to_a_pdf_in_the_bucket(learner, redis, s3, bucket):
         flows.check_job_timeout(queued, UNIT, 4)
     job = flows.run_job(learner, redis, job_id, worker=worker)
     state = jobs.status(job)
+    if state != "finished" and worker.spawns_horses:
+        fail(f"The job ended {state} ({flows.job_error_summary(job)}), and your worker runs each job in a fresh "
+             "Python (SpawnWorker), which imports utils.py anew and inherits nothing that worker.py sets up under "
+             "`if __name__ == \"__main__\":`, as a forked job would. Build what make_report needs in utils.py.",
+             unit=UNIT, step=3)
     if state != "finished":
         fail(f"The worker ran the job and it ended {state}: {flows.job_error_summary(job)}", unit=UNIT, step=2)
     key = jobs.result(job)
