@@ -104,7 +104,7 @@ class GraceWorker(HerokuWorker):
 
 # How many workers one `python worker.py` runs side by side (WORKER_PROCESSES,
 # a config var). A report mostly waits on its query and on S3, so a dyno's CPU
-# idles under one worker; each worker costs a process's memory (Step 9).
+# idles under one worker; each worker costs a process's memory.
 WORKER_PROCESSES = int(os.environ.get("WORKER_PROCESSES", "1"))
 
 
