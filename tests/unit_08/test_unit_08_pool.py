@@ -75,6 +75,11 @@ def both_started(learner, redis, reports, worker):
     if wait_until(started, BOTH_STARTED_WITHIN):
         return
     states = [jobs.status(job) for job in reports]
+    ended = next((job for job in reports if jobs.status(job) in DONE), None)
+    if ended is not None:
+        fail(f"With WORKER_PROCESSES={PROCESSES}, a report job ended {jobs.status(ended)} "
+             f"({flows.job_error_summary(ended)}) before two ran at once. Every worker must read the JSON "
+             "jobs app.py writes (Step 3).", unit=UNIT, step=STEP)
     count = len(workers_of(learner, redis))
     fail(f"With WORKER_PROCESSES={PROCESSES}, your worker command ran one report at a time: {BOTH_STARTED_WITHIN} s "
          f"after two long reports were queued, {count} rq worker(s) ran in it and the reports were "
