@@ -122,6 +122,16 @@ class ReportWorker(HerokuWorker):
                       maintenance_interval=CLEANUP_REGISTRIES, worker_ttl=WORKER_TTL)
         super().__init__(*args, **kwargs)
 
+    stopping = False
+
+    def request_stop(self, signum, frame):
+        # In a pool, Heroku's SIGTERM and the pool's own SIGINT reach a worker
+        # at once. rq can take both as warm stops, and the second tells the work
+        # horse to give up now: the job loses its grace. Take the first only.
+        if not self.stopping:
+            self.stopping = True
+            super().request_stop(signum, frame)
+
 
 # How many workers one `python worker.py` runs side by side (WORKER_PROCESSES,
 # a config var). A report mostly waits on its query and on S3, so a dyno's CPU

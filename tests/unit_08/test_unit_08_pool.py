@@ -1,7 +1,8 @@
 """Unit 08, more than one job per dyno: with WORKER_PROCESSES=2, the one worker
 command runs two reports at the same time, and starts a new worker when one
 dies; every worker it runs keeps the single worker's settings: it reads JSON
-only, runs only the app's own jobs, and lets a running job finish after SIGTERM."""
+only, runs only the app's own jobs, and lets a running job finish after SIGTERM
+(or, cut off, records it as failed)."""
 import os
 import pickle
 import signal
@@ -162,15 +163,17 @@ def test_sigterm_lets_the_pool_finish_its_reports(learner, redis, s3, bucket):
     both_started(learner, redis, reports, worker)
     time.sleep(0.3)
     _seconds, killed, _ = stop_like_heroku(learner, grace=15)
-    states = [jobs.status(job) for job in reports]
-    if states != ["finished", "finished"]:
-        cut = next(job for job in reports if jobs.status(job) != "finished")
+    for job in reports:
+        state, error = jobs.status(job), flows.job_error_summary(job)
+        # Finished, or cut by HerokuWorker and recorded (Step 5): with rq 3.0, the pool's
+        # own SIGINT landing with Heroku's SIGTERM can make a worker cut its job early.
+        if state == "finished" or (state in DONE and "ShutDownImminentException" in error):
+            continue
         fail(f"With WORKER_PROCESSES={PROCESSES}, stopped the way Heroku stops a dyno (SIGTERM to every "
-             f"process), your workers did not let two {SHORT_REPORT}-second reports finish: they ended "
-             f"{' and '.join(states)} ({flows.job_error_summary(cut)}). rq's WorkerPool makes its workers from "
-             "the worker_class it is given, rq's plain Worker unless told, whose work horse dies with "
-             "SIGTERM: give it a HerokuWorker subclass that sets imminent_shutdown_delay.",
-             unit=UNIT, step=STEP)
+             f"process), your workers did not let a {SHORT_REPORT}-second report finish: it ended {state} "
+             f"({error}). rq's WorkerPool makes its workers from the worker_class it is given, rq's plain "
+             "Worker unless told, whose work horse dies with SIGTERM: give it a HerokuWorker subclass that "
+             "sets imminent_shutdown_delay.", unit=UNIT, step=STEP)
     if killed:
         fail(f"With WORKER_PROCESSES={PROCESSES}, after SIGTERM your workers finished their reports, but the "
              "worker command was still running 15 s later, so Heroku would SIGKILL it. Let rq's WorkerPool "

@@ -102,6 +102,14 @@ class ReportWorker(HerokuWorker):
         super().__init__(*args, **{**kwargs, "maintenance_interval": CLEANUP_REGISTRIES, "worker_ttl": WORKER_TTL,
                                    "job_monitoring_interval": HEARTBEAT})
 
+    def request_stop(self, signum, frame):
+        # Heroku's SIGTERM and the pool's SIGINT arrive together: one warm stop, not two
+        # (a second one would tell the work horse to give up at once).
+        if getattr(self, "_warm_stop_sent", False):
+            return
+        self._warm_stop_sent = True
+        super().request_stop(signum, frame)
+
 
 if __name__ == "__main__":
     # `python worker.py` runs one worker (handy locally); the Procfile runs the pool.
