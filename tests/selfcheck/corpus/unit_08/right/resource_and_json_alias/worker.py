@@ -9,6 +9,7 @@ from rq import Queue, Repeat
 from rq.job import Job
 from rq.serializers import JSONSerializer
 from rq.worker import HerokuWorker
+from rq.worker_pool import WorkerPool
 
 from utils import delete_old_reports
 
@@ -89,8 +90,25 @@ def schedule_cleanup():
                    repeat=Repeat(times=24 * 30, interval=CLEANUP_EVERY))
 
 
+class PoolWorker(HerokuWorker):
+    """What rq's WorkerPool runs: it hands each worker only the queues, the
+    connection, the serializer and the job class, so the rest is set here."""
+
+    imminent_shutdown_delay = SHUTDOWN_GRACE
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, job_monitoring_interval=HEARTBEAT, maintenance_interval=CLEANUP_REGISTRIES,
+                         worker_ttl=WORKER_TTL, **kwargs)
+
+
 if __name__ == "__main__":
     schedule_cleanup()
+    processes = int(os.environ.get("WORKER_PROCESSES", "1"))
+    if processes > 1:
+        # Several workers in this dyno, restarted if one dies; each reads JSON and runs only our jobs.
+        WorkerPool(listen, connection=conn, num_workers=processes, worker_class=PoolWorker,
+                   serializer="json", job_class=ReportJob).start()
+        raise SystemExit
     # The connection is passed in (rq 2.0 removed `with Connection(conn):`),
     # and so is the serializer: the queues in app.py use JSON too.
     worker = HerokuWorker(listen, connection=conn, serializer="json", job_class=ReportJob,

@@ -9,6 +9,7 @@ from rq import Queue, Repeat
 from rq.job import Job
 from rq.serializers import JSONSerializer
 from rq.worker import HerokuWorker
+from rq.worker_pool import WorkerPool
 
 from utils import delete_old_reports, fetch_section, make_report, merge_sections
 
@@ -93,9 +94,21 @@ def schedule_cleanup():
 class ReportWorker(HerokuWorker):
     imminent_shutdown_delay = 10
 
+    def __init__(self, queues, **kwargs):
+        # rq's WorkerPool passes none of these: they default to this app's.
+        kwargs.setdefault("job_monitoring_interval", HEARTBEAT)
+        kwargs.setdefault("maintenance_interval", CLEANUP_REGISTRIES)
+        kwargs.setdefault("worker_ttl", WORKER_TTL)
+        super().__init__(queues, **kwargs)
+
 
 if __name__ == "__main__":
     schedule_cleanup()
+    if int(os.environ.get("WORKER_PROCESSES", 1)) > 1:
+        pool = WorkerPool(listen, connection=conn, num_workers=int(os.environ["WORKER_PROCESSES"]),
+                          worker_class=ReportWorker, serializer=JSONSerializer, job_class=ReportJob)
+        pool.start()
+        raise SystemExit(0)
     # The connection is passed in (rq 2.0 removed `with Connection(conn):`),
     # and so is the serializer: the queues in app.py use JSON too.
     worker = ReportWorker(listen, connection=conn, serializer=JSONSerializer, job_class=ReportJob,

@@ -1,0 +1,117 @@
+"""The Redis connection, and the worker classes the Procfile's `rq worker-pool` runs."""
+import os
+from datetime import timedelta
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+from rq import Queue, Repeat
+from rq.job import Job
+from rq.serializers import JSONSerializer
+from rq.worker import HerokuWorker
+
+from utils import delete_old_reports
+
+# The queues this worker serves, in priority order: it always takes the next
+# job from the first queue in this list that has one.
+listen = ["high", "default", "low"]
+
+redis_url = os.environ.get("REDIS_URL", "redis://localhost:6379")
+
+# Heroku's Redis speaks TLS only (rediss://) with a self-signed certificate,
+# so for rediss:// URLs we encrypt but skip the certificate check. redis-py
+# rejects ssl_cert_reqs on a plain redis:// URL, so pass it only for TLS.
+class RetryingRedis(redis.Redis):
+    """redis.Redis whose from_url adds this app's settings: when Redis drops (a
+    restart, a failover), reconnect and send the command again, 20 times, 0.25 s
+    to 2 s apart; TLS without the certificate check for Heroku's rediss:// URLs.
+    `rq worker-pool --connection-class worker.RetryingRedis` builds its client
+    from REDIS_URL with it, and rq's pool hands the settings on to its workers."""
+
+    @classmethod
+    def from_url(cls, url, **kwargs):
+        if url.startswith("rediss://"):
+            kwargs.setdefault("ssl_cert_reqs", None)
+        return super().from_url(
+            url, retry=Retry(ExponentialBackoff(cap=2, base=0.25), 20),
+            retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
+            socket_connect_timeout=5, health_check_interval=30, **kwargs)
+
+
+conn = RetryingRedis.from_url(redis_url)
+
+# Heroku stops a dyno with SIGTERM to every process in it, then SIGKILL 30 s
+# later. HerokuWorker's work horse ignores that SIGTERM, so the running job
+# carries on; if it is still running SHUTDOWN_GRACE seconds later, it is
+# stopped with ShutDownImminentException and recorded as failed (or retried)
+# while there is time left to save that. A plain Worker's horse would die at once.
+# 25 s uses most of Heroku's 30 s and leaves 5 s to record the failure. A report
+# that needs longer still starts again from scratch after a restart.
+SHUTDOWN_GRACE = int(os.environ.get("SHUTDOWN_GRACE", "25"))
+
+# The worker's main process writes a heartbeat while its horse runs a job, every
+# HEARTBEAT seconds (rq's default is 30). A job whose worker was killed outright
+# keeps status "started"; rq treats it as abandoned once its heartbeat is 60 s
+# past due, and the next clean-up (every CLEANUP_REGISTRIES seconds, rq's default
+# is 10 minutes) retries it or marks it failed. An idle worker waits for a job
+# up to WORKER_TTL - 15 seconds at a time (rq's default: 405) and cleans up only
+# between waits, so that wait is kept short too. Like SHUTDOWN_GRACE, each can
+# be changed from the environment (web and worker dynos share config vars).
+HEARTBEAT = int(os.environ.get("HEARTBEAT", "10"))
+CLEANUP_REGISTRIES = int(os.environ.get("CLEANUP_REGISTRIES", "30"))
+WORKER_TTL = int(os.environ.get("WORKER_TTL", "35"))
+
+# JSON keeps pickled code out, but a JSON job still names a function, and the
+# worker imports and calls whatever it names: a job saying "os.system" with a
+# shell command as its argument would run it. So the worker runs only these.
+ALLOWED_JOBS = {"utils.make_report", "utils.fetch_section", "utils.merge_sections",
+                "utils.delete_old_reports"}
+
+
+class ReportJob(Job):
+    """A job that refuses to run any function but this app's own."""
+
+    def perform(self):
+        if self.func_name not in ALLOWED_JOBS:
+            raise PermissionError(f"refusing to run {self.func_name!r}: not one of this app's jobs")
+        return super().perform()
+
+
+# The clean-up runs on the low queue: reports people are waiting for go first.
+CLEANUP_JOB_ID = "delete-old-reports"
+CLEANUP_EVERY = 3600  # seconds
+
+
+def schedule_cleanup():
+    """Run delete_old_reports a minute from now, then every hour (for a month;
+    dynos restart daily, and each start renews it). The fixed job id means each
+    worker that starts replaces the one schedule instead of adding another."""
+    low = Queue("low", connection=conn, serializer=JSONSerializer)
+    low.enqueue_in(timedelta(minutes=1), delete_old_reports, job_id=CLEANUP_JOB_ID,
+                   repeat=Repeat(times=24 * 30, interval=CLEANUP_EVERY))
+
+
+class ReportWorker(HerokuWorker):
+    """The worker `rq worker-pool --worker-class worker.ReportWorker` runs: the
+    grace and the intervals. The serializer and the job class come from the
+    command line (--serializer json --job-class worker.ReportJob)."""
+
+    imminent_shutdown_delay = SHUTDOWN_GRACE
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **{**kwargs, "maintenance_interval": CLEANUP_REGISTRIES, "worker_ttl": WORKER_TTL,
+                                   "job_monitoring_interval": HEARTBEAT})
+
+    def request_stop(self, signum, frame):
+        # Heroku's SIGTERM and the pool's SIGINT arrive together: one warm stop, not two
+        # (a second one would tell the work horse to give up at once).
+        if getattr(self, "_warm_stop_sent", False):
+            return
+        self._warm_stop_sent = True
+        super().request_stop(signum, frame)
+
+
+if __name__ == "__main__":
+    # `python worker.py` runs one worker (handy locally); the Procfile runs the pool.
+    schedule_cleanup()
+    ReportWorker(listen, connection=conn, serializer=JSONSerializer, job_class=ReportJob).work(with_scheduler=True)
