@@ -9,6 +9,7 @@ from rq import Queue, Repeat
 from rq.job import Job
 from rq.serializers import JSONSerializer
 from rq.worker import HerokuWorker
+from rq.worker_pool import WorkerPool
 
 from utils import delete_old_reports
 
@@ -92,14 +93,48 @@ def schedule_cleanup():
     low.schedule_job(job, next_hour)
 
 
+class ReportWorker(HerokuWorker):
+    """rq's HerokuWorker with this app's settings built in, so every worker
+    has them, whoever makes it: this file, or rq's WorkerPool, which makes its
+    workers itself and passes only the queues, the connection, and its own
+    serializer and job class (pickle and a plain Job unless told otherwise)."""
+
+    imminent_shutdown_delay = SHUTDOWN_GRACE
+
+    def __init__(self, *args, **kwargs):
+        kwargs.update(serializer=JSONSerializer, job_class=ReportJob, job_monitoring_interval=HEARTBEAT,
+                      maintenance_interval=CLEANUP_REGISTRIES, worker_ttl=WORKER_TTL)
+        super().__init__(*args, **kwargs)
+
+    stopping = False
+
+    def request_stop(self, signum, frame):
+        # In a pool, Heroku's SIGTERM and the pool's own SIGINT reach a worker
+        # at once. rq can take both as warm stops, and the second tells the work
+        # horse to give up now: the job loses its grace. Take the first only.
+        if not self.stopping:
+            self.stopping = True
+            super().request_stop(signum, frame)
+
+
+# How many workers one `python worker.py` runs side by side (WORKER_PROCESSES,
+# a config var). A report mostly waits on its query and on S3, so a dyno's CPU
+# idles under one worker; each worker costs a process's memory.
+WORKER_PROCESSES = int(os.environ.get("WORKER_PROCESSES", "1"))
+
+
 if __name__ == "__main__":
-    schedule_cleanup()
-    # The connection is passed in (rq 2.0 removed `with Connection(conn):`),
-    # and so is the serializer: the queues in app.py use JSON too.
-    worker = HerokuWorker(listen, connection=conn, serializer=JSONSerializer, job_class=ReportJob,
-                          job_monitoring_interval=HEARTBEAT, maintenance_interval=CLEANUP_REGISTRIES,
-                          worker_ttl=WORKER_TTL)
-    worker.imminent_shutdown_delay = SHUTDOWN_GRACE
-    # The scheduler puts jobs whose retry wait is over back on their queue.
-    # Without it, a job scheduled for a retry waits forever.
-    worker.work(with_scheduler=True)
+    schedule_cleanup()  # once per dyno, before any worker starts
+    if WORKER_PROCESSES > 1:
+        # rq's WorkerPool forks WORKER_PROCESSES workers, each with its own work
+        # horse and scheduler, and starts a new one if one dies. Each gets a
+        # client rebuilt from conn's settings (its retries too) and is a
+        # ReportWorker, which brings the rest.
+        pool = WorkerPool(listen, connection=conn, num_workers=WORKER_PROCESSES, worker_class=ReportWorker)
+        pool.start()
+    else:
+        # The connection is passed in (rq 2.0 removed `with Connection(conn):`).
+        worker = ReportWorker(listen, connection=conn)
+        # The scheduler puts jobs whose retry wait is over back on their queue.
+        # Without it, a job scheduled for a retry waits forever.
+        worker.work(with_scheduler=True)
