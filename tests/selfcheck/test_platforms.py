@@ -16,6 +16,7 @@ import re
 import runpy
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -89,10 +90,21 @@ def pins(path):
     return found
 
 
-def _get(url, accept=JSON_API):
+def _get(url, accept=JSON_API, tries=3):
+    """The body and content type at url. A network failure (a name lookup that fails
+    for a moment, a reset) is tried again twice, a second then two apart; an HTTP
+    error answer is not."""
     request = urllib.request.Request(url, headers={"Accept": accept, "User-Agent": "course-selfcheck"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return response.read(), response.headers.get("Content-Type", "")
+    for attempt in range(tries):
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.read(), response.headers.get("Content-Type", "")
+        except urllib.error.HTTPError:
+            raise
+        except (urllib.error.URLError, OSError):
+            if attempt == tries - 1:
+                raise
+            time.sleep(1 + attempt)
 
 
 def files_of(name):
@@ -199,7 +211,12 @@ def index():
     except (urllib.error.URLError, OSError) as error:
         pytest.skip(f"the package index ({INDEX}) cannot be reached ({error}); the wheel check needs it")
     found = Index(pins(ROOT / "constraints-course.txt"))
-    found.load(list(found.constraints))  # every pinned package at once, in parallel
+    try:
+        found.load(list(found.constraints))  # every pinned package at once, in parallel
+    except urllib.error.HTTPError:
+        raise
+    except (urllib.error.URLError, OSError) as error:  # the index answered once, then the network went
+        pytest.skip(f"the package index ({INDEX}) stopped answering ({error}); the wheel check needs it")
     return found
 
 
