@@ -174,21 +174,41 @@ def checked(decided, env, venv_bin, shadowable, plain):
 
 # ---------------------------------------------------------------- the forked process
 
-def show_as(argv):
-    """Rewrite this process's command line (what /proc/PID/cmdline and ps show) in place."""
+def title_area():
+    """(start, end) of this process's own command line in its memory, or None. Checked
+    once, before any fork: the kernel must report it, it must lie in a writable mapping
+    (its stack), and it must hold what this process was started with; else forked
+    processes keep this process's command line rather than write blind."""
     try:
         with open("/proc/self/stat", "rb") as f:
             fields = f.read().rsplit(b")", 1)[1].split()
         start, end = int(fields[45]), int(fields[46])
-        if end <= start:
-            return
+        if not 0 < start < end:
+            return None
+        with open("/proc/self/maps") as f:
+            for line in f:
+                span, perms = line.split()[:2]
+                low, high = (int(x, 16) for x in span.split("-"))
+                if low <= start and end <= high and perms.startswith("rw"):
+                    break
+            else:
+                return None
+        expected = "\0".join(sys.orig_argv).encode()
+        held = ctypes.string_at(start, end - start)
+        return (start, end) if held.startswith(expected[:end - start]) else None
+    except (OSError, IndexError, ValueError, AttributeError):
+        return None
+
+
+def show_as(area, argv):
+    """Rewrite this process's command line (what /proc/PID/cmdline and ps show) in place."""
+    if area is not None:
+        start, end = area
         text = "\0".join(argv).encode(errors="replace")[:end - start - 1]
         ctypes.memmove(start, text + b"\0" * (end - start - len(text)), end - start)
-    except (OSError, IndexError, ValueError):
-        pass
 
 
-def become(request, out_fd, venv_bin, shadowable):
+def become(request, out_fd, venv_bin, shadowable, area):
     """In the forked process: take the request's session, output, folder and
     environment; exec a plain start, or return what to run here."""
     os.setsid()
@@ -226,7 +246,7 @@ def become(request, out_fd, venv_bin, shadowable):
             setattr(sys, f"__{name}__", new)
     shown = [sys.executable, *argv] if kind in ("script",) else (
         [sys.executable, "-m", target, *argv[1:]] if kind == "module" else argv)
-    show_as(shown)
+    show_as(area, shown)
     sys.argv = list(argv)
     return kind, target
 
@@ -289,6 +309,7 @@ def serve(path):
     parent = os.getppid()
     venv_bin = os.path.dirname(os.path.abspath(sys.executable))
     shadowable = preload()
+    area = title_area()
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
@@ -325,7 +346,7 @@ def serve(path):
                             os.close(fd)
                         except OSError:
                             pass
-                    return become(request, out_fd, venv_bin, shadowable)
+                    return become(request, out_fd, venv_bin, shadowable, area)
                 os.close(out_fd)
                 try:
                     conn.sendall(f"{pid}\n".encode())
