@@ -59,6 +59,7 @@ class Grading:
     base: Path = None           # ... or a copy of this folder
     overlay: Path = None        # files laid on top (a corpus case folder)
     delete: tuple = ()
+    edits: tuple = ()           # (file, old text, new text): each old text found once, replaced
     check: str = None           # None: the whole unit
     label: str = ""
     env: tuple = ()             # (name, value) pairs added to the grader's own environment
@@ -87,9 +88,25 @@ class Grading:
                 if path.is_file() and rel.as_posix() != CASE_FILE and not stages.IGNORED & set(rel.parts):
                     (dest / rel).parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(path, dest / rel)
+        for name, old, new in self.edits:
+            path = dest / name
+            text = path.read_text() if path.is_file() else ""
+            path.write_text(edited(text, old, new, name))
         for name in self.delete:
             (dest / name).unlink(missing_ok=True)
         return dest
+
+
+def edited(text, old, new, name):
+    """text with its one `old` replaced by `new`; a CaseError if `old` is not there exactly once."""
+    found = text.count(old)
+    if found != 1:
+        raise CaseError(f"the text an edit of {name} replaces is in it {found} times, not once: {old[:80]!r}")
+    return text.replace(old, new)
+
+
+class CaseError(ValueError):
+    """A corpus case that cannot be laid on its stage."""
 
 
 @dataclass
@@ -278,6 +295,7 @@ class Case:
     check: str = None
     expect: str = None
     delete: tuple = ()
+    edits: tuple = ()
 
     @property
     def id(self):
@@ -285,7 +303,7 @@ class Case:
 
     @property
     def grading(self):
-        return Grading(unit=self.unit, stage=self.unit, overlay=self.folder, delete=self.delete,
+        return Grading(unit=self.unit, stage=self.unit, overlay=self.folder, delete=self.delete, edits=self.edits,
                        check=self.check if self.kind == "wrong" else None, label=self.id)
 
     def problems(self):
@@ -296,6 +314,14 @@ class Case:
             return f"{self.id}/{CASE_FILE} must say `why` in one line."
         if self.unit not in unit_folders():
             return f"{self.id}: there is no tests/unit_{self.unit:02d} to grade it with."
+        files = stages.files_at(self.unit)  # the stage, with the case's own files on top, as built
+        files.update({name: (self.folder / name).read_text() for name, _, _ in self.edits
+                      if (self.folder / name).is_file()})
+        for name, old, new in self.edits:
+            try:
+                files[name] = edited(files.get(name, ""), old, new, name)
+            except CaseError as error:
+                return f"{self.id}/{CASE_FILE}: {error}; the stage of unit {self.unit:02d} has changed there."
         return ""
 
     def verdict(self, outcome):
@@ -324,7 +350,8 @@ class Case:
 def load_case(unit, kind, folder):
     data = tomllib.loads((folder / CASE_FILE).read_text()) if (folder / CASE_FILE).is_file() else {}
     return Case(unit=unit, kind=kind, name=folder.name, folder=folder, why=data.get("why", ""),
-                check=data.get("check"), expect=data.get("expect"), delete=tuple(data.get("delete", ())))
+                check=data.get("check"), expect=data.get("expect"), delete=tuple(data.get("delete", ())),
+                edits=tuple((e["file"], e["old"], e["new"]) for e in data.get("edit", ())))
 
 
 def discover(root=CORPUS):

@@ -72,3 +72,15 @@ def _said(outcome):
     """{check: (outcome, message)}, the app folder's own path taken out of messages."""
     return {name: (c["outcome"], re.sub(r"\S*course-selfcheck-[^/\s]+/\d+/app", "<app>", c.get("message", "")))
             for name, c in outcome.checks.items()}
+
+
+def test_an_edit_whose_text_the_stage_no_longer_holds_is_named(tmp_path):
+    """A case made of edits breaks loudly when the stage changes under it, rather than
+    grading the stage itself (a wrong answer that is not wrong any more)."""
+    case = runner.Case(unit=7, kind="wrong", name="stale", folder=tmp_path, why="an edit of old code",
+                       check="test_sections_share_one_cap_on_the_data_source", expect="x",
+                       edits=(("app.py", "text the stage does not hold", "anything"),))
+    problem = case.problems()
+    assert "is in it 0 times, not once" in problem and "the stage of unit 07 has changed" in problem
+    with pytest.raises(runner.CaseError):
+        case.grading.build(tmp_path / "app")
