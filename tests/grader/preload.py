@@ -251,6 +251,11 @@ def become(request, out_fd, venv_bin, shadowable, area):
     return kind, target
 
 
+def starting_frame(filename):
+    """Whether a traceback frame is this file's or runpy's: not there in a plain start."""
+    return filename in (__file__, runpy.__file__) or filename.startswith("<frozen runpy")
+
+
 def run(kind, target):
     """Run the learner's program as the plain start would, at the top of this process."""
     try:
@@ -275,8 +280,7 @@ def run(kind, target):
         raise
     except BaseException as error:  # as the interpreter prints it, without this file's frames
         tb = error.__traceback__
-        while tb is not None and tb.tb_frame.f_code.co_filename in (__file__, runpy.__file__) \
-                or tb is not None and tb.tb_frame.f_code.co_filename.startswith("<frozen runpy"):
+        while tb is not None and starting_frame(tb.tb_frame.f_code.co_filename):
             tb = tb.tb_next
         traceback.print_exception(type(error), error, tb)
         sys.stderr.flush()
