@@ -60,15 +60,17 @@ def run_grader(units, target, verbose=False, record=True, checks=None, nodes=Non
     return run
 
 
-def lanes():
-    """How many pytest runs `grade` shares checks among: one more than the cores, at most
-    four, since a check mostly waits on learner processes and jobs (on 2 cores, unit 08
-    on solution/: 16-18 s in two runs, 13-14 s in three); 1 with COURSE_GRADE_LANES=1."""
+def lanes(units=1):
+    """How many pytest runs `grade` shares checks among, at most four: one more than the
+    cores for one unit, two more for several, since a check mostly waits on learner
+    processes and jobs (on 2 cores, solution/: unit 08 in 16-18 s in two runs, 13-14 s in
+    three or four; every unit in 28 s in three runs, 24-25 s in four); 1 with
+    COURSE_GRADE_LANES=1."""
     wanted = os.environ.get("COURSE_GRADE_LANES", "")
     if wanted.isdigit() and int(wanted) >= 1:
         return int(wanted)
     cores = os.cpu_count() or 1
-    return 1 if cores == 1 else min(4, cores + 1)
+    return 1 if cores == 1 else min(4, cores + (1 if units == 1 else 2))
 
 
 def run_in_lanes(units, target, record=True, count=None):
@@ -77,7 +79,7 @@ def run_in_lanes(units, target, record=True, count=None):
     on processes and jobs, not the CPU, and one long unit no longer sets the time of
     its lane. The slowest checks go first, each to the lane with the least to do.
     One run's results."""
-    count = count or lanes()
+    count = count or lanes(len(units))
     nodes = {(unit.code, name): node for unit in units for name, node in check_nodes(unit).items()}
     if count < 2 or len(nodes) < 4:
         return run_grader(units, target, record=record)
