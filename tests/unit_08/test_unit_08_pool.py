@@ -71,9 +71,12 @@ def both_started(learner, redis, reports, worker):
         if not worker.alive():
             fail(f"With WORKER_PROCESSES={PROCESSES}, your worker command stopped: {worker.explain_exit()}",
                  unit=UNIT, step=STEP)
-        return all(jobs.status(job) == "started" for job in reports)
+        states = [jobs.status(job) for job in reports]
+        if any(state == "failed" for state in states):
+            return "failed"  # it cannot run beside the other any more: say why now, not at the deadline
+        return all(state == "started" for state in states)
 
-    if wait_until(started, BOTH_STARTED_WITHIN):
+    if wait_until(started, BOTH_STARTED_WITHIN) is True:
         return
     states = [jobs.status(job) for job in reports]
     ended = next((job for job in reports if jobs.status(job) in DONE), None)
