@@ -256,3 +256,22 @@ def _setitems(target, items):
             target[key] = value
         except TypeError:  # an unhashable key: not plain data the grader needs
             pass
+
+
+class RunsCodeWhenUnpickled:
+    """Unpickling this creates a file: what an attacker's payload would do, harmlessly."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+def plant_pickled_payload(redis, job, marker):
+    """Replace a queued job's data with a pickle whose unpickling creates the file
+    `marker`: a worker that unpickles job data runs it; a JSON worker refuses it."""
+    import pickle
+    import zlib
+
+    redis.hset(job.key, "data", zlib.compress(pickle.dumps(RunsCodeWhenUnpickled(str(marker)))))

@@ -3,7 +3,6 @@ refuses pickled ones; a worker stopped the way Heroku stops a dyno lets its job
 finish, and a job cut off by the shutdown is failed visibly or put back, never
 lost; a clean-up job, scheduled by the worker, deletes only old reports."""
 import json
-import pickle
 import tempfile
 import time
 import uuid
@@ -73,23 +72,13 @@ result(status=response.status_code, body=response.get_json(silent=True),
 '''
 
 
-class RunsCodeWhenUnpickled:
-    """Unpickling this creates a file: what an attacker's payload would do, harmlessly."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def __reduce__(self):
-        return open, (self.path, "w")
-
-
 def test_worker_runs_json_jobs_and_refuses_pickled_ones(learner, redis, s3, bucket):
     from rq import Queue
 
     with tempfile.TemporaryDirectory(prefix="course-pickle-") as folder:
         marker = Path(folder) / "ran-code-from-redis"
         planted = Queue("default", connection=redis).enqueue("os.getpid")
-        redis.hset(planted.key, "data", zlib.compress(pickle.dumps(RunsCodeWhenUnpickled(str(marker)))))
+        jobs.plant_pickled_payload(redis, planted, marker)
         worker = learner.start_worker()
         answer = flows.post_report(learner)  # while the worker starts
         job = jobs.fetch(redis, flows.job_id_from(answer, UNIT, 2))

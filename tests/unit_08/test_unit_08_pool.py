@@ -4,11 +4,9 @@ dies; every worker it runs keeps the single worker's settings: it reads JSON
 only, runs only the app's own jobs, and lets a running job finish after SIGTERM
 (or, cut off, records it as failed)."""
 import os
-import pickle
 import signal
 import tempfile
 import time
-import zlib
 from pathlib import Path
 
 import pytest
@@ -119,16 +117,6 @@ def test_worker_processes_run_reports_side_by_side(learner, redis, s3, bucket):
              "WorkerPool, which starts a new worker when one dies.", unit=UNIT, step=STEP)
 
 
-class RunsCodeWhenUnpickled:
-    """Unpickling this creates a file: what an attacker's payload would do, harmlessly."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def __reduce__(self):
-        return open, (self.path, "w")
-
-
 def test_pool_workers_keep_json_and_the_allow_list(learner, redis, s3, bucket):
     from rq import Queue
 
@@ -136,7 +124,7 @@ def test_pool_workers_keep_json_and_the_allow_list(learner, redis, s3, bucket):
         unpickled = Path(folder) / "ran-code-from-redis"
         named = Path(folder) / "ran-a-function-named-in-redis"
         pickled = Queue("default", connection=redis).enqueue("os.getpid")
-        redis.hset(pickled.key, "data", zlib.compress(pickle.dumps(RunsCodeWhenUnpickled(str(unpickled)))))
+        jobs.plant_pickled_payload(redis, pickled, unpickled)
         planted = json_queue(redis).enqueue("os.mkdir", str(named))
         report = json_queue(redis).enqueue("utils.make_report", job_timeout=600)
         worker = start_pool(learner, redis, REPORT_SECONDS="0.2")
