@@ -19,11 +19,13 @@ from grader.learner import wait_until
 UNIT = 8
 DONE = ("finished", "failed", "stopped", "canceled")
 OUTAGE = 5  # seconds Redis is down
-RECOVERY = 15  # seconds the worker and its scheduler have to work again
+RECOVERY = 20  # seconds the worker and its scheduler have to work again
 # Once the worker has run a job again, its scheduler (same client settings: a
 # couple of seconds at most between reconnects, then a look every second) has
-# this long to move a due job; past that it died with the connection.
-SCHEDULER_GRACE = 5
+# this long to move a due job; past that it died with the connection. A correct
+# answer is done in a second or two; 5 s was missed once by a correct answer on a
+# machine running four gradings at once. A dead scheduler never moves it at all.
+SCHEDULER_GRACE = 10
 
 BIG_BODY = '''
 from app import app
