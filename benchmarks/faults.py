@@ -29,6 +29,7 @@ import os
 import signal
 import socket
 import statistics
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -104,13 +105,14 @@ class App:
     """The app's web and worker processes, from its Procfile, on a free port."""
 
     def __init__(self, stack, target, redis, endpoint, bucket, report_seconds, extra_env=None):
+        self.logs = Path(tempfile.mkdtemp(prefix="course-faults-"))
+        stack.callback(shutil.rmtree, self.logs, True)  # after the processes writing there stop
         self.processes = Processes()
         stack.callback(self.processes.close)
         self.target = Path(target).resolve()
         self.port = services.free_port()
         self.env = base_env(redis.url, endpoint, bucket, report_seconds)
         self.env.update(APP_DIR=str(self.target), PORT=str(self.port), **(extra_env or {}))
-        self.logs = Path(tempfile.mkdtemp(prefix="course-faults-"))
         self.web = self.processes.start(procfile_command("web", self.target), self.env, shell=True,
                                         stdout=open(self.logs / "web.log", "ab"), stderr=subprocess.STDOUT)
         self.worker = None

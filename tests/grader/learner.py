@@ -12,6 +12,7 @@ learner process that detaches (setsid, double fork, a dropped environment) is
 re-parented to the grader when its parent exits, and found by ancestry.
 Elsewhere, the process groups the grader started are swept.
 """
+import atexit
 import ctypes
 import json
 import os
@@ -320,6 +321,7 @@ class Preloader:
 
     def __init__(self):
         self.folder = tempfile.mkdtemp(prefix="course-preload-")
+        atexit.register(shutil.rmtree, self.folder, True)  # its socket; every run left one behind
         self.path = os.path.join(self.folder, "socket")
         env = {**allowed_environment(), "PYTHONDONTWRITEBYTECODE": "1"}  # learner code may read it: no secrets
         try:
