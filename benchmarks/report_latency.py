@@ -402,7 +402,7 @@ def grade_all(args, processes, units, results, preload=True):
         return ["grade all", f"no results (exit {run.returncode})", "", "", f"{wall:.1f}", ""]
     graded = run.units.values()
     passed = f"{sum(u['passed'] for u in graded)}/{sum(u['total'] for u in graded)}"
-    return ["grade all", f"every unit, {grading.lanes(len(units))} at a time", passed,
+    return ["grade all", f"every unit, {grading.lanes()} at a time", passed,
             f"{sum(u['seconds'] for u in graded):.1f}", f"{wall:.1f}", f"{wall:.1f}"]
 
 

@@ -3,6 +3,7 @@ turn its --results JSON into a short summary: a line per unit, and for a
 failure the first failing check's message, which names the unit step."""
 import functools
 import json
+import math
 import os
 import re
 import shutil
@@ -60,17 +61,27 @@ def run_grader(units, target, verbose=False, record=True, checks=None, nodes=Non
     return run
 
 
-def lanes(units=1):
-    """How many pytest runs `grade` shares checks among, at most four: one more than the
-    cores for one unit, two more for several, since a check mostly waits on learner
-    processes and jobs (on 2 cores, solution/: unit 08 in 16-18 s in two runs, 13-14 s in
-    three or four; every unit in 28 s in three runs, 24-25 s in four); 1 with
-    COURSE_GRADE_LANES=1."""
+# A pytest run of its own costs about a second of CPU before its first check (Python,
+# pytest, the local S3 and the preloaded Python starting): worth it only for checks
+# that wait longer than that between them.
+SECONDS_PER_LANE = 8
+
+
+def lanes(seconds=None):
+    """How many pytest runs `grade` shares checks among: 1 on one core; else one per
+    SECONDS_PER_LANE of checks (by their last grading), at least two and at most
+    four, since a check mostly waits on learner processes and jobs. Measured on
+    2 cores, solution/: units 01-07 (2-14 s of checks) graded fastest in two runs
+    (unit 05: 9.2 s in one, 5.9 in two, 6.9 in three, 8.1 in four); unit 08 (33 s)
+    in four (27.2, 16.0, 14.2, 12.0 s). COURSE_GRADE_LANES=N sets it."""
     wanted = os.environ.get("COURSE_GRADE_LANES", "")
     if wanted.isdigit() and int(wanted) >= 1:
         return int(wanted)
     cores = os.cpu_count() or 1
-    return 1 if cores == 1 else min(4, cores + (1 if units == 1 else 2))
+    if cores == 1:
+        return 1
+    most = min(4, cores + 2)
+    return most if seconds is None else min(most, max(2, math.ceil(seconds / SECONDS_PER_LANE)))
 
 
 def run_in_lanes(units, target, record=True, count=None):
@@ -79,16 +90,16 @@ def run_in_lanes(units, target, record=True, count=None):
     on processes and jobs, not the CPU, and one long unit no longer sets the time of
     its lane. The slowest checks go first, each to the lane with the least to do.
     One run's results."""
-    count = count or lanes(len(units))
     nodes = {(unit.code, name): node for unit in units for name, node in check_nodes(unit).items()}
-    if count < 2 or len(nodes) < 4:
-        return run_grader(units, target, record=record)
     # How long a check takes: its last grading here, else a guess from what it does.
     graded = progress.grades(target)
     last = {(code, c["check"]): c.get("seconds", 0) for code, result in graded.items()
             for c in result.get("checks", [])}
     by_code = {unit.code: unit for unit in units}
     cost = {key: last[key] if key in last else _guess_seconds(by_code[key[0]], key[1]) for key in nodes}
+    count = count or lanes(sum(cost.values()))
+    if count < 2 or len(nodes) < 4:
+        return run_grader(units, target, record=record)
     groups, load = [[] for _ in range(count)], [0.0] * count
     for key in sorted(nodes, key=lambda k: -cost[k]):
         lane = load.index(min(load))
