@@ -4,8 +4,10 @@ import pytest
 from course import grading as course_grading, manifest, stages
 from grader.target import resolve
 from selfcheck import runner
+from selfcheck.notebook_runs import Runs as NotebookRuns
 
 _pool = None
+_notebooks = None
 # Gradings this session does anyway: {Grading: unit code}, answered from its own results.
 _graded_here = {}
 
@@ -14,7 +16,11 @@ def pytest_collection_finish(session):
     """Start every grading the selected self-checks will ask for as soon as
     collection ends, so they run while other tests (the units graded against
     solution/, the CLI, the notebooks) do."""
-    global _pool
+    global _pool, _notebooks
+    notebooks = [item.callspec.params["path"] for item in session.items
+                 if item.originalname == "test_notebook_runs_and_draws_a_plot"]
+    if notebooks:
+        _notebooks = NotebookRuns(notebooks)  # one at a time, in the background
     wanted = []
     for item in session.items:
         for value in getattr(getattr(item, "callspec", None), "params", {}).values():
@@ -70,6 +76,8 @@ class Gradings:
 def pytest_sessionfinish(session):
     if _pool is not None:
         _pool.close()
+    if _notebooks is not None:
+        _notebooks.close()
 
 
 @pytest.fixture(scope="session")
@@ -77,3 +85,14 @@ def gradings(request):
     """The session's gradings: each runs in the pool, batches of them side by side, and a
     check waits only for its own batch; solution/ on the last unit is this session's own."""
     return Gradings(_pool or runner.Pool(), request.config)
+
+
+@pytest.fixture(scope="session")
+def notebook_runs():
+    """The session's notebook runs, started when collection ended (or now)."""
+    if _notebooks is not None:
+        yield _notebooks
+        return
+    runs = NotebookRuns([])
+    yield runs
+    runs.close()
