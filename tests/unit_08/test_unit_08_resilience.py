@@ -14,7 +14,7 @@ import pytest
 from course import services
 from grader import fanout, flows, jobs
 from grader.feedback import LearnerFailure, fail
-from grader.learner import wait_until
+from grader.learner import process_table, wait_until
 
 UNIT = 8
 DONE = ("finished", "failed", "stopped", "canceled")
@@ -123,6 +123,7 @@ def ride_out(learner, client, worker, url, restart):
     flows.wait_for_worker(learner, client, worker)
     # Idle, waiting for a job, and its scheduler running (it holds its queues' locks).
     wait_until(lambda: client.keys("rq:scheduler-lock:*"), 3)
+    before = wait_until(lambda: scheduler_pids(client), 3) or set()  # it registers just after taking them
     restart(OUTAGE)
     back = time.monotonic()
     client = redis_py.Redis.from_url(url)
@@ -130,7 +131,7 @@ def ride_out(learner, client, worker, url, restart):
                                                      max_age_seconds=10 ** 9)
     report = jobs.fetch(client, flows.job_id_from(flows.post_report(learner, REDIS_URL=url), UNIT, 10))
 
-    report_done = []
+    report_done, died = [], []
 
     def over():
         fanout.fast_forward_retries(client)  # due now: only the scheduler can still move it
@@ -139,6 +140,9 @@ def ride_out(learner, client, worker, url, restart):
         if jobs.status(report) not in DONE:
             return False
         report_done[:1] = report_done[:1] or [time.monotonic()]
+        if schedulers_died(before):
+            died[:1] = [True]  # it did not ride the restart out: no need to wait out the grace
+            return True
         return jobs.status(scheduled) in DONE or time.monotonic() - report_done[0] > SCHEDULER_GRACE
 
     wait_until(over, RECOVERY - (time.monotonic() - back))
@@ -150,12 +154,42 @@ def ride_out(learner, client, worker, url, restart):
     if jobs.status(report) != "finished":
         fail(f"{RECOVERY} s after Redis came back from a {OUTAGE} s restart, a new report job was "
              f"{jobs.status(report)} on your (still running) worker; it should have finished.", unit=UNIT, step=10)
+    if died:
+        fail(f"Redis came back from a {OUTAGE} s restart, and your worker ran a report again, but its scheduler "
+             "process had exited: the scheduler died with the connection (rq starts another only at the worker's "
+             "next clean-up, and jobs scheduled meanwhile wait). Give `conn` redis-py's retry (Retry with a "
+             "backoff, retry_on_error); rq's scheduler copies its settings.", unit=UNIT, step=10)
     if jobs.status(scheduled) != "finished":
         waited = f"{SCHEDULER_GRACE} s after your worker ran a report again" if report_done else f"{RECOVERY} s"
         fail(f"Redis came back from a {OUTAGE} s restart, and {waited} a job scheduled for 1 s later was "
              f"still {jobs.status(scheduled)}: the worker's scheduler died with the connection. Give `conn` "
              "redis-py's retry (Retry with a backoff, retry_on_error); rq's scheduler copies its settings.",
              unit=UNIT, step=10)
+
+
+def scheduler_pids(client):
+    """The process ids rq's schedulers wrote in Redis (each scheduler's hash, rq:scheduler:NAME)."""
+    import redis as redis_py
+
+    pids = set()
+    try:
+        for key in client.keys("rq:scheduler:*"):
+            try:
+                pids.add(int(client.hget(key, "pid") or 0))
+            except ValueError:
+                continue
+    except redis_py.RedisError:
+        pass
+    return pids - {0}
+
+
+def schedulers_died(before):
+    """Every scheduler process that ran before the restart has exited. The check asks
+    that the scheduler ride the restart out itself, so that is a failure whether or not
+    the worker starts another later; it is seen at once, where waiting out
+    SCHEDULER_GRACE for the job it never moves took 10 s."""
+    table = process_table()
+    return bool(before) and all(table.get(pid, (0, "Z"))[1] == "Z" for pid in before)
 
 
 def test_a_body_over_the_limit_is_refused(learner):
