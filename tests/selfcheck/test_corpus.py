@@ -6,6 +6,7 @@ And no free points: the untouched starter, graded on every unit, earns nothing.
 A check that passes with no work (the environment, a provided file) is marked
 unscored, so the unit's points go only to the work the unit asks for."""
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -60,9 +61,11 @@ def test_a_batch_grades_each_folder_as_a_run_of_its_own():
     a run of its own gives it, whatever was graded before it in the batch."""
     wrong = next(c for c in CASES if c.unit == 2 and c.kind == "wrong")
     gradings = [_starter(2), runner.Grading(unit=2, stage=2, label="the stage of unit 02"), wrong.grading]
-    together = runner.grade_batch(gradings)
-    for grading, batched in zip(gradings, together):
-        alone = runner.grade(grading)
+    with ThreadPoolExecutor(len(gradings) + 1) as pool:  # the four runs are independent: side by side
+        batch = pool.submit(runner.grade_batch, gradings)
+        alone_runs = list(pool.map(runner.grade, gradings))
+        together = batch.result()
+    for batched, alone in zip(together, alone_runs):
         assert not batched.problem and not alone.problem, batched.describe() + "\n" + alone.describe()
         assert _said(batched) == _said(alone), (
             f"batched:\n{batched.describe()}\nalone:\n{alone.describe()}")
