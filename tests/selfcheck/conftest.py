@@ -21,6 +21,10 @@ def pytest_collection_finish(session):
                  if item.originalname == "test_notebook_runs_and_draws_a_plot"]
     if notebooks:
         _notebooks = NotebookRuns(notebooks)  # one at a time, in the background
+    # A test module may start slow, mostly waiting work of its own now (a `prefetch` function).
+    for module in dict.fromkeys(item.module for item in session.items if hasattr(item, "module")):
+        if callable(getattr(module, "prefetch", None)):
+            module.prefetch()
     wanted = []
     for item in session.items:
         for value in getattr(getattr(item, "callspec", None), "params", {}).values():

@@ -204,19 +204,38 @@ def problems(index, platform, python):
     return found
 
 
-@pytest.fixture(scope="module")
-def index():
+def load_index():
+    """The index's data for every pinned package, fetched in parallel; or why it could not be
+    (a string: the checks that need it are skipped with it)."""
     try:
         _get(f"{INDEX}pip/")
     except (urllib.error.URLError, OSError) as error:
-        pytest.skip(f"the package index ({INDEX}) cannot be reached ({error}); the wheel check needs it")
+        return f"the package index ({INDEX}) cannot be reached ({error}); the wheel check needs it"
     found = Index(pins(ROOT / "constraints-course.txt"))
     try:
         found.load(list(found.constraints))  # every pinned package at once, in parallel
     except urllib.error.HTTPError:
         raise
     except (urllib.error.URLError, OSError) as error:  # the index answered once, then the network went
-        pytest.skip(f"the package index ({INDEX}) stopped answering ({error}); the wheel check needs it")
+        return f"the package index ({INDEX}) stopped answering ({error}); the wheel check needs it"
+    return found
+
+
+_prefetched = None
+
+
+def prefetch():
+    """Called when the session's tests are collected: the index is fetched in the
+    background (most of it is waiting on the network) while other checks run."""
+    global _prefetched
+    _prefetched = ThreadPoolExecutor(max_workers=1, thread_name_prefix="index").submit(load_index)
+
+
+@pytest.fixture(scope="module")
+def index():
+    found = _prefetched.result() if _prefetched is not None else load_index()
+    if isinstance(found, str):
+        pytest.skip(found)
     return found
 
 
