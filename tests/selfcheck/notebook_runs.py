@@ -124,8 +124,8 @@ def run(path, folder):
     except Exception as error:  # the kernel did not start, a changed notebook, ...
         result.error = f"{path.name} could not run: {type(error).__name__}: {error}"
     finally:
-        if manager.has_kernel:  # a kernel manager handed in is the caller's to shut down
-            manager.shutdown_kernel(now=True)
+        if manager.has_kernel:  # a kernel manager handed in is the caller's to shut down;
+            manager.shutdown_kernel()  # asked to, so its atexit stops what a halted notebook started
         result.leaked = leftovers_after(marker)
     result.seconds = time.monotonic() - started
     return result
