@@ -12,11 +12,15 @@
    alone, over interleaved rounds. Shown for the route as the app has it, as it
    was before (the same code through redis-py's pure-Python reply parser and
    command packer, what redis-py uses without hiredis), and for its first shape
-   (a plain queue.enqueue with rq's default TTLs), side by side.
+   (a plain queue.enqueue with rq's default TTLs), side by side. Beside them,
+   /ping: one PING through the app's client, the least any route that talks to
+   Redis costs. Then where a POST /report's CPU goes, timed inside the requests
+   (rq's enqueue, redis-py's execute, the rest), because the parts cost more
+   inside a request than in a loop of their own.
 2. Throughput: the app runs under gunicorn, as its Procfile runs it (2 worker
    processes, gthread), bound to loopback. A small load generator sends a fixed
    number of requests over 4 kept-alive connections to: a no-op route (an empty
-   202 answer), the app's POST /report, and its two earlier shapes, in the same
+   202 answer), /ping, the app's POST /report, and its two earlier shapes, in the same
    gunicorn, interleaved over --rounds rounds. The ratio to the no-op route is
    what the enqueue costs the web process.
 3. Workers: jobs/s of a job that builds a boto3 client per job, and of one
@@ -68,6 +72,14 @@ BENCH_APP = textwrap.dedent('''
         return jsonify(job_id="0" * 36, status_url="/report/" + "0" * 36), 202
 
 
+    # The floor for a route that talks to Redis: one round trip of one command
+    # (PING) through the app's own client, and the same answer as the no-op route.
+    @app.post("/ping")
+    def ping():
+        course_app.conn.ping()
+        return jsonify(job_id="0" * 36, status_url="/report/" + "0" * 36), 202
+
+
     # The route's earlier shapes talk to Redis through redis-py's pure-Python
     # reply parser and command packer, which is what redis-py uses when hiredis
     # is not installed; the app's own client uses hiredis when it is.
@@ -112,6 +124,9 @@ BENCH_APP = textwrap.dedent('''
 # ---------------------------------------------------------------- 1. round trips
 
 ROUTES = ("/report", "/report-previous", "/report-old")
+# Not a shape of the route: one round trip of one command, the least any route
+# that talks to Redis pays.
+FLOOR = ("/ping",)
 
 
 def parser_names(connection):
@@ -119,10 +134,46 @@ def parser_names(connection):
     return f"{type(connection._parser).__name__.strip('_')}, {type(connection._command_packer).__name__}"
 
 
+def in_requests(request, count):
+    """CPU microseconds per request spent inside rq's Queue.enqueue (building the
+    job, queuing its writes in the pipeline) and inside redis-py's
+    Pipeline.execute (packing the commands, the round trip, parsing the
+    replies), timed where the route calls them, and in the whole request.
+    Timed in place because the parts do not add up when timed apart: a round
+    trip right after the route's other work costs more CPU than in a loop of
+    round trips alone (caches, and the wake-up after the wait)."""
+    from redis.client import Pipeline
+    from rq import Queue
+
+    spent = {"enqueue": 0.0, "execute": 0.0}
+
+    def timed(part, method):
+        def wrapper(*args, **kwargs):
+            started = time.process_time()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                spent[part] += time.process_time() - started
+        return wrapper
+
+    originals = Queue.enqueue, Pipeline.execute
+    Queue.enqueue, Pipeline.execute = timed("enqueue", Queue.enqueue), timed("execute", Pipeline.execute)
+    try:
+        started = time.process_time()
+        for _ in range(count):
+            request()
+        total = time.process_time() - started
+    finally:
+        Queue.enqueue, Pipeline.execute = originals
+    return {"request": total * 1e6 / count, **{part: seconds * 1e6 / count for part, seconds in spent.items()}}
+
+
 def round_trips(app_dir, redis_url, requests, enqueues, rounds):
     """Per route, measured in this process: round trips and commands per request,
     the web process's CPU microseconds per request (Flask's test client, no HTTP)
-    and per enqueue (the route's enqueue call alone), and its client's parser."""
+    and per enqueue (the route's enqueue call alone; for /ping, the PING), and
+    its client's parser. For /report, also where its CPU goes inside requests:
+    split_us, from in_requests()."""
     import redis
     from redis.connection import Connection
 
@@ -136,11 +187,13 @@ def round_trips(app_dir, redis_url, requests, enqueues, rounds):
     enqueue_now, enqueue_old = namespace["enqueue_now"], namespace["enqueue_old"]
     python_queue, python_conn = namespace["python_queues"]["default"], namespace["python_conn"]
     calls = {
+        "/ping": course_app.conn.ping,
         "/report": lambda: enqueue_now(course_app.queues["default"], course_app.conn),
         "/report-previous": lambda: enqueue_now(python_queue, python_conn),
         "/report-old": lambda: enqueue_old(python_queue),
     }
-    conns = {"/report": course_app.conn, "/report-previous": python_conn, "/report-old": python_conn}
+    conns = {"/ping": course_app.conn, "/report": course_app.conn, "/report-previous": python_conn,
+             "/report-old": python_conn}
 
     sent = [0]
     original = Connection.send_packed_command
@@ -153,7 +206,7 @@ def round_trips(app_dir, redis_url, requests, enqueues, rounds):
         stats = admin.info("commandstats")
         return sum(v["calls"] for k, v in stats.items() if not k.startswith(("cmdstat_info", "cmdstat_client")))
 
-    paths = ("/noop",) + ROUTES
+    paths = ("/noop",) + FLOOR + ROUTES
     rows = {path: {} for path in paths}
     Connection.send_packed_command = counting
     try:
@@ -170,7 +223,8 @@ def round_trips(app_dir, redis_url, requests, enqueues, rounds):
     # CPU time of this process only (time.process_time): what the web process
     # spends, whatever else the machine is doing. Interleaved rounds, median.
     per_request = {path: [] for path in paths}
-    per_enqueue = {path: [] for path in ROUTES}
+    per_enqueue = {path: [] for path in calls}
+    splits = []
     for _ in range(rounds):
         for path in paths:
             started = time.process_time()
@@ -184,8 +238,11 @@ def round_trips(app_dir, redis_url, requests, enqueues, rounds):
             for _ in range(enqueues):
                 call()
             per_enqueue[path].append((time.process_time() - started) * 1e6 / enqueues)
+            if path == "/report":
+                splits.append(in_requests(lambda: client.post(path), enqueues))
     rows["/noop"].update(request_us=statistics.median(per_request["/noop"]), enqueue_us=None, parser="-")
-    for path in ROUTES:
+    rows["/report"]["split_us"] = {part: statistics.median(split[part] for split in splits) for part in splits[0]}
+    for path in calls:
         connection = conns[path].connection_pool.get_connection()
         rows[path].update(request_us=statistics.median(per_request[path]),
                           enqueue_us=statistics.median(per_enqueue[path]), parser=parser_names(connection))
@@ -347,6 +404,19 @@ def main():
             now, previous = rows["/report"]["enqueue_us"], rows["/report-previous"]["enqueue_us"]
             print(f"   an enqueue: {now:.0f} us of CPU now, {previous:.0f} us before "
                   f"({previous - now:+.0f} us saved, {1 - now / previous:.0%})")
+            split, noop = rows["/report"]["split_us"], rows["/noop"]["request_us"]
+            rest = split["request"] - noop - split["enqueue"] - split["execute"]
+            print(f"   inside {args.enqueues} POST /report requests, timed where the route calls them: "
+                  f"{split['request']:.0f} us each, {noop:.0f} of it as for the no-op route (Flask, the test "
+                  f"client), {split['enqueue']:.0f} in rq's enqueue (the job built, its "
+                  f"{rows['/report']['commands']:.0f} commands queued), {split['execute']:.0f} in redis-py's "
+                  f"execute (packed, sent in {rows['/report']['trips']:.0f} round trip, replies parsed), "
+                  f"{rest:.0f} the rest (the route's own lines, and Flask's work after the round trip, dearer than "
+                  f"in the no-op route)")
+            ping = rows["/ping"]
+            print(f"   one PING: {ping['enqueue_us']:.0f} us of CPU in a loop of PINGs, {ping['request_us'] - noop:.0f} "
+                  f"added to a request (/ping against /noop): a round trip costs the web process more than "
+                  f"its command, wherever it is made")
             if rows["/report"]["parser"] == rows["/report-previous"]["parser"]:
                 print("   this Python has no hiredis, so /report and /report-previous are the same; "
                       "install requirements-course.txt to compare them")
@@ -354,7 +424,7 @@ def main():
 
         if "throughput" not in args.skip:
             port, master = start_web(processes, app_dir, env, wrapper_dir)
-            paths = ("/noop",) + ROUTES
+            paths = ("/noop",) + FLOOR + ROUTES
             rates = {path: [] for path in paths}
             cpu = {path: [] for path in paths}
             for _ in range(args.rounds):
@@ -376,7 +446,8 @@ def main():
             table(["route", "req/s", "range", "x no-op"] + (["server CPU ms/request"] if known else []), rows)
             new, previous, old = (statistics.median(rates[path]) for path in ROUTES)
             print(f"   POST /report: {new / noop:.0%} of the no-op route (before: {previous / noop:.0%}, "
-                  f"the first shape: {old / noop:.0%}); {new / previous:.2f}x the req/s it had before")
+                  f"the first shape: {old / noop:.0%}); {new / previous:.2f}x the req/s it had before; "
+                  f"one PING per request (/ping): {statistics.median(rates['/ping']) / noop:.0%}")
             print()
 
         if "workers" not in args.skip:
