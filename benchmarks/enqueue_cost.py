@@ -22,7 +22,12 @@
    number of requests over 4 kept-alive connections to: a no-op route (an empty
    202 answer), /ping, the app's POST /report, and its two earlier shapes, in the same
    gunicorn, interleaved over --rounds rounds. The ratio to the no-op route is
-   what the enqueue costs the web process.
+   what the enqueue costs the web process. Each round sends every route over the
+   same 4 connections, split evenly between gunicorn's 2 workers (2+2, as many
+   clients would spread; --split any keeps whatever split the accepts give): a
+   connection stays with the worker that accepted it, and with 1+3 one worker,
+   one core at a time, serves three clients, which a route that needs the CPU
+   feels far more than the no-op route does.
 3. Workers: jobs/s of a job that builds a boto3 client per job, and of one
    that uses a client built once per worker process (SimpleWorker, burst).
 
@@ -254,20 +259,38 @@ def round_trips(app_dir, redis_url, requests, enqueues, rounds):
 
 # ---------------------------------------------------------------- 2. throughput
 
+def post(connection, port, path):
+    """One POST over a kept-alive connection: (the connection to use next, got 202)."""
+    connection.request("POST", path, body=b"", headers={"Content-Length": "0"})
+    response = connection.getresponse()
+    response.read()
+    if response.getheader("Connection", "").lower() == "close":
+        connection.close()
+        connection = http.client.HTTPConnection(LOOPBACK, port, timeout=30)
+    return connection, response.status == 202
+
+
 def load(port, path, requests):
     """Send `requests` POSTs over one kept-alive connection; return how many got 202."""
-    connection = http.client.HTTPConnection(LOOPBACK, port, timeout=30)
-    ok = 0
+    connection, ok = http.client.HTTPConnection(LOOPBACK, port, timeout=30), 0
     for _ in range(requests):
-        connection.request("POST", path, body=b"", headers={"Content-Length": "0"})
-        response = connection.getresponse()
-        response.read()
-        ok += response.status == 202
-        if response.getheader("Connection", "").lower() == "close":
-            connection.close()
-            connection = http.client.HTTPConnection(LOOPBACK, port, timeout=30)
+        connection, answered = post(connection, port, path)
+        ok += answered
     connection.close()
     return ok
+
+
+def gunicorn_workers(master):
+    """The pids of gunicorn's worker processes (Linux, from /proc)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[1]) == master:  # fields[1] is the parent's pid
+            pids.append(int(stat.parent.name))
+    return sorted(pids)
 
 
 def cpu_seconds(master):
@@ -277,30 +300,101 @@ def cpu_seconds(master):
     if not Path("/proc/self/stat").exists():
         return None
     ticks, total = os.sysconf("SC_CLK_TCK"), 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for pid in gunicorn_workers(master):
         try:
-            fields = stat.read_text().rpartition(")")[2].split()
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
         except OSError:
             continue
-        if int(fields[1]) == master:  # fields[1] is the parent's pid
-            total += int(fields[11]) + int(fields[12])  # utime, stime
+        total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / ticks
 
 
-def measure(port, path, requests, connections, master):
-    """(requests per second, server CPU ms per request) over `connections`
-    client processes sharing `requests`."""
-    share = [requests // connections] * connections
-    with multiprocessing.get_context("fork").Pool(connections) as pool:
-        cpu_before = cpu_seconds(master)
-        started = time.perf_counter()
-        answered = pool.starmap(load, [(port, path, n) for n in share])
-        seconds = time.perf_counter() - started
-        cpu_after = cpu_seconds(master)
-    if sum(answered) != sum(share):
-        raise SystemExit(f"{path}: {sum(share) - sum(answered)} of {sum(share)} requests did not get 202.")
-    cpu = None if cpu_before is None else (cpu_after - cpu_before) * 1000 / sum(share)
-    return sum(share) / seconds, cpu
+def split(port, master):
+    """How many of the clients' open connections each gunicorn worker holds,
+    e.g. (2, 2), from /proc (Linux); None elsewhere. A connection stays with the
+    worker that accepted it, and a worker's Python runs on one core at a time."""
+    if not Path("/proc/net/tcp").exists():
+        return None
+    established = set()  # socket inodes of the server's side of each connection
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].rpartition(":")[2], 16) == port and fields[3] == "01":  # 01: ESTABLISHED
+            established.add(f"socket:[{fields[9]}]")
+    held = []
+    for pid in gunicorn_workers(master):
+        try:
+            held.append(sum(os.readlink(fd) in established for fd in Path(f"/proc/{pid}/fd").iterdir()))
+        except OSError:
+            held.append(0)
+    return tuple(sorted(held))
+
+
+def client(port, paths, requests, barrier, reconnect, answered):
+    """One load generator process: one kept-alive connection, used for every
+    path in turn. Between paths it waits for the others (barrier), so each path
+    is timed alone; before them it reconnects while `reconnect` is set."""
+    connection = http.client.HTTPConnection(LOOPBACK, port, timeout=30)
+    while True:
+        connection, _ = post(connection, port, "/noop")  # connected and accepted
+        barrier.wait()  # the parent looks at the split
+        barrier.wait()  # and decides
+        if not reconnect.value:
+            break
+        connection.close()
+        connection = http.client.HTTPConnection(LOOPBACK, port, timeout=30)
+    for index, path in enumerate(paths):
+        barrier.wait()  # start
+        for _ in range(requests):
+            connection, ok = post(connection, port, path)
+            with answered.get_lock():
+                answered[index] += ok
+        barrier.wait()  # done
+    connection.close()
+
+
+def measure_round(port, paths, requests, connections, master, balance):
+    """One round: `connections` client processes send `requests` in all to each
+    path in turn, over the same connections, so every path meets the same split
+    of connections among gunicorn's workers. With `balance`, the clients
+    reconnect (up to 50 times) until the split is as even as it can be.
+    Returns ({path: (requests per second, server CPU ms per request)}, split)."""
+    context = multiprocessing.get_context("fork")
+    barrier, reconnect = context.Barrier(connections + 1), context.Value("b", 0)
+    answered = context.Array("l", len(paths))
+    share = requests // connections
+    clients = [context.Process(target=client, args=(port, paths, share, barrier, reconnect, answered))
+               for _ in range(connections)]
+    for process in clients:
+        process.start()
+    try:
+        for attempt in range(50):
+            barrier.wait()
+            held = split(port, master)
+            even = held is None or max(held) - min(held) <= 1
+            reconnect.value = balance and not even and attempt < 49
+            barrier.wait()
+            if not reconnect.value:
+                break
+        results = {}
+        for index, path in enumerate(paths):
+            barrier.wait()
+            cpu_before, started = cpu_seconds(master), time.perf_counter()
+            barrier.wait()
+            seconds, cpu_after = time.perf_counter() - started, cpu_seconds(master)
+            if answered[index] != share * connections:
+                raise SystemExit(f"{path}: {share * connections - answered[index]} of {share * connections} "
+                                 "requests did not get 202.")
+            cpu = None if cpu_before is None else (cpu_after - cpu_before) * 1000 / (share * connections)
+            results[path] = (share * connections / seconds, cpu)
+    except BaseException:
+        barrier.abort()  # the clients stop waiting, and end
+        raise
+    finally:
+        for process in clients:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.kill()
+    return results, held
 
 
 def start_web(processes, app_dir, env, wrapper_dir):
@@ -378,6 +472,9 @@ def main():
     parser.add_argument("--connections", type=int, default=4, help="client connections (4)")
     parser.add_argument("--jobs", type=int, default=200, help="jobs per worker round (200)")
     parser.add_argument("--enqueues", type=int, default=1000, help="requests and enqueue calls per route and round, for CPU (1000)")
+    parser.add_argument("--split", choices=["even", "any"], default="even",
+                        help="even (default): the clients reconnect until each gunicorn worker holds as many "
+                             "connections as the other; any: whatever split the workers' accepts give")
     parser.add_argument("--skip", nargs="*", default=[], choices=["trips", "throughput", "workers"])
     args = parser.parse_args()
     app_dir = (ROOT / args.target).resolve()
@@ -427,14 +524,18 @@ def main():
             paths = ("/noop",) + FLOOR + ROUTES
             rates = {path: [] for path in paths}
             cpu = {path: [] for path in paths}
+            splits = []
             for _ in range(args.rounds):
-                for path in paths:
-                    rate, ms = measure(port, path, args.requests, args.connections, master)
+                results, held = measure_round(port, paths, args.requests, args.connections, master,
+                                              balance=args.split == "even")
+                splits.append("unknown" if held is None else "+".join(map(str, held)))
+                for path, (rate, ms) in results.items():
                     rates[path].append(rate)
                     cpu[path].append(ms)
             noop = statistics.median(rates["/noop"])
             print(f"2. Throughput, gunicorn (2 workers, gthread), {args.requests} requests x {args.rounds} rounds, "
-                  f"{args.connections} connections, median")
+                  f"{args.connections} connections ({args.split} split among the workers; each round: "
+                  f"{', '.join(splits)}), median")
             known = all(None not in values for values in cpu.values())
             rows = []
             for path, r in rates.items():
