@@ -293,14 +293,14 @@ def gunicorn_workers(master):
     return sorted(pids)
 
 
-def cpu_seconds(master):
-    """CPU seconds (user + system) used so far by gunicorn's worker processes,
-    from /proc (Linux); None elsewhere. Unlike req/s, it does not depend on how
-    busy the machine is with other work, the load generator included."""
+def cpu_seconds(pids):
+    """CPU seconds (user + system) used so far by these processes, from /proc
+    (Linux); None elsewhere. Unlike req/s, it does not depend on how busy the
+    machine is with other work, the load generator included."""
     if not Path("/proc/self/stat").exists():
         return None
     ticks, total = os.sysconf("SC_CLK_TCK"), 0
-    for pid in gunicorn_workers(master):
+    for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
         except OSError:
@@ -352,12 +352,12 @@ def client(port, paths, requests, barrier, reconnect, answered):
     connection.close()
 
 
-def measure_round(port, paths, requests, connections, master, balance):
+def measure_round(port, paths, requests, connections, master, redis_pid, balance):
     """One round: `connections` client processes send `requests` in all to each
     path in turn, over the same connections, so every path meets the same split
     of connections among gunicorn's workers. With `balance`, the clients
     reconnect (up to 50 times) until the split is as even as it can be.
-    Returns ({path: (requests per second, server CPU ms per request)}, split)."""
+    Returns ({path: (requests per second, gunicorn's CPU ms per request, Redis's)}, split)."""
     context = multiprocessing.get_context("fork")
     barrier, reconnect = context.Barrier(connections + 1), context.Value("b", 0)
     answered = context.Array("l", len(paths))
@@ -378,14 +378,18 @@ def measure_round(port, paths, requests, connections, master, balance):
         results = {}
         for index, path in enumerate(paths):
             barrier.wait()
-            cpu_before, started = cpu_seconds(master), time.perf_counter()
+            workers = gunicorn_workers(master)
+            cpu_before, redis_before = cpu_seconds(workers), cpu_seconds([redis_pid])
+            started = time.perf_counter()
             barrier.wait()
-            seconds, cpu_after = time.perf_counter() - started, cpu_seconds(master)
+            seconds = time.perf_counter() - started
+            cpu_after, redis_after = cpu_seconds(workers), cpu_seconds([redis_pid])
             if answered[index] != share * connections:
                 raise SystemExit(f"{path}: {share * connections - answered[index]} of {share * connections} "
                                  "requests did not get 202.")
-            cpu = None if cpu_before is None else (cpu_after - cpu_before) * 1000 / (share * connections)
-            results[path] = (share * connections / seconds, cpu)
+            sent = share * connections
+            per_request = lambda before, after: None if before is None else (after - before) * 1000 / sent
+            results[path] = (sent / seconds, per_request(cpu_before, cpu_after), per_request(redis_before, redis_after))
     except BaseException:
         barrier.abort()  # the clients stop waiting, and end
         raise
@@ -484,7 +488,8 @@ def main():
         (wrapper_dir / "bench_app.py").write_text(BENCH_APP)
         processes = Processes()
         stack.callback(processes.close)
-        redis_url = stack.enter_context(services.redis_server())
+        redis_pids = []
+        redis_url = stack.enter_context(services.redis_server(pids=redis_pids))
         endpoint = stack.enter_context(services.s3_server())
         env = base_env(redis_url, endpoint, "bench", 1)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(wrapper_dir), os.environ.get("PYTHONPATH")]))
@@ -511,8 +516,8 @@ def main():
                   f"{rest:.0f} the rest (the route's own lines, and Flask's work after the round trip, dearer than "
                   f"in the no-op route)")
             ping = rows["/ping"]
-            print(f"   one PING: {ping['enqueue_us']:.0f} us of CPU in a loop of PINGs, {ping['request_us'] - noop:.0f} "
-                  f"added to a request (/ping against /noop): a round trip costs the web process more than "
+            print(f"   one PING: {ping['enqueue_us']:.0f} us of CPU in a loop of PINGs, "
+                  f"{ping['request_us'] - noop:.0f} added to a request (/ping against /noop): a round trip costs the web process more than "
                   f"its command, wherever it is made")
             if rows["/report"]["parser"] == rows["/report-previous"]["parser"]:
                 print("   this Python has no hiredis, so /report and /report-previous are the same; "
@@ -524,14 +529,16 @@ def main():
             paths = ("/noop",) + FLOOR + ROUTES
             rates = {path: [] for path in paths}
             cpu = {path: [] for path in paths}
+            redis_cpu = {path: [] for path in paths}
             splits = []
             for _ in range(args.rounds):
-                results, held = measure_round(port, paths, args.requests, args.connections, master,
+                results, held = measure_round(port, paths, args.requests, args.connections, master, redis_pids[0],
                                               balance=args.split == "even")
                 splits.append("unknown" if held is None else "+".join(map(str, held)))
-                for path, (rate, ms) in results.items():
+                for path, (rate, ms, redis_ms) in results.items():
                     rates[path].append(rate)
                     cpu[path].append(ms)
+                    redis_cpu[path].append(redis_ms)
             noop = statistics.median(rates["/noop"])
             print(f"2. Throughput, gunicorn (2 workers, gthread), {args.requests} requests x {args.rounds} rounds, "
                   f"{args.connections} connections ({args.split} split among the workers; each round: "
@@ -542,9 +549,11 @@ def main():
                 row = [path, f"{statistics.median(r):,.0f}", f"{min(r):,.0f}-{max(r):,.0f}",
                        f"{statistics.median(r) / noop:.0%}"]
                 if known:
-                    row.append(f"{statistics.median(cpu[path]):.2f}")
+                    row += [f"{statistics.median(cpu[path]):.2f}", f"{statistics.median(redis_cpu[path]):.2f}"]
                 rows.append(row)
-            table(["route", "req/s", "range", "x no-op"] + (["server CPU ms/request"] if known else []), rows)
+            # Redis's CPU is spent on the same 2 cores here; in production Redis runs on its own machine.
+            table(["route", "req/s", "range", "x no-op"]
+                  + (["server CPU ms/request", "Redis CPU ms/request"] if known else []), rows)
             new, previous, old = (statistics.median(rates[path]) for path in ROUTES)
             print(f"   POST /report: {new / noop:.0%} of the no-op route (before: {previous / noop:.0%}, "
                   f"the first shape: {old / noop:.0%}); {new / previous:.2f}x the req/s it had before; "
