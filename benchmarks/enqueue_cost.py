@@ -43,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -178,7 +179,7 @@ def round_trips(app_dir, redis_url, requests, enqueues, rounds):
     the web process's CPU microseconds per request (Flask's test client, no HTTP)
     and per enqueue (the route's enqueue call alone; for /ping, the PING), and
     its client's parser. For /report, also where its CPU goes inside requests:
-    split_us, from in_requests()."""
+    inside_us, from in_requests()."""
     import redis
     from redis.connection import Connection
 
@@ -229,7 +230,7 @@ def round_trips(app_dir, redis_url, requests, enqueues, rounds):
     # spends, whatever else the machine is doing. Interleaved rounds, median.
     per_request = {path: [] for path in paths}
     per_enqueue = {path: [] for path in calls}
-    splits = []
+    insides = []
     for _ in range(rounds):
         for path in paths:
             started = time.process_time()
@@ -244,9 +245,9 @@ def round_trips(app_dir, redis_url, requests, enqueues, rounds):
                 call()
             per_enqueue[path].append((time.process_time() - started) * 1e6 / enqueues)
             if path == "/report":
-                splits.append(in_requests(lambda: client.post(path), enqueues))
+                insides.append(in_requests(lambda: client.post(path), enqueues))
     rows["/noop"].update(request_us=statistics.median(per_request["/noop"]), enqueue_us=None, parser="-")
-    rows["/report"]["split_us"] = {part: statistics.median(split[part] for split in splits) for part in splits[0]}
+    rows["/report"]["inside_us"] = {part: statistics.median(inside[part] for inside in insides) for part in insides[0]}
     for path in calls:
         connection = conns[path].connection_pool.get_connection()
         rows[path].update(request_us=statistics.median(per_request[path]),
@@ -309,7 +310,7 @@ def cpu_seconds(pids):
     return total / ticks
 
 
-def split(port, master):
+def connection_split(port, master):
     """How many of the clients' open connections each gunicorn worker holds,
     e.g. (2, 2), from /proc (Linux); None elsewhere. A connection stays with the
     worker that accepted it, and a worker's Python runs on one core at a time."""
@@ -333,23 +334,29 @@ def client(port, paths, requests, barrier, reconnect, answered):
     """One load generator process: one kept-alive connection, used for every
     path in turn. Between paths it waits for the others (barrier), so each path
     is timed alone; before them it reconnects while `reconnect` is set."""
-    connection = http.client.HTTPConnection(LOOPBACK, port, timeout=30)
-    while True:
-        connection, _ = post(connection, port, "/noop")  # connected and accepted
-        barrier.wait()  # the parent looks at the split
-        barrier.wait()  # and decides
-        if not reconnect.value:
-            break
-        connection.close()
+    try:
         connection = http.client.HTTPConnection(LOOPBACK, port, timeout=30)
-    for index, path in enumerate(paths):
-        barrier.wait()  # start
-        for _ in range(requests):
-            connection, ok = post(connection, port, path)
-            with answered.get_lock():
-                answered[index] += ok
-        barrier.wait()  # done
-    connection.close()
+        while True:
+            connection, _ = post(connection, port, "/noop")  # connected and accepted
+            barrier.wait()  # the parent looks at the split
+            barrier.wait()  # and decides
+            if not reconnect.value:
+                break
+            connection.close()
+            connection = http.client.HTTPConnection(LOOPBACK, port, timeout=30)
+        for index, path in enumerate(paths):
+            barrier.wait()  # start
+            for _ in range(requests):
+                connection, ok = post(connection, port, path)
+                with answered.get_lock():
+                    answered[index] += ok
+            barrier.wait()  # done
+        connection.close()
+    except threading.BrokenBarrierError:
+        pass  # the parent or another client gave up; it says why
+    except BaseException:
+        barrier.abort()  # the parent stops waiting for this client
+        raise
 
 
 def measure_round(port, paths, requests, connections, master, redis_pid, balance):
@@ -369,7 +376,7 @@ def measure_round(port, paths, requests, connections, master, redis_pid, balance
     try:
         for attempt in range(50):
             barrier.wait()
-            held = split(port, master)
+            held = connection_split(port, master)
             even = held is None or max(held) - min(held) <= 1
             reconnect.value = balance and not even and attempt < 49
             barrier.wait()
@@ -390,6 +397,8 @@ def measure_round(port, paths, requests, connections, master, redis_pid, balance
             sent = share * connections
             per_request = lambda before, after: None if before is None else (after - before) * 1000 / sent
             results[path] = (sent / seconds, per_request(cpu_before, cpu_after), per_request(redis_before, redis_after))
+    except threading.BrokenBarrierError:
+        raise SystemExit("A load generator process stopped (its error is above).") from None
     except BaseException:
         barrier.abort()  # the clients stop waiting, and end
         raise
@@ -506,19 +515,19 @@ def main():
             now, previous = rows["/report"]["enqueue_us"], rows["/report-previous"]["enqueue_us"]
             print(f"   an enqueue: {now:.0f} us of CPU now, {previous:.0f} us before "
                   f"({previous - now:+.0f} us saved, {1 - now / previous:.0%})")
-            split, noop = rows["/report"]["split_us"], rows["/noop"]["request_us"]
-            rest = split["request"] - noop - split["enqueue"] - split["execute"]
+            inside, noop = rows["/report"]["inside_us"], rows["/noop"]["request_us"]
+            rest = inside["request"] - noop - inside["enqueue"] - inside["execute"]
             print(f"   inside {args.enqueues} POST /report requests, timed where the route calls them: "
-                  f"{split['request']:.0f} us each, {noop:.0f} of it as for the no-op route (Flask, the test "
-                  f"client), {split['enqueue']:.0f} in rq's enqueue (the job built, its "
-                  f"{rows['/report']['commands']:.0f} commands queued), {split['execute']:.0f} in redis-py's "
+                  f"{inside['request']:.0f} us each, {noop:.0f} of it as for the no-op route (Flask, the test "
+                  f"client), {inside['enqueue']:.0f} in rq's enqueue (the job built, its "
+                  f"{rows['/report']['commands']:.0f} commands queued), {inside['execute']:.0f} in redis-py's "
                   f"execute (packed, sent in {rows['/report']['trips']:.0f} round trip, replies parsed), "
                   f"{rest:.0f} the rest (the route's own lines, and Flask's work after the round trip, dearer than "
                   f"in the no-op route)")
             ping = rows["/ping"]
             print(f"   one PING: {ping['enqueue_us']:.0f} us of CPU in a loop of PINGs, "
-                  f"{ping['request_us'] - noop:.0f} added to a request (/ping against /noop): a round trip costs the web process more than "
-                  f"its command, wherever it is made")
+                  f"{ping['request_us'] - noop:.0f} added to a request (/ping against /noop): a round trip "
+                  f"costs the web process more than its command, wherever it is made")
             if rows["/report"]["parser"] == rows["/report-previous"]["parser"]:
                 print("   this Python has no hiredis, so /report and /report-previous are the same; "
                       "install requirements-course.txt to compare them")
