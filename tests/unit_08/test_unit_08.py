@@ -297,7 +297,7 @@ def test_worker_schedules_the_cleanup(learner, redis, s3, bucket, target):
     flows.wait_for_worker(learner, redis, worker)
     # Code that schedules it at start-up has run by the time the worker listens (work()
     # never returns); another process type (a `clock:` line) gets longer to start.
-    waited = 10 if others else 4
+    waited = 10 if others else 3
     found = wait_until(lambda: cleanup_jobs(redis), waited)
     if not found:
         # A scheduler process that is slow to start (a busy machine) gets a few more seconds to say what it holds.
