@@ -12,7 +12,6 @@ learner process that detaches (setsid, double fork, a dropped environment) is
 re-parented to the grader when its parent exits, and found by ancestry.
 Elsewhere, the process groups the grader started are swept.
 """
-import atexit
 import ctypes
 import json
 import os
@@ -203,6 +202,8 @@ def stop_everything():
     everything = descendants([os.getpid()], table) - {os.getpid()}
     kill_all(everything)
     reap(everything)
+    if Preloader._instance:  # its socket's folder: every run left one behind in the temp dir
+        shutil.rmtree(Preloader._instance.folder, ignore_errors=True)
 
 
 def _kill_group(pgid, sig=signal.SIGKILL):
@@ -320,8 +321,7 @@ class Preloader:
         return server if server.popen is not None else None
 
     def __init__(self):
-        self.folder = tempfile.mkdtemp(prefix="course-preload-")
-        atexit.register(shutil.rmtree, self.folder, True)  # its socket; every run left one behind
+        self.folder = tempfile.mkdtemp(prefix="course-preload-")  # its socket; removed by stop_everything()
         self.path = os.path.join(self.folder, "socket")
         env = {**allowed_environment(), "PYTHONDONTWRITEBYTECODE": "1"}  # learner code may read it: no secrets
         try:
