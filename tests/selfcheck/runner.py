@@ -241,6 +241,7 @@ class Pool:
 
     BATCH_WEIGHT = 8
     WHOLE_UNIT_WEIGHT = 3
+    ALONE_WEIGHT = 8    # only for the order: a batch of its own whatever it weighs
 
     def __init__(self, workers=PARALLEL):
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grading")
@@ -261,8 +262,11 @@ class Pool:
             current[0] += weight
             current[1].append(grading)
         # The longest first: the checks that read outcomes run after everything else in
-        # the session, so what counts is when the last batch ends. Later units take longer.
-        batches.sort(key=lambda batch: -sum(g.unit * (1 if g.check else self.WHOLE_UNIT_WEIGHT) for g in batch))
+        # the session, so what counts is when the last batch ends. Later units take longer,
+        # and a hostile answer graded alone runs into the grader's time bounds (6-20 s
+        # each; last in line, they were the session's final 30 s, one slot at a time).
+        batches.sort(key=lambda batch: -sum(g.unit * (self.ALONE_WEIGHT if g.alone else 1 if g.check
+                                                      else self.WHOLE_UNIT_WEIGHT) for g in batch))
         for batch in batches:
             future = self.executor.submit(grade_batch, batch)
             for index, grading in enumerate(batch):
