@@ -161,7 +161,10 @@ def strays(table=None):
     with _spawn_lock:
         table = process_table() if table is None else table
         mine = {p for p, (ppid, *_r) in table.items() if ppid == me}
-        SPAWNED.intersection_update(mine)
+        # Forget only children that are gone: a table read before a child was started (by
+        # another thread: the self-checks start grading runs all along) does not list it, and
+        # forgetting it there made that grading run and its Redis look like orphans next time.
+        SPAWNED.difference_update({p for p in SPAWNED - mine if not _exists(p)})
         orphans = mine - SPAWNED
     for pid in [p for p in orphans if table[p][1] == "Z"]:
         try:
@@ -169,6 +172,17 @@ def strays(table=None):
         except ChildProcessError:
             pass
     return descendants([p for p in orphans if table[p][1] != "Z"], table)
+
+
+def _exists(pid):
+    """Whether pid is a process that has not been reaped yet (a zombie counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def environ_has(pid, needle):

@@ -142,3 +142,27 @@ def test_a_grader_stopped_with_sigterm_leaves_nothing_running():
         os.kill(pid, signal.SIGKILL)
     assert not left and not outcome.leftovers, (
         f"after SIGTERM the grader left {len(shown)} process(es) running: {shown}")
+
+
+def test_a_run_started_while_a_check_looks_for_leaks_is_not_taken_for_one():
+    """The self-checks start grading runs (pytest, its Redis, its preloaded Python) from
+    other threads while this session's own checks look for leftovers. A child started
+    after a leak scan read the process table must still count as this process's own,
+    not as an orphan: taken for one, it and its Redis were killed mid-grading."""
+    import subprocess
+    import sys
+
+    from grader.learner import strays
+
+    stale = process_table()  # read before the child exists
+    child = subprocess.Popen([sys.executable, "-c", "import subprocess, sys, time; "
+                              "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)']); time.sleep(30)"])
+    try:
+        assert wait_until(lambda: len(descendants([child.pid])) == 2, 10), "the child did not start its own child"
+        strays(stale)  # a leak scan with the table it read before
+        found = strays() & descendants([child.pid])
+        assert not found, f"a child this process started was taken for an orphan: {sorted(found)}"
+    finally:
+        for pid in descendants([child.pid]):
+            os.kill(pid, signal.SIGKILL)
+        child.wait()
