@@ -4,27 +4,26 @@ import pytest
 from course import grading as course_grading, manifest, stages
 from grader.target import resolve
 from selfcheck import runner
-from selfcheck.notebook_runs import Runs as NotebookRuns
 
 _pool = None
-_notebooks = None
-# Gradings this session does anyway: {Grading: unit code}, answered from its own results.
-_graded_here = {}
+# Gradings this session does anyway, answered from its own results.
+_graded_here = set()
 
 
 def pytest_collection_finish(session):
     """Start every grading the selected self-checks will ask for as soon as
     collection ends, so they run while other tests (the units graded against
     solution/, the CLI, the notebooks) do."""
-    global _pool, _notebooks
-    notebooks = [item.callspec.params["path"] for item in session.items
-                 if item.originalname == "test_notebook_runs_and_draws_a_plot"]
-    if notebooks:
-        _notebooks = NotebookRuns(notebooks)  # one at a time, in the background
-    # A test module may start slow, mostly waiting work of its own now (a `prefetch` function).
-    for module in dict.fromkeys(item.module for item in session.items if hasattr(item, "module")):
+    global _pool
+    # A test module may start slow, mostly waiting work of its own now: its `prefetch`
+    # function, given the module's selected tests (the notebooks, the package index).
+    selected = {}
+    for item in session.items:
+        if hasattr(item, "module"):
+            selected.setdefault(item.module, []).append(item)
+    for module, items in selected.items():
         if callable(getattr(module, "prefetch", None)):
-            module.prefetch()
+            module.prefetch(items)
     wanted = []
     for item in session.items:
         for value in getattr(getattr(item, "callspec", None), "params", {}).values():
@@ -33,7 +32,7 @@ def pytest_collection_finish(session):
                 wanted.append(grading)
     last = _last_stage_graded_here(session, wanted)
     if last is not None:
-        _graded_here[last] = f"{last.unit:02d}"
+        _graded_here.add(last)
         wanted.remove(last)
     if wanted:
         _pool = runner.Pool()
@@ -68,8 +67,8 @@ class Gradings:
         self.pool, self.config = pool, config
 
     def outcome(self, grading):
-        code = _graded_here.get(grading)
-        checks = self.config._course_results.checks.get(code, []) if code else []
+        done_here = grading in _graded_here
+        checks = self.config._course_results.checks.get(f"{grading.unit:02d}", []) if done_here else []
         if not checks:
             return self.pool.outcome(grading)
         outcome = runner.Outcome(grading, seconds=sum(c["seconds"] for c in checks))
@@ -80,8 +79,6 @@ class Gradings:
 def pytest_sessionfinish(session):
     if _pool is not None:
         _pool.close()
-    if _notebooks is not None:
-        _notebooks.close()
 
 
 @pytest.fixture(scope="session")
@@ -90,13 +87,3 @@ def gradings(request):
     check waits only for its own batch; solution/ on the last unit is this session's own."""
     return Gradings(_pool or runner.Pool(), request.config)
 
-
-@pytest.fixture(scope="session")
-def notebook_runs():
-    """The session's notebook runs, started when collection ended (or now)."""
-    if _notebooks is not None:
-        yield _notebooks
-        return
-    runs = NotebookRuns([])
-    yield runs
-    runs.close()

@@ -5,7 +5,27 @@ import json
 
 import pytest
 
-from selfcheck.notebook_runs import NOTEBOOKS
+from selfcheck.notebook_runs import NOTEBOOKS, Runs
+
+_runs = None
+
+
+def prefetch(items):
+    """Called when the session's tests are collected: the selected notebooks start
+    running in the background, one at a time, while other checks run."""
+    global _runs
+    paths = [item.callspec.params["path"] for item in items
+             if item.originalname == "test_notebook_runs_and_draws_a_plot"]
+    if paths:
+        _runs = Runs(paths)
+
+
+@pytest.fixture(scope="module")
+def notebook_runs():
+    """The notebook runs started at collection (or, if none were, started as asked for)."""
+    runs = _runs or Runs([])
+    yield runs
+    runs.close()
 
 
 def test_there_are_at_least_three_notebooks():

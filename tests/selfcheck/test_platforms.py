@@ -224,9 +224,11 @@ def load_index():
 _prefetched = None
 
 
-def prefetch():
+def prefetch(items):
     """Called when the session's tests are collected: the index is fetched in the
     background (most of it is waiting on the network) while other checks run."""
+    if not any("index" in item.fixturenames for item in items):
+        return
     global _prefetched
     _prefetched = ThreadPoolExecutor(max_workers=1, thread_name_prefix="index").submit(load_index)
 
