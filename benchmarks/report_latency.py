@@ -29,7 +29,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -318,8 +318,11 @@ def grading_time(args, processes):
     units = sorted(p.name[len("unit_"):] for p in (ROOT / "tests").glob("unit_[0-9][0-9]") if p.is_dir())
     if args.units:
         units = [u for u in units if u in args.units]
-    rows, total, wall_total, split_total, plain_total = [], 0.0, 0.0, 0.0, 0.0
-    with tempfile.TemporaryDirectory(prefix="bench-grading-") as folder:
+    from course import warm
+
+    rows, total, wall_total, split_total, plain_total, warm_total = [], 0.0, 0.0, 0.0, 0.0, 0.0
+    lanes = warm.WarmLanes()
+    with tempfile.TemporaryDirectory(prefix="bench-grading-") as folder, closing(lanes):
         for unit in units:
             results = Path(folder) / f"unit_{unit}.json"
             started = time.perf_counter()
@@ -346,20 +349,25 @@ def grading_time(args, processes):
             wall_total += wall
             split = split_wall(args, unit)
             split_total += split
+            warmed = warm_wall(args, unit, lanes)
+            warm_total += warmed
             plain = split_wall(args, unit, preload=False)
             plain_total += plain
             rows.append([unit, graded["title"], f"{graded['passed']}/{graded['total']}",
-                         f"{graded['seconds']:.1f}", f"{wall:.1f}", f"{split:.1f}", f"{plain:.1f}"])
-        rows.append(["all", "", "", f"{total:.1f}", f"{wall_total:.1f}", f"{split_total:.1f}", f"{plain_total:.1f}"])
+                         f"{graded['seconds']:.1f}", f"{wall:.1f}", f"{split:.1f}", f"{warmed:.1f}", f"{plain:.1f}"])
+        rows.append(["all", "", "", f"{total:.1f}", f"{wall_total:.1f}", f"{split_total:.1f}", f"{warm_total:.1f}",
+                     f"{plain_total:.1f}"])
+        lanes.close()
         if len(units) > 1:
             row = grade_all(args, processes, units, Path(folder) / "all.json")
-            rows.append(row + [grade_all(args, processes, units, Path(folder) / "all.json", preload=False)[-1]])
+            rows.append(row + ["", grade_all(args, processes, units, Path(folder) / "all.json", preload=False)[-1]])
     print(f"\n3. Grading {args.target}/ unit by unit (checks' own seconds, from --results; wall includes "
           "pytest start-up and services): in one pytest run, and as `python3 -m course grade N` grades it "
-          "(its checks shared among lanes); `grade all` grades every unit as `python3 -m course grade all` does. "
-          "The last column grades the same way with every learner process started plainly (COURSE_PRELOAD=0) "
+          "(its checks shared among lanes), and as `python3 -m course watch` grades it after a save (the same "
+          "lanes in warm pytest processes); `grade all` grades every unit as `python3 -m course grade all` does. "
+          "The last column grades as `grade N` does with every learner process started plainly (COURSE_PRELOAD=0) "
           "instead of forked from the grader's preloaded Python")
-    table(["unit", "title", "passed", "graded s", "one run wall s", "grade N wall s", "plain starts s"], rows,
+    table(["unit", "title", "passed", "graded s", "one run wall s", "grade N wall s", "watch s", "plain starts s"], rows,
           text_columns=(0, 1))
 
 
@@ -386,6 +394,21 @@ def split_wall(args, unit, preload=True):
     started = time.perf_counter()
     with preloading(preload):
         grading.run_in_lanes([manifest.unit(int(unit))], Path(args.target), record=False)
+    return time.perf_counter() - started
+
+
+def warm_wall(args, unit, lanes):
+    """Wall seconds to grade one unit as `python3 -m course watch` does after a save: in
+    warm pytest processes (course.warm), started and warmed up beforehand, as watch
+    starts them while the learner edits."""
+    from course import grading, manifest
+
+    unit = manifest.unit(int(unit))
+    lanes.prepare(grading.planned_lanes([unit], Path(args.target)), unit.tests)
+    for host in lanes.hosts:
+        host.ready()
+    started = time.perf_counter()
+    grading.run_in_lanes([unit], Path(args.target), record=False, warm_lanes=lanes)
     return time.perf_counter() - started
 
 

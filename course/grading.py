@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from course import ROOT, manifest, progress, ui
+from course import ROOT, manifest, progress, ui, warm
 from course.target import display
 
 
@@ -32,24 +32,32 @@ class GradeRun:
     seconds: float = 0.0
 
 
-def run_grader(units, target, verbose=False, record=True, checks=None, nodes=None):
+def run_grader(units, target, verbose=False, record=True, checks=None, nodes=None, host=None):
     """Grade `units` on `target` in one pytest run (one Redis, one S3 for all);
-    only the checks named in `checks`, or the pytest node ids in `nodes`, if given."""
+    only the checks named in `checks`, or the pytest node ids in `nodes`, if given.
+    With `host` (a course.warm.Host), in that warm process, unless it has gone."""
     with tempfile.TemporaryDirectory(prefix="course-grade-") as tmp:
         results = Path(tmp) / "results.json"
-        command = [sys.executable, "-m", "pytest", *(nodes or (str(u.tests.relative_to(ROOT)) for u in units)),
-                   "--target", str(target), "--results", str(results)]
+        args = [*(nodes or (str(u.tests.relative_to(ROOT)) for u in units)),
+                "--target", str(target), "--results", str(results)]
         if checks:
-            command += ["-k", " or ".join(sorted(checks))]
-        command += ["-v"] if verbose else ["-q", "--no-header"]
+            args += ["-k", " or ".join(sorted(checks))]
+        args += ["-v"] if verbose else ["-q", "--no-header"]
+        command = [sys.executable, "-m", "pytest", *args]
         env = {k: v for k, v in os.environ.items() if k != "COURSE_TARGET"}
         if not ui.colour_on():
             env["NO_COLOR"] = "1"
         started = time.monotonic()
-        if verbose:
+        code, output = None, ""
+        if host is not None and not verbose:
+            try:
+                code = host.run(args, env, Path(tmp) / "output.txt")
+                output = (Path(tmp) / "output.txt").read_text(errors="replace")
+            except warm.HostGone:
+                code = None  # graded in a run of its own instead
+        if code is None and verbose:
             code = subprocess.call(command, cwd=ROOT, env=env)
-            output = ""
-        else:
+        elif code is None:
             done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
             code, output = done.returncode, done.stdout + done.stderr
         run = GradeRun(returncode=code, output=output, seconds=time.monotonic() - started)
@@ -84,22 +92,22 @@ def lanes(seconds=None):
     return most if seconds is None else min(most, max(2, math.ceil(seconds / SECONDS_PER_LANE)))
 
 
-def run_in_lanes(units, target, record=True, count=None):
+def run_in_lanes(units, target, record=True, count=None, checks=None, warm_lanes=None):
     """Grade `units` with their checks shared among `count` pytest runs at once (each
     with its own Redis and S3), check by check, not unit by unit: most checks wait
     on processes and jobs, not the CPU, and one long unit no longer sets the time of
     its lane. The slowest checks go first, each to the lane with the least to do.
-    One run's results."""
-    nodes = {(unit.code, name): node for unit in units for name, node in check_nodes(unit).items()}
-    # How long a check takes: its last grading here, else a guess from what it does.
-    graded = progress.grades(target)
-    last = {(code, c["check"]): c.get("seconds", 0) for code, result in graded.items()
-            for c in result.get("checks", [])}
-    by_code = {unit.code: unit for unit in units}
-    cost = {key: last[key] if key in last else _guess_seconds(by_code[key[0]], key[1]) for key in nodes}
-    count = count or lanes(sum(cost.values()))
-    if count < 2 or len(nodes) < 4:
-        return run_grader(units, target, record=record)
+    Only the checks named in `checks`, if given. With `warm_lanes` (course.warm.WarmLanes),
+    each lane runs in a warm pytest process. One run's results."""
+    nodes = {(unit.code, name): node for unit in units for name, node in check_nodes(unit).items()
+             if checks is None or name in checks}
+    cost = _costs(units, target, nodes)
+    count = count or lane_count(cost)
+    if warm_lanes is not None:
+        warm_lanes.prepare(count, units[0].tests)
+    if count == 1:
+        return run_grader(units, target, record=record, nodes=list(nodes.values()) if checks else None,
+                          host=warm_lanes and warm_lanes.host(0))
     groups, load = [[] for _ in range(count)], [0.0] * count
     for key in sorted(nodes, key=lambda k: -cost[k]):
         lane = load.index(min(load))
@@ -107,9 +115,10 @@ def run_in_lanes(units, target, record=True, count=None):
         load[lane] += cost[key]
     started = time.monotonic()
     with ThreadPoolExecutor(count) as pool:  # each lane in the course's order
-        runs = list(pool.map(lambda group: run_grader(units, target, record=False,
-                                                      nodes=[nodes[k] for k in nodes if k in group]),
-                             [g for g in groups if g]))
+        runs = list(pool.map(lambda lane, group: run_grader(units, target, record=False,
+                                                            nodes=[nodes[k] for k in nodes if k in group],
+                                                            host=warm_lanes and warm_lanes.host(lane)),
+                             *zip(*[(i, g) for i, g in enumerate(groups) if g])))
     run = runs[0]
     for other in runs[1:]:
         run = merge_runs(run, other, units)
@@ -136,6 +145,29 @@ def run_in_lanes(units, target, record=True, count=None):
     if record and run.units:
         progress.record_grades(target, run.units)
     return run
+
+
+def _costs(units, target, keys):
+    """{(unit code, check): seconds} for keys: each check's last grading here, else a
+    guess from what it does."""
+    graded = progress.grades(target)
+    last = {(code, c["check"]): c.get("seconds", 0) for code, result in graded.items()
+            for c in result.get("checks", [])}
+    by_code = {unit.code: unit for unit in units}
+    return {key: last[key] if key in last else _guess_seconds(by_code[key[0]], key[1]) for key in keys}
+
+
+def lane_count(cost):
+    """How many lanes run_in_lanes shares checks of these costs among."""
+    count = lanes(sum(cost.values()))
+    return 1 if count < 2 or len(cost) < 4 else count
+
+
+def planned_lanes(units, target):
+    """How many lanes grading every check of `units` on `target` takes (`watch` starts
+    that many warm processes ahead of the next grading)."""
+    keys = [(unit.code, name) for unit in units for name in check_nodes(unit)]
+    return lane_count(_costs(units, target, keys))
 
 
 def _guess_seconds(unit, name):
@@ -205,10 +237,11 @@ def report_broken_run(run):
 
 
 def grade(numbers, target, verbose=False, results_path=None, record=True, exercism_path=None, summary_path=None,
-          first=None):
+          first=None, warm_lanes=None):
     """`grade N` / `grade all`: returns the exit code (0 only if every graded unit passes).
     `first`, a set of check names: run those first, and the rest only if they all pass
-    (`watch`, after a save: the checks the saved file can affect)."""
+    (`watch`, after a save: the checks the saved file can affect). `warm_lanes`
+    (`watch`): grade in warm pytest processes (course.warm)."""
     units = [manifest.unit(n) for n in numbers]
     gradable = [u for u in units if has_grader(u)]
     missing = [u for u in units if not has_grader(u)]
@@ -225,16 +258,20 @@ def grade(numbers, target, verbose=False, results_path=None, record=True, exerci
         first, rest = names & set(first), names - set(first)
         if first and rest:
             ui.say(f"  first the {len(first)} check(s) your change can affect, then the other {len(rest)}")
-            run = run_grader(gradable, target, verbose=verbose, record=False, checks=first)
+            def some(checks):
+                if warm_lanes is not None and not verbose:
+                    return run_in_lanes(gradable, target, record=False, checks=checks, warm_lanes=warm_lanes)
+                return run_grader(gradable, target, verbose=verbose, record=False, checks=checks)
+
+            run = some(first)
             if run.units and all(passed(r) for r in run.units.values()):
-                run = merge_runs(run, run_grader(gradable, target, verbose=verbose, record=False, checks=rest),
-                                 gradable)
+                run = merge_runs(run, some(rest), gradable)
                 if record and run.units:  # every check ran: the unit's grade
                     progress.record_grades(target, run.units)
             elif run.units:
                 ui.say(f"  (the other {len(rest)} check(s) run once these pass)")
     if run is None and not verbose:
-        run = run_in_lanes(gradable, target, record=record)
+        run = run_in_lanes(gradable, target, record=record, warm_lanes=warm_lanes)
     if run is None:
         run = run_grader(gradable, target, verbose=verbose, record=record)
     for path in filter(None, (results_path, exercism_path, summary_path)):

@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from course import grading, manifest, progress, stages, ui
+from course import grading, manifest, progress, stages, ui, warm
 from course.target import display
 
 WATCHED_SUFFIXES = {".py", ".toml", ".txt", ".json", ".html", ".js", ".css", ""}
@@ -151,11 +151,12 @@ def run(target, unit=None, poll=False, rounds=None):
     watcher = watcher_for(target, poll)
     graded = 0
     saved = set()  # the files saved since the last grading: their checks run first
+    lanes = warm.WarmLanes() if warm.wanted() else None
     try:
         while True:
             if grading.has_grader(unit):
                 first = grading.affected_checks(unit, saved) if saved else None
-                code = grading.grade([unit.number], target, first=first)
+                code = grading.grade([unit.number], target, first=first, warm_lanes=lanes)
             else:
                 ui.say(f"Unit {unit.code} has no grader yet.")
                 code = 1
@@ -166,6 +167,8 @@ def run(target, unit=None, poll=False, rounds=None):
                 unit = manifest.unit(unit.number + 1)
                 ui.say(f"Moving on: unit {unit.code}, {unit.title}.")
             watcher.reset()
+            if lanes is not None and grading.has_grader(unit):  # they start while the learner edits
+                lanes.prepare(grading.planned_lanes([unit], target), unit.tests)
             ui.say(ui.paint(f"\nWatching {display(target)} for saves ({watcher.kind}); Ctrl-C stops.", "dim"))
             watcher.wait()
             saved = set(watcher.paths)
@@ -175,3 +178,5 @@ def run(target, unit=None, poll=False, rounds=None):
         return 0
     finally:
         watcher.close()
+        if lanes is not None:
+            lanes.close()

@@ -1,0 +1,79 @@
+"""A grading run that stays up between gradings, for `watch` (see course.warm).
+
+A grading run spends its first second or two starting: Python, pytest, the
+grader's modules, moto and boto3, and the preloaded Python that learner
+processes are forked from. `watch` grades the same unit again at every save, so
+it keeps a few of these processes up and sends each of them the next grading.
+Each grading is still a whole pytest session (`pytest.main`): its own Redis, its
+own local S3, a new bucket and new learner processes for every check. Only the
+imports and the preloaded Python are kept.
+
+No learner code runs in this process, so nothing a learner saves is stale here:
+learner files are read, and learner code run, afresh by each check. The grader's
+own files are imported once; a host started before `git pull` grades with the
+old grader until `watch` starts again.
+
+    python host.py
+
+Requests come on standard input, one JSON line each: {"args": pytest's
+arguments, "env": the environment, "output": a file for pytest's output}. The
+answer, on the standard output this process started with, is one JSON line:
+{"code": pytest's exit code}. The process ends when its standard input closes.
+"""
+import json
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def warm_up(unit_folder):
+    """Import what every grading run imports: pytest, the grader (through a collection,
+    which also starts the preloaded Python), moto's server and boto3."""
+    import pytest
+
+    with open(os.devnull, "w") as nowhere:
+        run(["--collect-only", "-q", "-p", "no:cacheprovider", unit_folder], dict(os.environ), nowhere)
+    import boto3  # noqa: F401  (the grader's S3 client)
+    from moto.server import ThreadedMotoServer  # noqa: F401  (the local S3)
+    return pytest
+
+
+def run(args, env, output):
+    """pytest.main(args) with env as the environment and output as its stdout and stderr."""
+    import pytest
+
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved = os.dup(1), os.dup(2)
+    os.environ.clear()
+    os.environ.update(env)
+    os.dup2(output.fileno(), 1)
+    os.dup2(output.fileno(), 2)
+    try:
+        return int(pytest.main(args))
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+
+
+def main():
+    os.chdir(ROOT)
+    sys.path[0] = str(ROOT)  # as `python -m pytest` from the course folder has it, not this folder
+    answers = os.fdopen(os.dup(1), "w", buffering=1)  # pytest's output goes elsewhere
+    warm_up(sys.argv[1] if len(sys.argv) > 1 else "tests/unit_01")
+    answers.write(json.dumps({"ready": True}) + "\n")
+    for line in sys.stdin:
+        request = json.loads(line)
+        with open(request["output"], "w") as output:
+            code = run(request["args"], request["env"], output)
+        answers.write(json.dumps({"code": code}) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""`watch`'s warm grading runs (course.warm): pytest processes kept up between
+gradings must grade exactly as a run of their own would, see every save, stand in
+for nothing when they die, and leave nothing running when `watch` stops."""
+import os
+import shutil
+
+import pytest
+
+from course import ROOT, grading, manifest, stages, warm
+from grader.learner import descendants
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the warm runs are started like any grading run")
+
+
+def outcomes(run):
+    return {(code, c["check"]): c["outcome"] for code, unit in run.units.items() for c in unit["checks"]}
+
+
+@pytest.fixture
+def lanes():
+    held = warm.WarmLanes()
+    yield held
+    held.close()
+
+
+def test_a_warm_run_sees_each_save_and_grades_as_a_run_of_its_own(tmp_path, lanes):
+    """The starter fails unit 02; saving unit 02's files into the same folder makes it
+    pass. A warm run sees both, and its verdicts are a cold run's, check by check."""
+    unit, folder = manifest.unit(2), tmp_path / "app"
+    stages.write_stage(1, folder)
+    lanes.prepare(1, unit.tests)
+    before = grading.run_in_lanes([unit], folder, record=False, count=1, warm_lanes=lanes)
+    assert before.units and not grading.passed(before.units["02"]), before.output
+    stages.write_stage(2, tmp_path / "saved")
+    shutil.copytree(tmp_path / "saved", folder, dirs_exist_ok=True)  # the learner saves unit 02's work
+    after = grading.run_in_lanes([unit], folder, record=False, count=1, warm_lanes=lanes)
+    cold = grading.run_in_lanes([unit], folder, record=False, count=1)
+    assert outcomes(after) == outcomes(cold), after.output
+    assert grading.passed(after.units["02"]), after.output
+    assert [h.popen.pid for h in lanes.hosts] == [lanes.host(0).popen.pid]  # the same process graded both
+
+
+def test_a_warm_run_that_died_is_replaced_by_a_run_of_its_own(tmp_path, lanes):
+    unit, folder = manifest.unit(1), tmp_path / "app"
+    shutil.copytree(ROOT / "solution", folder, ignore=shutil.ignore_patterns(*stages.IGNORED))
+    lanes.prepare(1, unit.tests)
+    host = lanes.host(0)
+    assert host.ready()
+    host.popen.kill()
+    host.popen.wait()
+    run = grading.run_grader([unit], folder, record=False, checks={"test_challenge"}, host=host)
+    assert outcomes(run) == {("01", "test_challenge"): "passed"}, run.output
+
+
+def test_closing_the_warm_runs_leaves_nothing_running(lanes):
+    lanes.prepare(2, manifest.unit(1).tests)
+    assert all(h.ready() for h in lanes.hosts)
+    below = descendants([h.popen.pid for h in lanes.hosts])
+    assert len(below) > 2, "each warm run starts its preloaded Python as it warms up"
+    lanes.close()
+    assert not descendants(below), "processes outlived the warm runs"
