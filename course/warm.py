@@ -61,7 +61,9 @@ class Host:
         except OSError:
             self.stop()
             raise HostGone("the warm grading run exited") from None
-        return int(self._answer(timeout)["code"])
+        answer = self._answer(timeout)
+        self.swept = answer.get("swept", 0)  # what the grading left running, killed after it
+        return int(answer["code"])
 
     def stop(self):
         """Close its input (it stops its services and exits), then make sure it is gone."""

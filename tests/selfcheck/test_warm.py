@@ -59,3 +59,20 @@ def test_closing_the_warm_runs_leaves_nothing_running(lanes):
     assert len(below) > 2, "each warm run starts its preloaded Python as it warms up"
     lanes.close()
     assert not descendants(below), "processes outlived the warm runs"
+
+
+def test_a_warm_run_kills_what_a_grading_left_behind(tmp_path, lanes):
+    """Each check stops its own processes; should one ever be left, the warm run kills it
+    after the grading, so the next grading is not blamed for it."""
+    lanes.prepare(1, manifest.unit(1).tests)
+    host = lanes.host(0)
+    assert host.ready()
+    test = tmp_path / "test_leave_one.py"
+    test.write_text("import subprocess\n"
+                    "def test_leaves_a_process():\n"
+                    "    subprocess.Popen(['sleep', '60'])\n")
+    output = tmp_path / "output.txt"
+    assert host.run([str(test), "-q", "-p", "no:cacheprovider"], dict(os.environ), output) == 0, output.read_text()
+    assert host.swept == 1
+    below = descendants([host.popen.pid]) - {host.popen.pid}
+    assert len(below) == 1, "only its preloaded Python is left"
