@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tomllib
 import uuid
@@ -41,6 +42,11 @@ RUN_MARKER = "COURSE_SELFCHECK_RUN"
 # and jobs; since learner processes are forked preloaded, two a core keep the cores
 # busy (on 2 cores: 458 s at two at a time, 364 s at four, CPU 63% -> 89% busy).
 PARALLEL = int(os.environ.get("COURSE_SELFCHECK_PARALLEL") or max(1, min(4, 2 * (os.cpu_count() or 1))))
+# Batches run in warm pytest processes, one per slot (course.warm, as `watch` grades):
+# each saves a pytest, moto and preloaded-Python start. Hostile answers graded alone, and
+# gradings that change the grader's environment, run as pytest runs of their own.
+# COURSE_SELFCHECK_WARM=0: every batch in a run of its own.
+WARM = os.environ.get("COURSE_SELFCHECK_WARM", "") != "0"
 
 
 def unit_folders():
@@ -139,12 +145,13 @@ def grade(grading, on_start=None):
     return grade_batch([grading], on_start)[0]
 
 
-def grade_batch(batch, on_start=None):
+def grade_batch(batch, on_start=None, host=None):
     """Run gradings of one unit (and one environment) in ONE child pytest, which starts
     its Redis and S3 once and grades each app folder in turn (`--batch`); return their
     Outcomes, in order. Each folder's checks still get a flushed Redis, a new bucket and
     their own learner processes; what a batch saves is a pytest, a Redis and an S3 start
-    per folder. Never raises, never hangs."""
+    per folder. With `host` (a course.warm.Host), that pytest session runs in the warm
+    process, as `watch` grades. Never raises, never hangs."""
     started = time.monotonic()
     first = batch[0]
     assert all(g.unit == first.unit and g.env == first.env for g in batch), "a batch is one unit, one environment"
@@ -167,34 +174,17 @@ def grade_batch(batch, on_start=None):
         env.update(dict(first.env))
         env[RUN_MARKER] = marker
         log = Path(private) / "output.txt"
-        problem = ""
-        with open(log, "w") as out:
-            popen = subprocess.Popen(args, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-            try:
-                if on_start:
-                    on_start(popen)
-                popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                problem = (f"the grading run did not finish within {timeout} s, so it was "
-                           "stopped: the grader itself hung instead of bounding the learner's code")
-                popen.terminate()  # SIGTERM: the grader stops its services and learner processes
-                try:
-                    popen.wait(20)
-                except subprocess.TimeoutExpired:
-                    pass
-            finally:
-                try:
-                    os.killpg(popen.pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-                popen.wait()
+        ran = run_warm(host, args[3:], env, log, timeout) if host is not None and on_start is None else None
+        code, problem, swept = ran or run_cold(args, env, log, timeout, on_start) + (0,)
         output = log.read_text(errors="replace")
         leftovers = leftovers_of(marker)
         if leftovers:
             shown = "; ".join(f"pid {pid}: {cmd[:100]}" for pid, cmd in leftovers[:3])
             problem = (problem + "; " if problem else "") + (
                 f"{len(leftovers)} process(es) outlived the grading run ({shown})")
+        if swept:
+            problem = (problem + "; " if problem else "") + (
+                f"{swept} process(es) outlived the grading run in its warm process, which killed them")
         data = json.loads(results.read_text()).get("batch", {}) if results.is_file() else {}
         for entry, outcome in zip(plan, outcomes):
             outcome.output, outcome.leftovers, outcome.problem = output, leftovers, problem
@@ -203,11 +193,54 @@ def grade_batch(batch, on_start=None):
                     outcome.checks[check["check"]] = check
             if not outcome.checks and not outcome.problem:
                 tail = " | ".join(l for l in output.strip().splitlines()[-5:])
-                outcome.problem = f"the grading run wrote no results (exit code {popen.returncode}): {tail}"
+                outcome.problem = f"the grading run wrote no results (exit code {code}): {tail}"
     seconds = time.monotonic() - started
     for outcome in outcomes:  # alone: the run's wall time; in a batch: its own checks' time
         outcome.seconds = seconds if len(batch) == 1 else sum(c.get("seconds", 0) for c in outcome.checks.values())
     return outcomes
+
+
+def run_cold(args, env, log, timeout, on_start=None):
+    """Run the grading command in a child pytest of its own; (exit code, problem)."""
+    problem = ""
+    with open(log, "w") as out:
+        popen = subprocess.Popen(args, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            if on_start:
+                on_start(popen)
+            popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            problem = (f"the grading run did not finish within {timeout} s, so it was "
+                       "stopped: the grader itself hung instead of bounding the learner's code")
+            popen.terminate()  # SIGTERM: the grader stops its services and learner processes
+            try:
+                popen.wait(20)
+            except subprocess.TimeoutExpired:
+                pass
+        finally:
+            try:
+                os.killpg(popen.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            popen.wait()
+    return popen.returncode, problem
+
+
+def run_warm(host, args, env, log, timeout):
+    """Run the grading's pytest session in a warm process; (exit code, problem, processes it
+    left running), or None if that process was gone before the grading was over (then it
+    is graded in a run of its own)."""
+    from course import warm
+
+    started = time.monotonic()
+    try:
+        return host.run(args, env, log, timeout=timeout), "", host.swept
+    except warm.HostGone:
+        if time.monotonic() - started < timeout:
+            return None
+        return -1, (f"the grading run did not finish within {timeout} s, so it was stopped: the grader "
+                    "itself hung instead of bounding the learner's code"), 0
 
 
 def leftovers_of(marker, grace=3):
@@ -236,29 +269,56 @@ def leftovers_of(marker, grace=3):
 class Pool:
     """Runs gradings PARALLEL batches at a time. Submit everything first, then ask
     for each result in turn: later ones run while earlier ones are looked at.
-    Gradings of one unit and environment go in batches of up to BATCH_WEIGHT
-    (a whole unit weighs WHOLE_UNIT_WEIGHT, one check 1), in one pytest each."""
+    Gradings of one unit and environment go in batches of up to BATCH_CHECKS checks
+    (a whole unit counts its checks), in one pytest each."""
 
     # Each batch is a pytest with its own Redis, local S3 and preloaded Python: about
-    # 2 s of CPU before its first check, and the suite is bound by CPU. On 2 cores the
-    # whole suite's pytest part took 300 s with batches of 8, 274 s with 16 and 273 s
-    # with 24, in one sitting; past 16, fewer starts no longer pay.
-    BATCH_WEIGHT = 16
-    WHOLE_UNIT_WEIGHT = 3
-    ALONE_WEIGHT = 8    # only for the order: a batch of its own whatever it weighs
+    # 2 s of CPU before its first check, and the suite is bound by CPU; but one batch
+    # runs its gradings one after another, and the longest batch can end the session.
+    # Counted in checks, a batch holds one whole unit 08 (19 checks) or 24 single checks,
+    # not five unit 08s (a batch of them took 266 s, the session's last minute alone).
+    BATCH_CHECKS = 24
+    ALONE_WEIGHT = BATCH_CHECKS  # only for the order: a batch of its own whatever it weighs
 
-    def __init__(self, workers=PARALLEL):
+    def __init__(self, workers=PARALLEL, warm=WARM):
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grading")
         self.futures = {}   # grading -> (future of its batch's outcomes, its index there)
+        self.warm = warm
+        self.local = threading.local()  # each slot's warm process
+        self.hosts = []
+        self.lock = threading.Lock()
+
+    def _grade(self, batch):
+        """Grade a batch in this slot's warm process, unless it is hostile code graded alone or
+        changes the grader's environment (a warm process started with its own)."""
+        first = batch[0]
+        if not self.warm or first.alone or first.env:
+            return grade_batch(batch)
+        from course import warm
+
+        host = getattr(self.local, "host", None)
+        if host is None or host.popen.poll() is not None:
+            host = self.local.host = warm.Host(TESTS / f"unit_{first.unit:02d}")
+            with self.lock:
+                self.hosts.append(host)
+        return grade_batch(batch, host=host)
+
+    @staticmethod
+    def weight(grading):
+        """How many checks the grading runs."""
+        from course.grading import check_nodes
+        from course.manifest import unit
+
+        return 1 if grading.check else len(check_nodes(unit(grading.unit)))
 
     def submit_all(self, gradings):
         """Queue gradings, batched, in about the order given."""
         open_batches, batches = {}, []
         for grading in dict.fromkeys(g for g in gradings if g not in self.futures):
-            weight = 1 if grading.check else self.WHOLE_UNIT_WEIGHT
+            weight = self.weight(grading)
             key = (grading.unit, grading.env)
             current = None if grading.alone else open_batches.get(key)
-            if current is None or current[0] + weight > self.BATCH_WEIGHT:
+            if current is None or current[0] + weight > self.BATCH_CHECKS:
                 current = [0, []]
                 batches.append(current[1])
                 if not grading.alone:
@@ -269,10 +329,10 @@ class Pool:
         # the session, so what counts is when the last batch ends. Later units take longer,
         # and a hostile answer graded alone runs into the grader's time bounds (6-20 s
         # each; last in line, they were the session's final 30 s, one slot at a time).
-        batches.sort(key=lambda batch: -sum(g.unit * (self.ALONE_WEIGHT if g.alone else 1 if g.check
-                                                      else self.WHOLE_UNIT_WEIGHT) for g in batch))
+        batches.sort(key=lambda batch: -sum(g.unit * (self.ALONE_WEIGHT if g.alone else self.weight(g))
+                                            for g in batch))
         for batch in batches:
-            future = self.executor.submit(grade_batch, batch)
+            future = self.executor.submit(self._grade, batch)
             for index, grading in enumerate(batch):
                 self.futures[grading] = (future, index)
 
@@ -288,6 +348,10 @@ class Pool:
         for future, _ in self.futures.values():
             future.cancel()
         self.executor.shutdown(wait=True)
+        with self.lock:
+            hosts, self.hosts = self.hosts, []
+        for host in hosts:
+            host.stop()
 
 
 # ---------------------------------------------------------------- the corpus
