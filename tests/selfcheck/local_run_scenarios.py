@@ -1,5 +1,7 @@
 """The README's run command: the finished app on this machine, end to end,
-and nothing left running once it is stopped."""
+and nothing left running once it is stopped.
+
+Run in a pytest of its own, in the background, by test_in_background.py."""
 import os
 import re
 import signal

@@ -1,7 +1,9 @@
 """The finished app (solution/) survives what production does to it, with real
 processes: Redis restarting mid-job and while idle, a worker killed with its
 work horse, Redis away from the web app, slow clients, and links signed the
-way AWS wants. The faults are the ones benchmarks/faults.py counts."""
+way AWS wants. The faults are the ones benchmarks/faults.py counts.
+
+Run in a pytest of its own, in the background, by test_in_background.py."""
 import os
 import socket
 import subprocess
