@@ -11,16 +11,16 @@ checks, the same assertions, the same messages. A child pytest also keeps its
 real processes (and any orphan of theirs) away from the leak checks of the
 session, which run meanwhile.
 
-    SCENARIOS = Background("production_scenarios.py")
+    SCENARIOS = Background("production_scenarios.py", "local_run_scenarios.py")
 
     def prefetch(items):                  # the selfcheck conftest calls it
         SCENARIOS.start(items)            # items: the selected tests, each with a `check` parameter
 
     @pytest.mark.parametrize("check", SCENARIOS.checks())
-    def test_production(check):
+    def test_in_background(check):
         SCENARIOS.report(check)
 
-test_in_background.py does this for every such module.
+That is test_in_background.py.
 """
 import ast
 import shutil
@@ -40,16 +40,19 @@ WHOLE_SECONDS = 600
 
 
 class Background:
-    def __init__(self, filename):
-        self.path = HERE / filename
+    """The modules `filenames`, run one after another in one child pytest: side by side,
+    their timing checks would also compete with each other for the machine."""
+
+    def __init__(self, *filenames):
+        self.paths = [HERE / name for name in filenames]
         self.popen = None
         self.results = None
         self.folder = None
 
     def checks(self):
-        """The module's test functions, by name, read without importing it."""
-        tree = ast.parse(self.path.read_text())
-        return [node.name for node in tree.body if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")]
+        """The modules' test functions, by name, read without importing them."""
+        return [node.name for path in self.paths for node in ast.parse(path.read_text()).body
+                if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")]
 
     def start(self, items):
         """Start the child pytest on the checks of `items` (the selected tests that report them)."""
@@ -57,8 +60,8 @@ class Background:
         if self.popen is not None or not wanted:
             return
         self.folder = Path(tempfile.mkdtemp(prefix="course-background-"))
-        args = [sys.executable, "-m", "pytest", str(self.path.relative_to(ROOT)), "--self-check", "--target", "solution",
-                "-q", "-p", "no:cacheprovider", "--junitxml", str(self.folder / "results.xml"),
+        args = [sys.executable, "-m", "pytest", *(str(p.relative_to(ROOT)) for p in self.paths), "--self-check",
+                "--target", "solution", "-q", "-p", "no:cacheprovider", "--junitxml", str(self.folder / "results.xml"),
                 "-k", " or ".join(wanted)]
         with open(self.folder / "output.txt", "w") as output:
             self.popen = subprocess.Popen(args, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=output,
@@ -73,7 +76,7 @@ class Background:
                 self.popen.wait(WHOLE_SECONDS)
             except subprocess.TimeoutExpired:
                 self.close()
-                pytest.fail(f"the background self-checks in {self.path.name} did not finish within "
+                pytest.fail(f"the background self-checks in {', '.join(p.name for p in self.paths)} did not finish within "
                             f"{WHOLE_SECONDS} s", pytrace=False)
             self.results = {}
             xml = self.folder / "results.xml"

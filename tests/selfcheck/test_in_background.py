@@ -1,6 +1,6 @@
-"""Self-checks that mostly wait, each module in a pytest of its own started in the
-background when collection ends (selfcheck/background.py); each test here reports
-one of their checks, pass, fail or skip, with its message.
+"""Self-checks that mostly wait, in a pytest of their own started in the background
+when collection ends (selfcheck/background.py), one module after the other; each
+test here reports one of their checks, pass, fail or skip, with its message.
 
 - production_scenarios.py: the finished app survives what production does to it,
   with real processes (Redis restarting mid-job and while idle, a worker killed
@@ -13,22 +13,19 @@ import pytest
 
 from selfcheck.background import Background
 
-MODULES = {name: Background(f"{name}.py") for name in ("production_scenarios", "local_run_scenarios")}
+SCENARIOS = Background("production_scenarios.py", "local_run_scenarios.py")
 
 
 def prefetch(items):
-    for name, module in MODULES.items():
-        module.start([item for item in items if item.callspec.params["module"] == name])
+    SCENARIOS.start(items)
 
 
 @pytest.fixture(scope="module", autouse=True)
-def stop_the_background_runs():
+def stop_the_background_run():
     yield
-    for module in MODULES.values():
-        module.close()
+    SCENARIOS.close()
 
 
-@pytest.mark.parametrize("module,check", [(name, check) for name, module in MODULES.items() for check in module.checks()],
-                         ids=lambda value: value)
-def test_in_background(module, check):
-    MODULES[module].report(check)
+@pytest.mark.parametrize("check", SCENARIOS.checks())
+def test_in_background(check):
+    SCENARIOS.report(check)
