@@ -3,11 +3,12 @@ gradings must grade exactly as a run of their own would, see every save, stand i
 for nothing when they die, and leave nothing running when `watch` stops."""
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
 from course import ROOT, grading, manifest, stages, warm
-from grader.learner import descendants
+from grader.learner import command_line, descendants
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the warm runs are started like any grading run")
 
@@ -46,9 +47,16 @@ def test_a_warm_run_that_died_is_replaced_by_a_run_of_its_own(tmp_path, lanes):
     lanes.prepare(1, unit.tests)
     host = lanes.host(0)
     assert host.ready()
+    # Its preloaded Python's socket folder: a process killed outright cannot remove it.
+    folders = {Path(arg).parent for pid in descendants([host.popen.pid])
+               for arg in command_line(pid).split() if arg.endswith("/socket")}
     host.popen.kill()
     host.popen.wait()
-    run = grading.run_grader([unit], folder, record=False, checks={"test_challenge"}, host=host)
+    try:
+        run = grading.run_grader([unit], folder, record=False, checks={"test_challenge"}, host=host)
+    finally:
+        for socket_folder in folders:
+            shutil.rmtree(socket_folder, ignore_errors=True)
     assert outcomes(run) == {("01", "test_challenge"): "passed"}, run.output
 
 
