@@ -367,8 +367,8 @@ def grading_time(args, processes):
           "lanes in warm pytest processes); `grade all` grades every unit as `python3 -m course grade all` does. "
           "The last column grades as `grade N` does with every learner process started plainly (COURSE_PRELOAD=0) "
           "instead of forked from the grader's preloaded Python")
-    table(["unit", "title", "passed", "graded s", "one run wall s", "grade N wall s", "watch s", "plain starts s"], rows,
-          text_columns=(0, 1))
+    table(["unit", "title", "passed", "graded s", "one run wall s", "grade N wall s", "watch s", "plain starts s"],
+          rows, text_columns=(0, 1))
 
 
 @contextmanager

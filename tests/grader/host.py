@@ -18,7 +18,8 @@ old grader until `watch` starts again.
 Requests come on standard input, one JSON line each: {"args": pytest's
 arguments, "env": the environment, "output": a file for pytest's output}. The
 answer, on the standard output this process started with, is one JSON line:
-{"code": pytest's exit code, "swept": how many processes it left running, killed}. The process ends when its standard input closes.
+{"code": pytest's exit code, "swept": how many processes it left running, killed}.
+The process ends when its standard input closes.
 """
 import json
 import os

@@ -76,8 +76,9 @@ class Background:
                 self.popen.wait(WHOLE_SECONDS)
             except subprocess.TimeoutExpired:
                 self.close()
-                pytest.fail(f"the background self-checks in {', '.join(p.name for p in self.paths)} did not finish within "
-                            f"{WHOLE_SECONDS} s", pytrace=False)
+                names = ", ".join(p.name for p in self.paths)
+                pytest.fail(f"the background self-checks in {names} did not finish within {WHOLE_SECONDS} s",
+                            pytrace=False)
             self.results = {}
             xml = self.folder / "results.xml"
             cases = ElementTree.parse(xml).getroot().iter("testcase") if xml.is_file() else []

@@ -211,8 +211,7 @@ def run_cold(args, env, log, timeout, on_start=None):
                 on_start(popen)
             popen.wait(timeout)
         except subprocess.TimeoutExpired:
-            problem = (f"the grading run did not finish within {timeout} s, so it was "
-                       "stopped: the grader itself hung instead of bounding the learner's code")
+            problem = hung(timeout)
             popen.terminate()  # SIGTERM: the grader stops its services and learner processes
             try:
                 popen.wait(20)
@@ -239,8 +238,12 @@ def run_warm(host, args, env, log, timeout):
     except warm.HostGone:
         if time.monotonic() - started < timeout:
             return None
-        return -1, (f"the grading run did not finish within {timeout} s, so it was stopped: the grader "
-                    "itself hung instead of bounding the learner's code"), 0
+        return -1, hung(timeout), 0
+
+
+def hung(timeout):
+    return (f"the grading run did not finish within {timeout} s, so it was stopped: the grader itself hung "
+            "instead of bounding the learner's code")
 
 
 def leftovers_of(marker, grace=3):
