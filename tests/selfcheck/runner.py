@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import tomllib
 import uuid
@@ -42,11 +41,6 @@ RUN_MARKER = "COURSE_SELFCHECK_RUN"
 # and jobs; since learner processes are forked preloaded, two a core keep the cores
 # busy (on 2 cores: 458 s at two at a time, 364 s at four, CPU 63% -> 89% busy).
 PARALLEL = int(os.environ.get("COURSE_SELFCHECK_PARALLEL") or max(1, min(4, 2 * (os.cpu_count() or 1))))
-# Batches run in warm pytest processes, one per slot (course.warm, as `watch` grades):
-# each saves a pytest, moto and preloaded-Python start. Hostile answers graded alone, and
-# gradings that change the grader's environment, run as pytest runs of their own.
-# COURSE_SELFCHECK_WARM=0: every batch in a run of its own.
-WARM = os.environ.get("COURSE_SELFCHECK_WARM", "") != "0"
 
 
 def unit_folders():
@@ -145,13 +139,12 @@ def grade(grading, on_start=None):
     return grade_batch([grading], on_start)[0]
 
 
-def grade_batch(batch, on_start=None, host=None):
+def grade_batch(batch, on_start=None):
     """Run gradings of one unit (and one environment) in ONE child pytest, which starts
     its Redis and S3 once and grades each app folder in turn (`--batch`); return their
     Outcomes, in order. Each folder's checks still get a flushed Redis, a new bucket and
     their own learner processes; what a batch saves is a pytest, a Redis and an S3 start
-    per folder. With `host` (a course.warm.Host), that pytest session runs in the warm
-    process, as `watch` grades. Never raises, never hangs."""
+    per folder. Never raises, never hangs."""
     started = time.monotonic()
     first = batch[0]
     assert all(g.unit == first.unit and g.env == first.env for g in batch), "a batch is one unit, one environment"
@@ -174,17 +167,13 @@ def grade_batch(batch, on_start=None, host=None):
         env.update(dict(first.env))
         env[RUN_MARKER] = marker
         log = Path(private) / "output.txt"
-        ran = run_warm(host, args[3:], env, log, timeout) if host is not None and on_start is None else None
-        code, problem, swept = ran or run_cold(args, env, log, timeout, on_start) + (0,)
+        code, problem = run_cold(args, env, log, timeout, on_start)
         output = log.read_text(errors="replace")
         leftovers = leftovers_of(marker)
         if leftovers:
             shown = "; ".join(f"pid {pid}: {cmd[:100]}" for pid, cmd in leftovers[:3])
             problem = (problem + "; " if problem else "") + (
                 f"{len(leftovers)} process(es) outlived the grading run ({shown})")
-        if swept:
-            problem = (problem + "; " if problem else "") + (
-                f"{swept} process(es) outlived the grading run in its warm process, which killed them")
         data = json.loads(results.read_text()).get("batch", {}) if results.is_file() else {}
         for entry, outcome in zip(plan, outcomes):
             outcome.output, outcome.leftovers, outcome.problem = output, leftovers, problem
@@ -211,7 +200,8 @@ def run_cold(args, env, log, timeout, on_start=None):
                 on_start(popen)
             popen.wait(timeout)
         except subprocess.TimeoutExpired:
-            problem = hung(timeout)
+            problem = (f"the grading run did not finish within {timeout} s, so it was stopped: the grader "
+                       "itself hung instead of bounding the learner's code")
             popen.terminate()  # SIGTERM: the grader stops its services and learner processes
             try:
                 popen.wait(20)
@@ -224,26 +214,6 @@ def run_cold(args, env, log, timeout, on_start=None):
                 pass
             popen.wait()
     return popen.returncode, problem
-
-
-def run_warm(host, args, env, log, timeout):
-    """Run the grading's pytest session in a warm process; (exit code, problem, processes it
-    left running), or None if that process was gone before the grading was over (then it
-    is graded in a run of its own)."""
-    from course import warm
-
-    started = time.monotonic()
-    try:
-        return host.run(args, env, log, timeout=timeout), "", host.swept
-    except warm.HostGone:
-        if time.monotonic() - started < timeout:
-            return None
-        return -1, hung(timeout), 0
-
-
-def hung(timeout):
-    return (f"the grading run did not finish within {timeout} s, so it was stopped: the grader itself hung "
-            "instead of bounding the learner's code")
 
 
 def leftovers_of(marker, grace=3):
@@ -283,28 +253,9 @@ class Pool:
     BATCH_CHECKS = 24
     ALONE_WEIGHT = BATCH_CHECKS  # only for the order: a batch of its own whatever it weighs
 
-    def __init__(self, workers=PARALLEL, warm=WARM):
+    def __init__(self, workers=PARALLEL):
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grading")
         self.futures = {}   # grading -> (future of its batch's outcomes, its index there)
-        self.warm = warm
-        self.local = threading.local()  # each slot's warm process
-        self.hosts = []
-        self.lock = threading.Lock()
-
-    def _grade(self, batch):
-        """Grade a batch in this slot's warm process, unless it is hostile code graded alone or
-        changes the grader's environment (a warm process started with its own)."""
-        first = batch[0]
-        if not self.warm or first.alone or first.env:
-            return grade_batch(batch)
-        from course import warm
-
-        host = getattr(self.local, "host", None)
-        if host is None or host.popen.poll() is not None:
-            host = self.local.host = warm.Host(TESTS / f"unit_{first.unit:02d}")
-            with self.lock:
-                self.hosts.append(host)
-        return grade_batch(batch, host=host)
 
     @staticmethod
     def weight(grading):
@@ -335,7 +286,7 @@ class Pool:
         batches.sort(key=lambda batch: -sum(g.unit * (self.ALONE_WEIGHT if g.alone else self.weight(g))
                                             for g in batch))
         for batch in batches:
-            future = self.executor.submit(self._grade, batch)
+            future = self.executor.submit(grade_batch, batch)
             for index, grading in enumerate(batch):
                 self.futures[grading] = (future, index)
 
@@ -351,10 +302,6 @@ class Pool:
         for future, _ in self.futures.values():
             future.cancel()
         self.executor.shutdown(wait=True)
-        with self.lock:
-            hosts, self.hosts = self.hosts, []
-        for host in hosts:
-            host.stop()
 
 
 # ---------------------------------------------------------------- the corpus
