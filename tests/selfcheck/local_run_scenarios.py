@@ -55,11 +55,15 @@ def test_run_serves_the_finished_app_and_stops_everything(stop_with, tmp_path):
     assert not left, f"`course run` left {len(left)} processes running"
 
 
-def start_run(marker, **popen):
-    """`course run` in its own process group, as a terminal starts a pipeline."""
+def start_run(marker, temp=None, **popen):
+    """`course run` in its own process group, as a terminal starts a pipeline; its temporary
+    folders in `temp`, if given."""
     port = services.free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "REDIS_", "S3_", "REPORT_"))}
     env.update(REPORT_SECONDS="0.5", **{MARKER: marker})
+    if temp is not None:
+        temp.mkdir(exist_ok=True)
+        env["TMPDIR"] = str(temp)
     run = subprocess.Popen([sys.executable, "-m", "course", "run", "--port", str(port)], cwd=ROOT, env=env,
                            start_new_session=True, **popen)
     services.wait_for_port(port, 60, run, what="`course run`")
@@ -116,7 +120,8 @@ def test_a_killed_run_takes_its_processes_with_it(tmp_path):
     """The terminal closed, the IDE's stop button, the OOM killer: `course run` gets SIGKILL
     and cannot clean up, so its children must notice and stop on their own."""
     marker = uuid.uuid4().hex
-    run = start_run(marker, stdout=(tmp_path / "run.log").open("w"), stderr=subprocess.STDOUT)
+    # Killed, it cannot remove its temporary folders either: they go where the test's own do.
+    run = start_run(marker, temp=tmp_path / "tmp", stdout=(tmp_path / "run.log").open("w"), stderr=subprocess.STDOUT)
     redis_port = redis_port_of((tmp_path / "run.log").read_text())
     os.kill(run.pid, signal.SIGKILL)
     run.wait(10)
