@@ -34,6 +34,8 @@ class Host:
             [sys.executable, str(HOST), str(unit_folder)], cwd=ROOT, stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         # In watch's process group: Ctrl-C reaches it too, and stops its grading as it stops a run of its own.
+        self._ready = False
+        self.swept = 0  # what the last grading left running, killed after it
 
     def _answer(self, seconds):
         """The host's next JSON line, or HostGone if it exits or says nothing within seconds."""
@@ -47,7 +49,7 @@ class Host:
         return json.loads(line[0])
 
     def ready(self):
-        if not getattr(self, "_ready", False):
+        if not self._ready:
             self._ready = bool(self._answer(READY_WITHIN).get("ready"))
         return self._ready
 
@@ -62,7 +64,7 @@ class Host:
             self.stop()
             raise HostGone("the warm grading run exited") from None
         answer = self._answer(timeout)
-        self.swept = answer.get("swept", 0)  # what the grading left running, killed after it
+        self.swept = answer.get("swept", 0)
         return int(answer["code"])
 
     def stop(self):

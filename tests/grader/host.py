@@ -32,13 +32,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def warm_up(unit_folder):
     """Import what every grading run imports: pytest, the grader (through a collection,
     which also starts the preloaded Python), moto's server and boto3."""
-    import pytest
-
     with open(os.devnull, "w") as nowhere:
         run(["--collect-only", "-q", "-p", "no:cacheprovider", unit_folder], dict(os.environ), nowhere)
     import boto3  # noqa: F401  (the grader's S3 client)
     from moto.server import ThreadedMotoServer  # noqa: F401  (the local S3)
-    return pytest
 
 
 def run(args, env, output):

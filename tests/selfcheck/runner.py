@@ -21,7 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from course import ROOT, stages
+from course import ROOT, manifest, stages
+from course.grading import check_nodes
 from grader.learner import command_line, environ_has, kill_all, marked_processes, reap, strays
 
 TESTS = ROOT / "tests"
@@ -260,10 +261,7 @@ class Pool:
     @staticmethod
     def weight(grading):
         """How many checks the grading runs."""
-        from course.grading import check_nodes
-        from course.manifest import unit
-
-        return 1 if grading.check else len(check_nodes(unit(grading.unit)))
+        return 1 if grading.check else len(check_nodes(manifest.unit(grading.unit)))
 
     def submit_all(self, gradings):
         """Queue gradings, batched, in about the order given."""
