@@ -27,6 +27,7 @@ This file is run as a script, not imported: it imports nothing of the grader.
 """
 import builtins
 import ctypes
+import gc
 import importlib.machinery
 import io
 import json
@@ -312,7 +313,15 @@ def serve(path):
     only in a forked process, with what that process is to run."""
     parent = os.getppid()
     venv_bin = os.path.dirname(os.path.abspath(sys.executable))
+    # Every forked process would otherwise walk all the preloaded objects at each
+    # full collection and again when it exits, and each walk writes to them (the
+    # collector's counts), copying the shared pages one by one. Frozen, they are out
+    # of the collector's sight; the learner's own objects are collected as usual.
+    # Measured: a grading of unit 08 used 27% less CPU (14.1 -> 10.3 s).
+    gc.disable()  # no collections while importing: they would only find live modules
     shadowable = preload()
+    gc.freeze()
+    gc.enable()
     area = title_area()
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
