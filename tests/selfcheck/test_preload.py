@@ -140,9 +140,38 @@ def test_a_startup_hook_on_the_path_runs_first(app, tmp_path):
     assert preloaded([sys.executable, "hooked.py"], folder, env)[:2] == (0, "True\n")
 
 
+S3_CLIENT = textwrap.dedent("""\
+    import boto3, json
+    session = boto3.DEFAULT_SESSION
+    # Nothing read from any AWS config file before the learner's code asks: the
+    # preloader's would be the grader's own.
+    read = session is not None and session._session._config is not None
+    client = boto3.client("s3")
+    credentials = client._request_signer._credentials
+    print(json.dumps([read, client.meta.region_name, client.meta.endpoint_url, credentials.access_key]))
+""")
+
+
+def test_a_boto3_client_reads_the_learners_environment_not_the_preloaders(app):
+    """The preloader loads boto3's S3 data into its default session; the client a
+    learner makes from it still takes region, endpoint and keys from its own environment."""
+    folder, env = app
+    (folder / "client.py").write_text(S3_CLIENT)
+    env = {**env, "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_DEFAULT_REGION": "eu-west-3",
+           "AWS_ACCESS_KEY_ID": "learner-key", "AWS_SECRET_ACCESS_KEY": "learner-secret",
+           "HOME": str(folder)}
+    want = plain([sys.executable, "client.py"], folder, env)
+    got = preloaded([sys.executable, "client.py"], folder, env)
+    assert got[2] == "forked"
+    assert got[:2] == want[:2]
+    assert json.loads(got[1]) == [False, "eu-west-3", "http://127.0.0.1:9", "learner-key"]
+
+
 @pytest.mark.parametrize("variable, code", [
     ("RQ_KEY_PREFIX", "import rq.defaults; print(rq.defaults.RQ_KEY_PREFIX)"),
     ("WEB_CONCURRENCY", "from gunicorn.config import Workers; print(Workers.default)"),
+    ("AWS_DATA_PATH", "import boto3; boto3.client('s3', region_name='us-east-1', aws_access_key_id='k', "
+                      "aws_secret_access_key='s'); print(boto3.DEFAULT_SESSION._loader.search_paths[0])"),
 ])
 def test_settings_libraries_read_when_imported_follow_the_environment(app, variable, code):
     folder, env = app
