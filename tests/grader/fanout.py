@@ -51,11 +51,15 @@ def dependencies(redis, job):
     return [jobs.fetch(redis, job_id) for job_id in job.dependency_ids]
 
 
-def settled(redis, timeout, quiet=1.0):
-    """Wait until no job has been queued or running on any queue for `quiet` seconds
-    in a row; True if that happened in time. A moment of idleness is not enough: when
-    a job ends, its worker enqueues the jobs that depend on it a few milliseconds later."""
+def settled(redis, timeout, quiet=0.3):
+    """Wait until no job is queued or running on any queue, and every registered
+    worker waits for jobs again (its connection blocked in Redis), for `quiet` seconds
+    in a row; True if that happened in time. An empty queue alone is not enough: when
+    a job ends, its worker enqueues the jobs that depend on it a moment later, and
+    only then goes back to waiting. (rq keeps a worker's state "idle" throughout.)"""
     import time
+
+    from rq import Worker
 
     idle_since = [None]
 
@@ -64,10 +68,13 @@ def settled(redis, timeout, quiet=1.0):
             if queue.count or queue.started_job_registry.get_job_ids():
                 idle_since[0] = None
                 return False
+        if redis.info("clients")["blocked_clients"] < Worker.count(connection=redis):
+            idle_since[0] = None
+            return False
         idle_since[0] = idle_since[0] or time.monotonic()
         return time.monotonic() - idle_since[0] >= quiet
 
-    return bool(wait_until(idle, timeout, interval=0.1))
+    return bool(wait_until(idle, timeout, interval=0.05))
 
 
 def fast_forward_retries(redis):
