@@ -72,16 +72,16 @@ def run_grader(units, target, verbose=False, record=True, checks=None, nodes=Non
 # A pytest run of its own costs about a second of CPU before its first check (Python,
 # pytest, the local S3 and the preloaded Python starting): worth it only for checks
 # that wait longer than that between them.
-SECONDS_PER_LANE = 8
+SECONDS_PER_LANE = 6
 
 
 def lanes(seconds=None):
     """How many pytest runs `grade` shares checks among: 1 on one core; else one per
     SECONDS_PER_LANE of checks (by their last grading), at least two and at most
     four, since a check mostly waits on learner processes and jobs. Measured on
-    2 cores, solution/: units 01-07 (2-14 s of checks) graded fastest in two runs
-    (unit 05: 9.2 s in one, 5.9 in two, 6.9 in three, 8.1 in four); unit 08 (33 s)
-    in four (27.2, 16.0, 14.2, 12.0 s). COURSE_GRADE_LANES=N sets it."""
+    2 cores, solution/: units 01-07 (1-6 s of checks) graded fastest in two runs
+    (unit 05: 4.7-6.1 s in two, 5.7-5.9 in three); unit 08 (21 s) in four (medians of
+    five: 10.8 s in three, 10.0 in four; 10.8-11.1 in five). COURSE_GRADE_LANES=N sets it."""
     wanted = os.environ.get("COURSE_GRADE_LANES", "")
     if wanted.isdigit() and int(wanted) >= 1:
         return int(wanted)
