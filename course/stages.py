@@ -7,10 +7,17 @@ reference answers and explanations. Its learner files carry unit markers:
 
     # [unit 03+]       lines from unit 03 on (live code in the source)
     # [unit 01-02]     lines for units 01-02 only, kept commented out ("# ")
+    # [unit 07.4+]     lines from step 4 of unit 07 on
+    # [unit 03-07.5]   lines from unit 03 through step 5 of unit 07
     # [end]
 
-The stage of unit N keeps the blocks whose range holds N, uncomments the
-ones that were commented out, and drops the marker lines. Three folders are
+A stage is the app at the end of a unit (N) or right after one step of it
+(Step(N, k)). A block that names a unit without a step starts at that unit's
+first step and ends with its last. The stage keeps the blocks whose range
+holds it, uncomments the ones that were commented out, and drops the marker
+lines. The lessons' step walk (tests/selfcheck/test_lesson_steps.py) builds
+the app after every step and checks that it runs and that the step's code
+blocks are what changed. Three folders are
 generated from it and committed, never edited by hand
 (`python3 -m course stages` writes them all):
 
@@ -35,7 +42,30 @@ from course import manifest
 SOLUTION = ROOT / "solution"
 STARTER = ROOT / "starter"
 SOURCE = ROOT / "course" / "source"
-MARKER = re.compile(r"^# \[unit (\d+)(\+|-(\d+))\]\s*$")
+MARKER = re.compile(r"^# \[unit (\d+)(?:\.(\d+))?(\+|-(\d+)(?:\.(\d+))?)\]\s*$")
+LAST_STEP = 10**6  # "the end of the unit": after any step it has
+
+
+class Step(tuple):
+    """A stage inside a unit: the app right after step `step` of unit `unit`."""
+
+    def __new__(cls, unit, step):
+        return super().__new__(cls, (unit, step))
+
+    unit = property(lambda self: self[0])
+    step = property(lambda self: self[1])
+
+    def __repr__(self):
+        return f"Step({self[0]}, {self[1]})"
+
+
+def position(stage):
+    """(unit, step) of a stage: an int N is the end of unit N."""
+    return tuple(stage) if isinstance(stage, tuple) else (stage, LAST_STEP)
+
+
+def unit_of(stage):
+    return position(stage)[0]
 END = "# [end]"
 # Only in the source: the reference answers' explanations never reach an app folder.
 SOURCE_ONLY = {"quiz_explanations.toml"}
@@ -53,15 +83,18 @@ class MarkerError(ValueError):
 def render(text, stage, last, name="<text>"):
     """The text of one learner file at the end of unit `stage`."""
     out, block, uncomment = [], None, False
+    here = position(stage)
     for lineno, line in enumerate(text.splitlines(keepends=True), 1):
         m = MARKER.match(line)
         if m:
             if block is not None:
                 raise MarkerError(f"{name}:{lineno}: a block opens inside another")
-            first = int(m.group(1))
-            end = last if m.group(2) == "+" else int(m.group(3))
+            first = (int(m.group(1)), int(m.group(2) or 1))
+            end = (last, LAST_STEP) if m.group(3) == "+" else (int(m.group(4)), int(m.group(5) or LAST_STEP))
+            if end < first:
+                raise MarkerError(f"{name}:{lineno}: the block ends before it starts")
             block = (first, end)
-            uncomment = end < last  # blocks that end before the last unit are stored commented out
+            uncomment = end < (last, LAST_STEP)  # blocks that end before the last unit are stored commented out
             continue
         if line.rstrip() == END:
             if block is None:
@@ -69,7 +102,7 @@ def render(text, stage, last, name="<text>"):
             block = None
             continue
         if block is not None:
-            if not block[0] <= stage <= block[1]:
+            if not block[0] <= here <= block[1]:
                 continue
             if uncomment:
                 if line.startswith("# "):
@@ -118,9 +151,11 @@ def files_at(stage, answered=None):
         if name in PROJECT_FILES:
             continue  # see project_files_at()
         if name == manifest.ANSWERS_FILE:
-            result[name] = render_answers(stage if answered is None else answered)
+            if answered is None:  # inside a unit, its quiz is not answered yet
+                answered = stage if isinstance(stage, int) else unit_of(stage) - 1
+            result[name] = render_answers(answered)
         elif name in created:
-            if created[name] <= stage:
+            if created[name] <= unit_of(stage):
                 result[name] = render(path.read_text(), stage, last, name)
         else:
             result[name] = path  # provided: copied as it is

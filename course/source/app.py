@@ -1,9 +1,9 @@
 """The web app: a page with a button, and the route that starts a report."""
-# [unit 05-05]
+# [unit 05.3-06.1]
 # import re
 #
 # [end]
-# [unit 06+]
+# [unit 06.2+]
 import os
 import re
 
@@ -14,68 +14,72 @@ import re
 #
 # import boto3
 # [end]
-# [unit 08+]
+# [unit 08.10+]
 import redis
 # [end]
-# [unit 01-04]
+# [unit 01-05.2]
 # from flask import Flask, jsonify, render_template
 # [end]
-# [unit 05-06]
+# [unit 05.3-07.1]
 # from flask import Flask, jsonify, render_template, url_for
 # [end]
-# [unit 07+]
+# [unit 07.2+]
 from flask import Flask, jsonify, render_template, request, url_for
 # [end]
-# [unit 06+]
+# [unit 06.5+]
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 # [end]
-# [unit 01-02]
+# [unit 01-03.3]
 #
 # from report_data import fetch_sales
 # from report_pdf import build_pdf
 # [end]
-# [unit 03-05]
+# [unit 03.4-06.1]
 # from rq import Queue
 # [end]
-# [unit 06-06]
+# [unit 06.2-07.4]
 # from rq import Queue, Retry
 # [end]
-# [unit 07+]
+# [unit 07.5+]
 from rq import Queue, RateLimit, Retry
 # [end]
-# [unit 05-07]
+# [unit 05.3-08.15]
 # from rq.exceptions import NoSuchJobError
 # [end]
-# [unit 08+]
+# [unit 08.16+]
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 # [end]
-# [unit 05+]
+# [unit 05.3+]
 from rq.job import Job
 # [end]
-# [unit 08+]
+# [unit 08.2+]
 from rq.serializers import JSONSerializer
+# [end]
+# [unit 08.11+]
 from rq.utils import now
 from rq.worker import Worker
+# [end]
+# [unit 08.12+]
 from werkzeug.exceptions import HTTPException
 # [end]
-# [unit 03-04]
+# [unit 03.4-05.2]
 #
 # from utils import make_report
 # [end]
-# [unit 05-06]
+# [unit 05.3-07.1]
 #
 # from utils import download_url, make_report
 # [end]
-# [unit 07+]
+# [unit 07.2+]
 
 from report_data import SECTIONS
 from utils import download_url, fetch_section, make_report, merge_sections
 # [end]
-# [unit 03-07]
+# [unit 03.4-08.9]
 # from worker import conn
 # [end]
-# [unit 08+]
+# [unit 08.10+]
 from worker import redis_url
 
 # The web app's own Redis client, with redis-py's default retries (a couple of
@@ -86,35 +90,35 @@ conn = redis.Redis.from_url(redis_url, **tls)
 # [end]
 
 app = Flask(__name__)
-# [unit 08+]
+# [unit 08.12+]
 
 # Flask reads the whole body of a request before the route sees it. The page
 # sends a few bytes; anything over 16 KB is refused with 413 before it is read.
 app.config["MAX_CONTENT_LENGTH"] = 16 * 1024
 # [end]
-# [unit 03-06]
+# [unit 03.4-07.1]
 #
 # # A Queue is a named list in Redis. The route only appends to it; a worker,
 # # in another process, takes jobs off it and runs them.
 # queue = Queue("default", connection=conn)
 # [end]
-# [unit 07+]
+# [unit 07.2+]
 
 # One queue per priority. The worker listens on high, default, low in that
 # order, so it takes a job from high before any from default or low.
 PRIORITIES = ("high", "default", "low")
 # [end]
-# [unit 07-07]
+# [unit 07.2-08.1]
 # queues = {name: Queue(name, connection=conn) for name in PRIORITIES}
 # [end]
-# [unit 08+]
+# [unit 08.2+]
 # JSON, not pickle: a worker unpickling job data would run whatever code
 # anyone able to write to Redis put there. JSON carries data, but one item of
 # that data is the name of the function to run: the worker also checks that
 # name against the app's own jobs (worker.py).
 queues = {name: Queue(name, connection=conn, serializer=JSONSerializer) for name in PRIORITIES}
 # [end]
-# [unit 06+]
+# [unit 06.2+]
 
 # How long one run of a report may take before the worker stops it. From the
 # environment, so a deploy can change it without a code change.
@@ -124,7 +128,7 @@ JOB_TIMEOUT = int(os.environ.get("JOB_TIMEOUT", "600"))
 # after 10 s, 30 s, then 60 s. Waiting needs the worker's scheduler (worker.py).
 RETRY = Retry(max=3, interval=[10, 30, 60])
 # [end]
-# [unit 07+]
+# [unit 07.5+]
 
 # Every section job queries the one sales database. A sectioned report asks it
 # 4 queries at once, and every other report and every worker dyno adds more.
@@ -135,7 +139,7 @@ RETRY = Retry(max=3, interval=[10, 30, 60])
 SECTION_SLOTS = int(os.environ.get("SECTION_SLOTS", "4"))
 SALES_DB = RateLimit("sales-db", SECTION_SLOTS)
 # [end]
-# [unit 08+]
+# [unit 08.15+]
 
 # How long Redis keeps a job once it has ended. rq keeps a finished job 500 s
 # by default, but a failed one for a YEAR, and its failure record for ever:
@@ -146,13 +150,13 @@ RESULT_TTL = 24 * 3600  # seconds: a day
 FAILURE_TTL = 7 * 24 * 3600  # a week
 KEEP = {"result_ttl": RESULT_TTL, "failure_ttl": FAILURE_TTL}
 # [end]
-# [unit 05+]
+# [unit 05.3+]
 
 # rq's job ids: letters, digits, "_" and "-" (a uuid4 unless you choose one).
 # Anything else is not a job id, so it gets a 400 before Redis is asked.
 JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 # [end]
-# [unit 08+]
+# [unit 08.16+]
 
 # A client may name its request with an Idempotency-Key header (a random id it
 # makes once per click): the same key twice is the same report. The key goes
@@ -161,7 +165,7 @@ JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 KEY_PREFIX = "report-"
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{1,121}")
 # [end]
-# [unit 06+]
+# [unit 06.5+]
 
 # rq has more states than the page needs. A job waiting for its next retry
 # is "scheduled"; to the person waiting it is still queued.
@@ -171,7 +175,7 @@ PAGE_STATUS = {"scheduled": "queued", "deferred": "queued", "stopped": "failed",
 # over): 503 and a Retry-After, so the page (and any client) waits and asks again.
 QUEUE_DOWN = "The job queue is unavailable; try again shortly."
 # [end]
-# [unit 08+]
+# [unit 08.11+]
 
 # A started job whose worker has sent no heartbeat for this long was cut off:
 # its worker was killed, or its dyno lost. rq notices too, later (worker.py).
@@ -179,7 +183,7 @@ QUEUE_DOWN = "The job queue is unavailable; try again shortly."
 # environment sets it; web and worker read the same config vars).
 INTERRUPTED_AFTER = 3 * int(os.environ.get("HEARTBEAT", "10"))  # seconds
 # [end]
-# [unit 06+]
+# [unit 06.5+]
 
 
 @app.errorhandler(RedisConnectionError)
@@ -188,7 +192,7 @@ def queue_unavailable(error):
     app.logger.warning("Redis unavailable: %s", error)
     return jsonify(error=QUEUE_DOWN), 503, {"Retry-After": "5"}
 # [end]
-# [unit 08+]
+# [unit 08.12+]
 
 
 @app.errorhandler(HTTPException)
@@ -233,7 +237,7 @@ def create_report():
 #     s3.put_object(Bucket=os.environ["S3_BUCKET"], Key=key, Body=pdf, ContentType="application/pdf")
 #     return jsonify(key=key)
 # [end]
-# [unit 08+]
+# [unit 08.12+]
     try:
         request.get_data()  # the whole body, read (and kept) now: a broken one is a 400 here
     except HTTPException:
@@ -241,35 +245,35 @@ def create_report():
     except Exception:  # the client broke off, or sent chunks that do not add up
         return jsonify(error="The request body could not be read."), 400
 # [end]
-# [unit 03+]
+# [unit 03.4+]
     # Enqueue and answer at once; the worker does the slow part.
 # [end]
-# [unit 03-05]
+# [unit 03.4-06.1]
 #     job = queue.enqueue(make_report, job_timeout=600)
 # [end]
-# [unit 06-06]
+# [unit 06.2-07.1]
 #     job = queue.enqueue(make_report, job_timeout=JOB_TIMEOUT, retry=RETRY)
 # [end]
-# [unit 07+]
+# [unit 07.2+]
     priority, sections, problem = report_options()
     if problem:
         return jsonify(error=problem), 400
     queue = queues[priority]
 # [end]
-# [unit 08+]
+# [unit 08.16+]
     key = request.headers.get("Idempotency-Key")
     if key is not None:  # the client named this request: enqueue it once, whatever it sends after
         return enqueue_once(queue, key, sections)
 # [end]
-# [unit 07+]
+# [unit 07.2+]
     if sections:
         job = enqueue_sectioned_report(queue)
     else:
 # [end]
-# [unit 07-07]
+# [unit 07.2-08.14]
 #         job = queue.enqueue(make_report, job_timeout=JOB_TIMEOUT, retry=RETRY)
 # [end]
-# [unit 08+]
+# [unit 08.15+]
         # One round trip to Redis, not two: given a pipeline, enqueue queues its
         # writes (the queue's name in rq:queues, the job, its id on the queue)
         # there, and execute() sends them together, as one transaction.
@@ -277,13 +281,15 @@ def create_report():
             job = queue.enqueue(make_report, job_timeout=JOB_TIMEOUT, retry=RETRY, pipeline=pipe, **KEEP)
             pipe.execute()
 # [end]
-# [unit 03-04]
+# [unit 03.4-05.2]
 #     return jsonify(job_id=job.id), 202
 # [end]
-# [unit 05+]
+# [unit 05.3+]
     # status_url tells the page where to ask how the job is doing.
     status_url = url_for("report_status", job_id=job.id)
     return jsonify(job_id=job.id, status_url=status_url), 202
+# [end]
+# [unit 05.4+]
 
 
 @app.get("/report/<job_id>")
@@ -293,31 +299,29 @@ def report_status(job_id):
         return jsonify(error="That is not a report id."), 400
     try:
 # [end]
-# [unit 05-07]
+# [unit 05.4-08.1]
 #         job = Job.fetch(job_id, connection=conn)
 # [end]
-# [unit 08+]
+# [unit 08.2+]
         job = Job.fetch(job_id, connection=conn, serializer=JSONSerializer)
 # [end]
-# [unit 05+]
+# [unit 05.4+]
     except NoSuchJobError:
         return jsonify(error="There is no report with that id. It may have expired."), 404
     status = job.get_status().value
 # [end]
-# [unit 07+]
+# [unit 07.7+]
     if status == "deferred":  # a merge job, still waiting for its sections
         return jsonify(merge_status(job))
 # [end]
-# [unit 06+]
+# [unit 06.5+]
     status = PAGE_STATUS.get(status, status)
 # [end]
-# [unit 05+]
-# [end]
-# [unit 08+]
+# [unit 08.11+]
     if status == "started" and worker_gone(job):
         status = "interrupted"  # the page says so, and keeps polling: rq will retry it
 # [end]
-# [unit 05+]
+# [unit 05.4+]
     answer = {"job_id": job.id, "status": status, "progress": job.meta.get("progress", 0)}
     if status == "finished":
         answer["progress"] = 100
@@ -328,14 +332,14 @@ def report_status(job_id):
 
 
 # [end]
-# [unit 05-05]
+# [unit 05.4-06.4]
 # def failure_reason(job):
 #     """The last line of the job's traceback: the exception and its message."""
 #     result = job.latest_result()
 #     text = (result.exc_string if result else None) or "The report failed."
 #     return text.strip().splitlines()[-1]
 # [end]
-# [unit 06+]
+# [unit 06.5+]
 def failure_reason(job):
     """A short sentence for the person waiting. The traceback, with endpoints,
     bucket names and keys they have no use for, stays in the job's failure
@@ -353,7 +357,7 @@ def failure_reason(job):
         return "The worker building the report stopped before it finished. Try again."
     return "The report failed. Try again; if it fails again, tell us."
 # [end]
-# [unit 07+]
+# [unit 07.2+]
 
 
 def report_options():
@@ -368,16 +372,18 @@ def report_options():
     priority = body.get("priority", "default")
     if priority not in PRIORITIES:
 # [end]
-# [unit 07-07]
+# [unit 07.2-08.11]
 #         return None, None, f"priority must be high, default or low, not {priority!r}."
 # [end]
-# [unit 08+]
+# [unit 08.12+]
         # Not echoed back: it could be 10 MB, or HTML meant for someone's page.
         return None, None, "priority must be high, default or low."
 # [end]
-# [unit 07+]
+# [unit 07.2+]
     sections = body.get("sections", False) in (True, "true", "1", "on")
     return priority, sections, None
+# [end]
+# [unit 07.5+]
 
 
 def enqueue_sectioned_report(queue):
@@ -388,17 +394,17 @@ def enqueue_sectioned_report(queue):
     # (no pipeline, so no enqueue_many), and decides there and then whether it
     # gets a slot (queued) or waits for one (rate_limited).
 # [end]
-# [unit 07-07]
+# [unit 07.5-08.14]
 #     section_jobs = [queue.enqueue(fetch_section, name, rate_limit=SALES_DB, job_timeout=JOB_TIMEOUT)
 #                     for name in SECTIONS]
 #     return queue.enqueue(merge_sections, depends_on=section_jobs, job_timeout=JOB_TIMEOUT, retry=RETRY)
 # [end]
-# [unit 08+]
+# [unit 08.15+]
     section_jobs = [queue.enqueue(fetch_section, name, rate_limit=SALES_DB, job_timeout=JOB_TIMEOUT, **KEEP)
                     for name in SECTIONS]
     return queue.enqueue(merge_sections, depends_on=section_jobs, job_timeout=JOB_TIMEOUT, retry=RETRY, **KEEP)
 # [end]
-# [unit 08+]
+# [unit 08.16+]
 
 
 def enqueue_once(queue, key, sections):
@@ -422,7 +428,7 @@ def enqueue_once(queue, key, sections):
         pass  # an earlier request with this key made the job: answer with it
     return jsonify(job_id=job_id, status_url=url_for("report_status", job_id=job_id)), 202
 # [end]
-# [unit 07+]
+# [unit 07.7+]
 
 
 def merge_status(job):
@@ -436,7 +442,7 @@ def merge_status(job):
     done = sum(section.get_status().value == "finished" for section in sections)
     return {"job_id": job.id, "status": "queued", "progress": 90 * done // max(len(sections), 1)}
 # [end]
-# [unit 08+]
+# [unit 08.11+]
 
 
 def worker_gone(job):

@@ -1,26 +1,26 @@
 """The slow work, moved out of the request so that a worker can run it."""
 import os
 import uuid
-# [unit 08+]
+# [unit 08.6+]
 from datetime import datetime, timedelta, timezone
 # [end]
 
 import boto3
-# [unit 08+]
+# [unit 08.13+]
 from botocore.config import Config
 # [end]
 
-# [unit 03-06]
+# [unit 03.2-07.5]
 # from report_data import fetch_sales
 # [end]
-# [unit 07+]
+# [unit 07.6+]
 from report_data import SECTIONS, fetch_sales
 # [end]
 from report_pdf import build_pdf
-# [unit 05+]
+# [unit 05.2+]
 from rq import get_current_job
 # [end]
-# [unit 08+]
+# [unit 08.6+]
 
 # One S3 client for the whole worker process, not one per job: boto3.client()
 # reads the service's model and endpoint data, tens of milliseconds each time.
@@ -34,11 +34,11 @@ s3 = boto3.client("s3")
 
 def make_report():
     """Build the sales report PDF, upload it to S3_BUCKET, and return its key."""
-# [unit 03-04]
+# [unit 03.2-05.1]
 #     rows = fetch_sales()  # the slow query: REPORT_SECONDS seconds
 #     pdf = build_pdf(rows)
 # [end]
-# [unit 05+]
+# [unit 05.2+]
     job = get_current_job()  # None when called outside a worker
     # The query is most of the wait: it moves the bar from 0 to 90 %.
     rows = fetch_sales(on_progress=lambda percent: save_progress(job, percent * 90 // 100))
@@ -46,16 +46,16 @@ def make_report():
     save_progress(job, 95)
 # [end]
     key = f"reports/{uuid.uuid4()}.pdf"
-# [unit 03-07]
+# [unit 03.2-07]
 #     s3 = boto3.client("s3")  # honours AWS_ENDPOINT_URL, so it works with a local S3
 # [end]
-# [unit 06+]
+# [unit 06.6+]
     # One PUT, the last step: S3 stores the whole object or nothing, so a
     # failed job never leaves half a report behind.
 # [end]
     s3.put_object(Bucket=os.environ["S3_BUCKET"], Key=key, Body=pdf, ContentType="application/pdf")
     return key
-# [unit 05+]
+# [unit 05.2+]
 
 
 def save_progress(job, percent):
@@ -65,36 +65,40 @@ def save_progress(job, percent):
         return
     job.meta["progress"] = percent
     job.save_meta()
+# [end]
+# [unit 05.5+]
 
 
 def download_url(key, expires_in=3600):
     """A presigned link to one report: whoever holds it can download that object
     until it expires (an hour), while the bucket itself stays private."""
 # [end]
-# [unit 05-07]
+# [unit 05.5-08.12]
 #     s3 = boto3.client("s3")
 # [end]
-# [unit 08+]
+# [unit 08.13+]
     # Signature version 4, signed for the region boto3 is given (AWS_DEFAULT_REGION:
     # set it to the bucket's). Without the Config, boto3 can sign with the old
     # version 2 on the global endpoint, which newer regions and buckets refuse.
     signer = boto3.client("s3", config=Config(signature_version="s3v4"))
 # [end]
-# [unit 05-07]
+# [unit 05.5-08.12]
 #     return s3.generate_presigned_url(
 #         "get_object", Params={"Bucket": os.environ["S3_BUCKET"], "Key": key}, ExpiresIn=expires_in)
 # [end]
-# [unit 08+]
+# [unit 08.13+]
     return signer.generate_presigned_url(
         "get_object", Params={"Bucket": os.environ["S3_BUCKET"], "Key": key}, ExpiresIn=expires_in)
 # [end]
-# [unit 07+]
+# [unit 07.4+]
 
 
 def fetch_section(section):
     """One section's rows, as a job of its own: with several workers the
     sections' slow queries run at the same time instead of one after another."""
     return {"section": section, "rows": fetch_sales(section=section)}
+# [end]
+# [unit 07.6+]
 
 
 def merge_sections():
@@ -110,14 +114,14 @@ def merge_sections():
     save_progress(job, 95)
     key = f"reports/{uuid.uuid4()}.pdf"
 # [end]
-# [unit 07-07]
+# [unit 07.6-07]
 #     s3 = boto3.client("s3")
 # [end]
-# [unit 07+]
+# [unit 07.6+]
     s3.put_object(Bucket=os.environ["S3_BUCKET"], Key=key, Body=pdf, ContentType="application/pdf")
     return key
 # [end]
-# [unit 08+]
+# [unit 08.6+]
 
 # A report is a link someone opens soon after asking for it; a week is plenty.
 REPORT_MAX_AGE_SECONDS = 7 * 24 * 3600

@@ -1,14 +1,14 @@
 """The Redis connection, and the worker that runs queued jobs (python worker.py)."""
 import os
-# [unit 08+]
+# [unit 08.3+]
 from datetime import timedelta
 # [end]
 
 import redis
-# [unit 03-07]
+# [unit 03.3-08.2]
 # from rq import Worker
 # [end]
-# [unit 08+]
+# [unit 08.3+]
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 from rq import Queue, Repeat
@@ -19,7 +19,7 @@ from rq.worker_pool import WorkerPool
 
 from utils import delete_old_reports
 # [end]
-# [unit 03+]
+# [unit 03.3+]
 
 # The queues this worker serves, in priority order: it always takes the next
 # job from the first queue in this list that has one.
@@ -31,13 +31,13 @@ redis_url = os.environ.get("REDIS_URL", "redis://localhost:6379")
 # Heroku's Redis speaks TLS only (rediss://) with a self-signed certificate,
 # so for rediss:// URLs we encrypt but skip the certificate check. redis-py
 # rejects ssl_cert_reqs on a plain redis:// URL, so pass it only for TLS.
-# [unit 02-07]
+# [unit 02.3-08.9]
 # if redis_url.startswith("rediss://"):
 #     conn = redis.Redis.from_url(redis_url, ssl_cert_reqs=None)
 # else:
 #     conn = redis.Redis.from_url(redis_url)
 # [end]
-# [unit 08+]
+# [unit 08.10+]
 tls = {"ssl_cert_reqs": None} if redis_url.startswith("rediss://") else {}
 
 
@@ -56,7 +56,7 @@ def connect(retries):
 # own client (app.py) that gives up after a couple of seconds.
 conn = connect(retries=20)
 # [end]
-# [unit 08+]
+# [unit 08.4+]
 
 # Heroku stops a dyno with SIGTERM to every process in it, then SIGKILL 30 s
 # later. HerokuWorker's work horse ignores that SIGTERM, so the running job
@@ -66,6 +66,8 @@ conn = connect(retries=20)
 # 25 s uses most of Heroku's 30 s and leaves 5 s to record the failure. A report
 # that needs longer still starts again from scratch after a restart.
 SHUTDOWN_GRACE = int(os.environ.get("SHUTDOWN_GRACE", "25"))
+# [end]
+# [unit 08.5+]
 
 # The worker's main process writes a heartbeat while its horse runs a job, every
 # HEARTBEAT seconds (rq's default is 30). A job whose worker was killed outright
@@ -78,6 +80,8 @@ SHUTDOWN_GRACE = int(os.environ.get("SHUTDOWN_GRACE", "25"))
 HEARTBEAT = int(os.environ.get("HEARTBEAT", "10"))
 CLEANUP_REGISTRIES = int(os.environ.get("CLEANUP_REGISTRIES", "30"))
 WORKER_TTL = int(os.environ.get("WORKER_TTL", "35"))
+# [end]
+# [unit 08.3+]
 
 # JSON keeps pickled code out, but a JSON job still names a function, and the
 # worker imports and calls whatever it names: a job saying "os.system" with a
@@ -93,6 +97,8 @@ class ReportJob(Job):
         if self.func_name not in ALLOWED_JOBS:
             raise PermissionError(f"refusing to run {self.func_name!r}: not one of this app's jobs")
         return super().perform()
+# [end]
+# [unit 08.7+]
 
 
 # The clean-up runs on the low queue: reports people are waiting for go first.
@@ -107,6 +113,8 @@ def schedule_cleanup():
     low = Queue("low", connection=conn, serializer=JSONSerializer)
     low.enqueue_in(timedelta(minutes=1), delete_old_reports, job_id=CLEANUP_JOB_ID,
                    repeat=Repeat(times=24 * 30, interval=CLEANUP_EVERY))
+# [end]
+# [unit 08.3+]
 
 
 class ReportWorker(HerokuWorker):
@@ -121,6 +129,8 @@ class ReportWorker(HerokuWorker):
         kwargs.update(serializer=JSONSerializer, job_class=ReportJob, job_monitoring_interval=HEARTBEAT,
                       maintenance_interval=CLEANUP_REGISTRIES, worker_ttl=WORKER_TTL)
         super().__init__(*args, **kwargs)
+# [end]
+# [unit 08.9+]
 
     stopping = False
 
@@ -138,16 +148,16 @@ class ReportWorker(HerokuWorker):
 # idles under one worker; each worker costs a process's memory.
 WORKER_PROCESSES = int(os.environ.get("WORKER_PROCESSES", "1"))
 # [end]
-# [unit 03+]
+# [unit 03.3+]
 
 
 if __name__ == "__main__":
 # [end]
-# [unit 03-07]
+# [unit 03.3-08.2]
 #     # rq 2.0 removed `with Connection(conn):`; the connection is passed in.
 #     worker = Worker(listen, connection=conn)
 # [end]
-# [unit 08+]
+# [unit 08.3+]
     schedule_cleanup()  # once per dyno, before any worker starts
     if WORKER_PROCESSES > 1:
         # rq's WorkerPool forks WORKER_PROCESSES workers, each with its own work
@@ -163,10 +173,10 @@ if __name__ == "__main__":
         # Without it, a job scheduled for a retry waits forever.
         worker.work(with_scheduler=True)
 # [end]
-# [unit 03-05]
+# [unit 03.3-06.2]
 #     worker.work()
 # [end]
-# [unit 06-07]
+# [unit 06.3-07]
 #     # The scheduler puts jobs whose retry wait is over back on their queue.
 #     # Without it, a job scheduled for a retry waits forever.
 #     worker.work(with_scheduler=True)
