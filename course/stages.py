@@ -13,7 +13,8 @@ reference answers and explanations. Its learner files carry unit markers:
 
 A stage is the app at the end of a unit (N) or right after one step of it
 (Step(N, k)). A block that names a unit without a step starts at that unit's
-first step and ends with its last. The stage keeps the blocks whose range
+first step and ends with its last. A learner file exists from the first
+stage that gives it a line. The stage keeps the blocks whose range
 holds it, uncomments the ones that were commented out, and drops the marker
 lines. The lessons' step walk (tests/selfcheck/test_lesson_steps.py) builds
 the app after every step and checks that it runs and that the step's code
@@ -155,8 +156,9 @@ def files_at(stage, answered=None):
                 answered = stage if isinstance(stage, int) else unit_of(stage) - 1
             result[name] = render_answers(answered)
         elif name in created:
-            if created[name] <= unit_of(stage):
-                result[name] = render(path.read_text(), stage, last, name)
+            text = render(path.read_text(), stage, last, name) if created[name] <= unit_of(stage) else ""
+            if text.strip():  # a learner file exists from the step that writes its first line
+                result[name] = text
         else:
             result[name] = path  # provided: copied as it is
     return result

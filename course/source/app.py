@@ -1,5 +1,5 @@
 """The web app: a page with a button, and the route that starts a report."""
-# [unit 05.3-06.1]
+# [unit 05.4-06.1]
 # import re
 #
 # [end]
@@ -8,7 +8,7 @@ import os
 import re
 
 # [end]
-# [unit 01-02]
+# [unit 01-03.3]
 # import os
 # import uuid
 #
@@ -17,10 +17,10 @@ import re
 # [unit 08.10+]
 import redis
 # [end]
-# [unit 01-05.2]
+# [unit 01-05.3]
 # from flask import Flask, jsonify, render_template
 # [end]
-# [unit 05.3-07.1]
+# [unit 05.4-07.1]
 # from flask import Flask, jsonify, render_template, url_for
 # [end]
 # [unit 07.2+]
@@ -44,13 +44,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 # [unit 07.5+]
 from rq import Queue, RateLimit, Retry
 # [end]
-# [unit 05.3-08.15]
+# [unit 05.4-08.15]
 # from rq.exceptions import NoSuchJobError
 # [end]
 # [unit 08.16+]
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 # [end]
-# [unit 05.3+]
+# [unit 05.4+]
 from rq.job import Job
 # [end]
 # [unit 08.2+]
@@ -63,11 +63,11 @@ from rq.worker import Worker
 # [unit 08.12+]
 from werkzeug.exceptions import HTTPException
 # [end]
-# [unit 03.4-05.2]
+# [unit 03.4-05.3]
 #
 # from utils import make_report
 # [end]
-# [unit 05.3-07.1]
+# [unit 05.4-07.1]
 #
 # from utils import download_url, make_report
 # [end]
@@ -150,7 +150,7 @@ RESULT_TTL = 24 * 3600  # seconds: a day
 FAILURE_TTL = 7 * 24 * 3600  # a week
 KEEP = {"result_ttl": RESULT_TTL, "failure_ttl": FAILURE_TTL}
 # [end]
-# [unit 05.3+]
+# [unit 05.4+]
 
 # rq's job ids: letters, digits, "_" and "-" (a uuid4 unless you choose one).
 # Anything else is not a job id, so it gets a 400 before Redis is asked.
@@ -228,7 +228,7 @@ def index():
 
 @app.post("/report")
 def create_report():
-# [unit 01-02]
+# [unit 01-03.3]
 #     # Everything below runs while the browser (and Heroku's router) waits.
 #     rows = fetch_sales()  # the slow query: REPORT_SECONDS seconds
 #     pdf = build_pdf(rows)
@@ -281,15 +281,15 @@ def create_report():
             job = queue.enqueue(make_report, job_timeout=JOB_TIMEOUT, retry=RETRY, pipeline=pipe, **KEEP)
             pipe.execute()
 # [end]
-# [unit 03.4-05.2]
+# [unit 03.4-05.3]
 #     return jsonify(job_id=job.id), 202
 # [end]
-# [unit 05.3+]
+# [unit 05.4+]
     # status_url tells the page where to ask how the job is doing.
     status_url = url_for("report_status", job_id=job.id)
     return jsonify(job_id=job.id, status_url=status_url), 202
 # [end]
-# [unit 05.4+]
+# [unit 05.5+]
 
 
 @app.get("/report/<job_id>")
@@ -299,13 +299,13 @@ def report_status(job_id):
         return jsonify(error="That is not a report id."), 400
     try:
 # [end]
-# [unit 05.4-08.1]
+# [unit 05.5-08.1]
 #         job = Job.fetch(job_id, connection=conn)
 # [end]
 # [unit 08.2+]
         job = Job.fetch(job_id, connection=conn, serializer=JSONSerializer)
 # [end]
-# [unit 05.4+]
+# [unit 05.5+]
     except NoSuchJobError:
         return jsonify(error="There is no report with that id. It may have expired."), 404
     status = job.get_status().value
@@ -321,7 +321,7 @@ def report_status(job_id):
     if status == "started" and worker_gone(job):
         status = "interrupted"  # the page says so, and keeps polling: rq will retry it
 # [end]
-# [unit 05.4+]
+# [unit 05.5+]
     answer = {"job_id": job.id, "status": status, "progress": job.meta.get("progress", 0)}
     if status == "finished":
         answer["progress"] = 100
@@ -332,7 +332,7 @@ def report_status(job_id):
 
 
 # [end]
-# [unit 05.4-06.4]
+# [unit 05.5-06.4]
 # def failure_reason(job):
 #     """The last line of the job's traceback: the exception and its message."""
 #     result = job.latest_result()

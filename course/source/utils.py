@@ -1,11 +1,15 @@
+# [unit 03.2+]
 """The slow work, moved out of the request so that a worker can run it."""
 import os
 import uuid
+# [end]
 # [unit 08.6+]
 from datetime import datetime, timedelta, timezone
 # [end]
+# [unit 03.2+]
 
 import boto3
+# [end]
 # [unit 08.13+]
 from botocore.config import Config
 # [end]
@@ -16,7 +20,9 @@ from botocore.config import Config
 # [unit 07.6+]
 from report_data import SECTIONS, fetch_sales
 # [end]
+# [unit 03.2+]
 from report_pdf import build_pdf
+# [end]
 # [unit 05.2+]
 from rq import get_current_job
 # [end]
@@ -30,10 +36,12 @@ from rq import get_current_job
 # It honours AWS_ENDPOINT_URL, so it works with a local S3.
 s3 = boto3.client("s3")
 # [end]
+# [unit 03.2+]
 
 
 def make_report():
     """Build the sales report PDF, upload it to S3_BUCKET, and return its key."""
+# [end]
 # [unit 03.2-05.1]
 #     rows = fetch_sales()  # the slow query: REPORT_SECONDS seconds
 #     pdf = build_pdf(rows)
@@ -45,7 +53,9 @@ def make_report():
     pdf = build_pdf(rows)  # the whole PDF, in memory
     save_progress(job, 95)
 # [end]
+# [unit 03.2+]
     key = f"reports/{uuid.uuid4()}.pdf"
+# [end]
 # [unit 03.2-07]
 #     s3 = boto3.client("s3")  # honours AWS_ENDPOINT_URL, so it works with a local S3
 # [end]
@@ -53,8 +63,10 @@ def make_report():
     # One PUT, the last step: S3 stores the whole object or nothing, so a
     # failed job never leaves half a report behind.
 # [end]
+# [unit 03.2+]
     s3.put_object(Bucket=os.environ["S3_BUCKET"], Key=key, Body=pdf, ContentType="application/pdf")
     return key
+# [end]
 # [unit 05.2+]
 
 
@@ -66,14 +78,14 @@ def save_progress(job, percent):
     job.meta["progress"] = percent
     job.save_meta()
 # [end]
-# [unit 05.5+]
+# [unit 05.3+]
 
 
 def download_url(key, expires_in=3600):
     """A presigned link to one report: whoever holds it can download that object
     until it expires (an hour), while the bucket itself stays private."""
 # [end]
-# [unit 05.5-08.12]
+# [unit 05.3-08.12]
 #     s3 = boto3.client("s3")
 # [end]
 # [unit 08.13+]
@@ -82,7 +94,7 @@ def download_url(key, expires_in=3600):
     # version 2 on the global endpoint, which newer regions and buckets refuse.
     signer = boto3.client("s3", config=Config(signature_version="s3v4"))
 # [end]
-# [unit 05.5-08.12]
+# [unit 05.3-08.12]
 #     return s3.generate_presigned_url(
 #         "get_object", Params={"Bucket": os.environ["S3_BUCKET"], "Key": key}, ExpiresIn=expires_in)
 # [end]

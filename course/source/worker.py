@@ -1,10 +1,14 @@
+# [unit 02.3+]
 """The Redis connection, and the worker that runs queued jobs (python worker.py)."""
 import os
+# [end]
 # [unit 08.3+]
 from datetime import timedelta
 # [end]
+# [unit 02.3+]
 
 import redis
+# [end]
 # [unit 03.3-08.2]
 # from rq import Worker
 # [end]
@@ -25,12 +29,14 @@ from utils import delete_old_reports
 # job from the first queue in this list that has one.
 listen = ["high", "default", "low"]
 # [end]
+# [unit 02.3+]
 
 redis_url = os.environ.get("REDIS_URL", "redis://localhost:6379")
 
 # Heroku's Redis speaks TLS only (rediss://) with a self-signed certificate,
 # so for rediss:// URLs we encrypt but skip the certificate check. redis-py
 # rejects ssl_cert_reqs on a plain redis:// URL, so pass it only for TLS.
+# [end]
 # [unit 02.3-08.9]
 # if redis_url.startswith("rediss://"):
 #     conn = redis.Redis.from_url(redis_url, ssl_cert_reqs=None)
