@@ -93,7 +93,7 @@ def _shown(path):
 
 
 # What another terminal needs to reach the same Redis and S3 (a worker run by hand, rq info).
-SHARED = ("REDIS_URL", "S3_BUCKET", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+SHARED = ("REDIS_URL", "S3_BUCKET", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "REPORT_SECONDS",
           "AWS_DEFAULT_REGION")
 
 

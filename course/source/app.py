@@ -38,10 +38,10 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 # [unit 03.4-06.1]
 # from rq import Queue
 # [end]
-# [unit 06.2-07.4]
+# [unit 06.2-07.5]
 # from rq import Queue, Retry
 # [end]
-# [unit 07.5+]
+# [unit 07.6+]
 from rq import Queue, RateLimit, Retry
 # [end]
 # [unit 05.4-08.15]
@@ -67,11 +67,11 @@ from werkzeug.exceptions import HTTPException
 #
 # from utils import make_report
 # [end]
-# [unit 05.4-07.1]
+# [unit 05.4-07.5]
 #
 # from utils import download_url, make_report
 # [end]
-# [unit 07.2+]
+# [unit 07.6+]
 
 from report_data import SECTIONS
 from utils import download_url, fetch_section, make_report, merge_sections
@@ -128,7 +128,7 @@ JOB_TIMEOUT = int(os.environ.get("JOB_TIMEOUT", "600"))
 # after 10 s, 30 s, then 60 s. Waiting needs the worker's scheduler (worker.py).
 RETRY = Retry(max=3, interval=[10, 30, 60])
 # [end]
-# [unit 07.5+]
+# [unit 07.6+]
 
 # Every section job queries the one sales database. A sectioned report asks it
 # 4 queries at once, and every other report and every worker dyno adds more.
@@ -265,12 +265,15 @@ def create_report():
     if key is not None:  # the client named this request: enqueue it once, whatever it sends after
         return enqueue_once(queue, key, sections)
 # [end]
-# [unit 07.2+]
+# [unit 07.2-07.5]
+#     job = queue.enqueue(make_report, job_timeout=JOB_TIMEOUT, retry=RETRY)
+# [end]
+# [unit 07.6+]
     if sections:
         job = enqueue_sectioned_report(queue)
     else:
 # [end]
-# [unit 07.2-08.14]
+# [unit 07.6-08.14]
 #         job = queue.enqueue(make_report, job_timeout=JOB_TIMEOUT, retry=RETRY)
 # [end]
 # [unit 08.15+]
@@ -383,7 +386,7 @@ def report_options():
     sections = body.get("sections", False) in (True, "true", "1", "on")
     return priority, sections, None
 # [end]
-# [unit 07.5+]
+# [unit 07.6+]
 
 
 def enqueue_sectioned_report(queue):
@@ -394,7 +397,7 @@ def enqueue_sectioned_report(queue):
     # (no pipeline, so no enqueue_many), and decides there and then whether it
     # gets a slot (queued) or waits for one (rate_limited).
 # [end]
-# [unit 07.5-08.14]
+# [unit 07.6-08.14]
 #     section_jobs = [queue.enqueue(fetch_section, name, rate_limit=SALES_DB, job_timeout=JOB_TIMEOUT)
 #                     for name in SECTIONS]
 #     return queue.enqueue(merge_sections, depends_on=section_jobs, job_timeout=JOB_TIMEOUT, retry=RETRY)

@@ -14,10 +14,10 @@ import boto3
 from botocore.config import Config
 # [end]
 
-# [unit 03.2-07.5]
+# [unit 03.2-07.4]
 # from report_data import fetch_sales
 # [end]
-# [unit 07.6+]
+# [unit 07.5+]
 from report_data import SECTIONS, fetch_sales
 # [end]
 # [unit 03.2+]
@@ -110,7 +110,7 @@ def fetch_section(section):
     sections' slow queries run at the same time instead of one after another."""
     return {"section": section, "rows": fetch_sales(section=section)}
 # [end]
-# [unit 07.6+]
+# [unit 07.5+]
 
 
 def merge_sections():
@@ -126,10 +126,10 @@ def merge_sections():
     save_progress(job, 95)
     key = f"reports/{uuid.uuid4()}.pdf"
 # [end]
-# [unit 07.6-07]
+# [unit 07.5-07]
 #     s3 = boto3.client("s3")
 # [end]
-# [unit 07.6+]
+# [unit 07.5+]
     s3.put_object(Bucket=os.environ["S3_BUCKET"], Key=key, Body=pdf, ContentType="application/pdf")
     return key
 # [end]

@@ -128,6 +128,10 @@ def test_lesson_code_is_a_slice_of_its_stage(unit):
             pytest.fail(f"{readme}:{lineno}: the block is annotated as {at}, which does not exist.", pytrace=False)
         wanted = [l.rstrip() for l in block]
         missing = first_mismatch(wanted, [l.rstrip() for l in text.splitlines()])
+        if missing is not None and stage == unit.number and any(
+                first_mismatch(wanted, [l.rstrip() for l in (source_text(name, stages.Step(stage, k)) or "").splitlines()])
+                is None for k in step_numbers(lines)):
+            continue  # the unit's code as one step writes it, later changed: the step walk checks it
         if missing is not None:
             pytest.fail(f"{readme}:{lineno}: the code block is not a slice of {at}; "
                         f"this line differs or is missing: {missing.strip()!r}", pytrace=False)

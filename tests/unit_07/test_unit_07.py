@@ -111,19 +111,19 @@ def merge_and_sections(redis, answer, deferred=True):
     """The merge job a sectioned report's answer names, and the section jobs it waits for
     (and, unless deferred=False, that the merge is still deferred: asked while workers
     already run the sections, it may be done by then)."""
-    job = jobs.fetch(redis, flows.job_id_from(answer, UNIT, 5))
+    job = jobs.fetch(redis, flows.job_id_from(answer, UNIT, 6))
     if job is None:
-        fail("POST /report with {\"sections\": true} answered a job id that Redis does not have.", unit=UNIT, step=5)
+        fail("POST /report with {\"sections\": true} answered a job id that Redis does not have.", unit=UNIT, step=6)
     waits_for = fanout.dependencies(redis, job)
     if len(waits_for) < len(SECTIONS) or any(j is None for j in waits_for):
         fail(f"POST /report with {{\"sections\": true}} answered the id of a job that waits for "
              f"{len(waits_for)} job(s); it should answer the merge job's id, and the merge job should depend "
              f"on one job per section ({len(SECTIONS)}): `queue.enqueue(merge, depends_on=section_jobs)`.",
-             unit=UNIT, step=5)
+             unit=UNIT, step=6)
     if deferred and jobs.status(job) != "deferred":
         fail(f"Right after POST /report with {{\"sections\": true}}, the merge job is {jobs.status(job)}, not "
              "deferred: it could run before its sections. Enqueue it with depends_on=the section jobs.",
-             unit=UNIT, step=5)
+             unit=UNIT, step=6)
     return job, waits_for
 
 
@@ -149,17 +149,17 @@ def test_sections_share_one_cap_on_the_data_source(learner, redis):
         fail(f"With SECTION_SLOTS={SLOTS} and {WORKERS} workers, the section jobs of two sectioned reports were not "
              f"all done after 30 s (they are: {', '.join(states)}). A section held back by the limit must still run "
              "once a slot frees up: enqueue each section job with rate_limit= and let rq queue it.",
-             unit=UNIT, step=5)
+             unit=UNIT, step=6)
     for job in sections:
         job.refresh()
     most = fanout.most_at_once((j.started_at, j.ended_at) for j in sections)
     if most > SLOTS:
         fail(f"With SECTION_SLOTS={SLOTS} and {WORKERS} workers, {most} section jobs of two sectioned reports ran "
-             f"at the same moment; at most {SLOTS} may. {why_uncapped(merges, sections)}", unit=UNIT, step=5)
+             f"at the same moment; at most {SLOTS} may. {why_uncapped(merges, sections)}", unit=UNIT, step=6)
     failed = [j for j in sections if jobs.status(j) != "finished"]
     if failed:
         fail(f"With SECTION_SLOTS={SLOTS}, a section job ended {jobs.status(failed[0])}: "
-             f"{flows.job_error_summary(failed[0])}", unit=UNIT, step=5)
+             f"{flows.job_error_summary(failed[0])}", unit=UNIT, step=6)
     merges_run(merges)
 
 
@@ -191,11 +191,11 @@ def merges_run(merges):
     if not wait_until(over, 20, interval=0.05):
         states = ", ".join(jobs.status(j) for j in merges)
         fail(f"With SECTION_SLOTS={SLOTS}, every section job finished, but the merge jobs were still {states} "
-             "20 s later. A merge waits only for its own sections: `depends_on=section_jobs`.", unit=UNIT, step=5)
+             "20 s later. A merge waits only for its own sections: `depends_on=section_jobs`.", unit=UNIT, step=6)
     failed = [j for j in merges if jobs.status(j) in ENDED and jobs.status(j) != "finished"]
     if failed:
         fail(f"With SECTION_SLOTS={SLOTS}, a merge job ended {jobs.status(failed[0])}: "
-             f"{flows.job_error_summary(failed[0])}", unit=UNIT, step=6)
+             f"{flows.job_error_summary(failed[0])}", unit=UNIT, step=5)
 
 
 def why_uncapped(merges, sections):
@@ -226,20 +226,20 @@ def test_sectioned_report_merges_every_section_into_one_pdf(learner, redis, s3, 
     worker = learner.start_worker(env=learner.environment(REPORT_SECONDS="0.2"))
     flows.run_job(learner, redis, merge.id, worker=worker)
     if jobs.status(merge) != "finished":
-        fail(f"The merge job ended {jobs.status(merge)}: {flows.job_error_summary(merge)}", unit=UNIT, step=6)
+        fail(f"The merge job ended {jobs.status(merge)}: {flows.job_error_summary(merge)}", unit=UNIT, step=5)
     for job in [merge, *sections]:
         job.refresh()
     early = [j for j in sections if j.ended_at is None or (merge.started_at and j.ended_at > merge.started_at)]
     if early:
         fail("The merge job started before every section job had ended. It must depend on all of them.",
-             unit=UNIT, step=5)
+             unit=UNIT, step=6)
     key = jobs.result(merge)
     data = flows.check_pdf_at(s3, bucket, key, UNIT, 6, what="The merge job")
     keys = bucket_keys(s3, bucket)
     if keys != [key]:
         fail(f"After one sectioned report the bucket holds {len(keys)} objects ({keys[:4]}); it should hold "
              "one PDF, made by the merge job. Section jobs return their rows; only the merge uploads.",
-             unit=UNIT, step=6)
+             unit=UNIT, step=5)
     import io
 
     from pypdf import PdfReader
@@ -248,7 +248,7 @@ def test_sectioned_report_merges_every_section_into_one_pdf(learner, redis, s3, 
     missing = [name for name in SECTIONS if name not in text]
     if missing:
         fail(f"The merged PDF has no rows for {missing}. Build it from every section job's result: "
-             "build_pdf(None, sections={...}) with one entry per section.", unit=UNIT, step=6)
+             "build_pdf(None, sections={...}) with one entry per section.", unit=UNIT, step=5)
 
 
 def test_merge_never_runs_when_a_section_fails(learner, redis, s3, bucket):
@@ -269,10 +269,10 @@ def test_merge_never_runs_when_a_section_fails(learner, redis, s3, bucket):
     if merge.started_at is not None or jobs.status(merge) in ("started", "finished"):
         fail(f"With the {BROKEN!r} section's data source down, the merge job still ran (it is "
              f"{jobs.status(merge)}). It must depend on every section job, so rq never runs it when one fails.",
-             unit=UNIT, step=5)
+             unit=UNIT, step=6)
     if bucket_keys(s3, bucket):
         fail("With a section failing, a report still reached the bucket. Only a merge of every section may "
-             "upload.", unit=UNIT, step=5)
+             "upload.", unit=UNIT, step=6)
     seen = fanout.get_status(learner, merge.id, env=env)
     body = seen["body"] if isinstance(seen["body"], dict) else {}
     if seen["status"] != 200 or body.get("status") != "failed":
