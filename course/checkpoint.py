@@ -77,12 +77,15 @@ def move_to(stage, target, what, skipped_to=None):
     stages.write_stage(stage, target, answered=0, project_dest=project_dir)
     if own_answers is not None:
         answers.write_text(own_answers)
-    progress.forget_grades(target, checkpoint=stage if skipped_to is None else skipped_to)
+    # Mid-unit, the units before it are done; the unit itself is not.
+    done = stages.unit_of(stage) - (0 if isinstance(stage, int) else 1)
+    progress.forget_grades(target, checkpoint=done if skipped_to is None else skipped_to)
     files = " and ".join(stages.PROJECT_FILES)
     ui.say(f"{display(target)} now holds {what}.")
     where_files = ("at the top of the course" if project_dir.resolve() == ROOT
                    else f"in {display(project_dir)}") if outside else f"in {display(target)}"
-    ui.say(f"The {files} {where_files} are unit {stage:02d}'s too.")
+    ui.say(f"The {files} {where_files} are unit {stage:02d}'s too." if isinstance(stage, int)
+           else f"The {files} {where_files} match that step too.")
     if saved:
         where = display(saved)
         ui.say(f"Your previous work is saved in {where}")
@@ -91,6 +94,6 @@ def move_to(stage, target, what, skipped_to=None):
         if (saved / TOP_LEVEL).is_dir():
             ui.say(f"  (your {files} are saved in its {TOP_LEVEL}/ folder)")
     ui.say(f"Grades for {display(target)} were cleared; `python3 -m course grade N` grades it again.")
-    if own_answers is not None and stage > 1:
+    if own_answers is not None and stages.position(stage) > (1, stages.LAST_STEP):
         ui.say("Your quiz answers are as you left them; `python3 -m course quiz N` asks a unit's challenge.")
     return 0

@@ -64,6 +64,21 @@ def _unit(value):
         raise argparse.ArgumentTypeError(f"{value!r} is not a unit; the course has units 1-{count}")
 
 
+def _checkpoint(value):
+    """A unit (N: its end) or one of its steps (N.K: right after step K)."""
+    from course import stages
+
+    number, _, step = str(value).partition(".")
+    unit = _unit(number)
+    if not step:
+        return unit, unit.number
+    steps = stages.step_numbers(unit)
+    if not step.isdigit() or int(step) not in steps:
+        raise argparse.ArgumentTypeError(f"unit {unit.code} has steps {steps[0]}-{steps[-1]}; "
+                                         f"{value!r} names none of them")
+    return unit, stages.Step(unit.number, int(step))
+
+
 def _units(value):
     from course import manifest
 
@@ -124,12 +139,16 @@ def cmd_quiz(args):
 
 
 def cmd_checkpoint(args):
-    """Skip ahead: put your folder in the reference state at the end of unit N.
-    Your current files are saved first in .course/saved/ (the command says where)."""
+    """Skip ahead: put your folder in the reference state at the end of unit N,
+    or, with N.K, right after step K of unit N (the code the lesson has you
+    type up to that step). Your current files are saved first in
+    .course/saved/ (the command says where)."""
     from course import checkpoint
 
-    unit = args.unit
-    return checkpoint.move_to(unit.number, _target(args), f"the reference app at the end of unit {unit.code}")
+    unit, stage = args.unit
+    what = (f"the reference app at the end of unit {unit.code}" if isinstance(stage, int)
+            else f"the reference app right after unit {unit.code}'s step {stage.step}")
+    return checkpoint.move_to(stage, _target(args), what)
 
 
 def cmd_reset(args):
@@ -194,9 +213,9 @@ def build_parser():
     p.add_argument("unit", type=_unit, metavar="N", help="a unit number")
     p.set_defaults(func=cmd_quiz)
 
-    p = sub.add_parser("checkpoint", parents=[learner], help="skip ahead: your folder as at the end of unit N",
-                       description=cmd_checkpoint.__doc__)
-    p.add_argument("unit", type=_unit, metavar="N", help="a unit number")
+    p = sub.add_parser("checkpoint", parents=[learner], help="skip ahead: your folder as at the end of unit N "
+                       "(or after its step K: N.K)", description=cmd_checkpoint.__doc__)
+    p.add_argument("unit", type=_checkpoint, metavar="N[.K]", help="a unit number, or unit.step (7.3)")
     p.set_defaults(func=cmd_checkpoint)
 
     p = sub.add_parser("reset", parents=[learner], help="start over from the original starter",

@@ -93,8 +93,8 @@ def _shown(path):
 
 
 # What another terminal needs to reach the same Redis and S3 (a worker run by hand, rq info).
-SHARED = ("REDIS_URL", "S3_BUCKET", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "REPORT_SECONDS",
-          "AWS_DEFAULT_REGION")
+SHARED = ("REDIS_URL", "S3_BUCKET", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+          "AWS_DEFAULT_REGION", "REPORT_SECONDS", "REPORT_BROKEN_SECTIONS")
 
 
 def run(app_dir="solution", port=None, with_worker=False, web_only=False):

@@ -202,6 +202,14 @@ def project_folder(app_folder):
     return app_folder if (app_folder / "Procfile").is_file() else app_folder.parent
 
 
+STEP_HEADING = re.compile(r"^## Step (\d+): \S", re.MULTILINE)
+
+
+def step_numbers(unit):
+    """The step numbers of a unit's lesson, from its `## Step K: ...` headings."""
+    return [int(n) for n in STEP_HEADING.findall(unit.readme.read_text())] if unit.readme.is_file() else []
+
+
 def last_stage():
     return manifest.units()[-1].number
 

@@ -64,3 +64,20 @@ def test_a_folder_with_its_own_procfile_keeps_it_inside(tmp_path, monkeypatch):
     assert (saved[0] / "Procfile").read_text() == LEARNER_PROCFILE
     assert not (saved[0] / "top-level").exists()
     assert f"Procfile and requirements.txt in {folder}/ are unit 02's too" in done.stdout
+
+
+def test_a_step_checkpoint_is_the_app_right_after_that_step(repository):
+    """`checkpoint 7.2`: a learner stuck mid-unit gets the code the lesson has them
+    type through that step (a route on the priority's queue, no sections yet)."""
+    done = course("checkpoint", "7.2", "--target", repository / "starter")
+    assert done.returncode == 0, done.stderr
+    assert "right after unit 07's step 2" in done.stdout
+    assert stages.differences(stages.Step(7, 2), repository / "starter", answered=4) == []  # answers kept
+    app = (repository / "starter" / "app.py").read_text()
+    assert "queues[priority]" in app and "enqueue_sectioned_report" not in app
+
+
+def test_a_step_that_does_not_exist_is_refused_with_the_unit_s_steps(repository):
+    done = course("checkpoint", "7.42", "--target", repository / "starter")
+    assert done.returncode == 2
+    assert "unit 07 has steps 1-" in done.stderr
