@@ -344,8 +344,9 @@ def test_the_retired_github_classroom_is_gone():
     assert not (ROOT / ".github" / "classroom").exists()
     assert not (ROOT / ".github" / "workflows" / "classroom.yml").exists()
     assert "classroom-files" not in command_names()
-    readme = (ROOT / "README.md").read_text()
-    assert "autograding.json" not in readme and "for GitHub Classroom" not in readme
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = page.read_text()
+        assert "autograding.json" not in text and "for GitHub Classroom" not in text, page.name
 
 
 def test_the_grading_workflow_runs_the_graders_own_command_on_push():

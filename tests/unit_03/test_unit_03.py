@@ -89,7 +89,7 @@ def test_worker_runs_the_job_to_a_pdf_in_the_bucket(learner, redis, s3, bucket):
         fail(f"The job ended {state} ({flows.job_error_summary(job)}), and your worker runs each job in a fresh "
              "Python (SpawnWorker), which imports utils.py anew and inherits nothing that worker.py sets up under "
              "`if __name__ == \"__main__\":`, as a forked job would. Build what make_report needs in utils.py.",
-             unit=UNIT, step=3)
+             unit=UNIT, step=5)  # the note on fork or spawn, after the first job runs
     if state != "finished":
         fail(f"The worker ran the job and it ended {state}: {flows.job_error_summary(job)}", unit=UNIT, step=2)
     key = jobs.result(job)
