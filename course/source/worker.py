@@ -2,24 +2,34 @@
 """The Redis connection, and the worker that runs queued jobs (python worker.py)."""
 import os
 # [end]
-# [unit 08.3+]
+# [unit 08.7+]
 from datetime import timedelta
 # [end]
 # [unit 02.3+]
 
 import redis
 # [end]
-# [unit 03.3-08.2]
-# from rq import Worker
-# [end]
-# [unit 08.3+]
+# [unit 08.10+]
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
+# [end]
+# [unit 03.3-08.3]
+# from rq import Worker
+# [end]
+# [unit 08.7+]
 from rq import Queue, Repeat
+# [end]
+# [unit 08.3+]
 from rq.job import Job
 from rq.serializers import JSONSerializer
+# [end]
+# [unit 08.4+]
 from rq.worker import HerokuWorker
+# [end]
+# [unit 08.9+]
 from rq.worker_pool import WorkerPool
+# [end]
+# [unit 08.7+]
 
 from utils import delete_old_reports
 # [end]
@@ -123,6 +133,14 @@ def schedule_cleanup():
 # [unit 08.3+]
 
 
+# [end]
+# [unit 08.3-08.3]
+# class ReportWorker(Worker):
+#     """rq's Worker with this app's settings built in, so every worker has
+#     them, however it is started."""
+#
+# [end]
+# [unit 08.4+]
 class ReportWorker(HerokuWorker):
     """rq's HerokuWorker with this app's settings built in, so every worker
     has them, whoever makes it: this file, or rq's WorkerPool, which makes its
@@ -131,9 +149,18 @@ class ReportWorker(HerokuWorker):
 
     imminent_shutdown_delay = SHUTDOWN_GRACE
 
+# [end]
+# [unit 08.3+]
     def __init__(self, *args, **kwargs):
+# [end]
+# [unit 08.3-08.4]
+#         kwargs.update(serializer=JSONSerializer, job_class=ReportJob)
+# [end]
+# [unit 08.5+]
         kwargs.update(serializer=JSONSerializer, job_class=ReportJob, job_monitoring_interval=HEARTBEAT,
                       maintenance_interval=CLEANUP_REGISTRIES, worker_ttl=WORKER_TTL)
+# [end]
+# [unit 08.3+]
         super().__init__(*args, **kwargs)
 # [end]
 # [unit 08.9+]
@@ -159,12 +186,18 @@ WORKER_PROCESSES = int(os.environ.get("WORKER_PROCESSES", "1"))
 
 if __name__ == "__main__":
 # [end]
+# [unit 08.7+]
+    schedule_cleanup()  # once per dyno, before any worker starts
+# [end]
 # [unit 03.3-08.2]
 #     # rq 2.0 removed `with Connection(conn):`; the connection is passed in.
 #     worker = Worker(listen, connection=conn)
 # [end]
-# [unit 08.3+]
-    schedule_cleanup()  # once per dyno, before any worker starts
+# [unit 08.3-08.8]
+#     # rq 2.0 removed `with Connection(conn):`; the connection is passed in.
+#     worker = ReportWorker(listen, connection=conn)
+# [end]
+# [unit 08.9+]
     if WORKER_PROCESSES > 1:
         # rq's WorkerPool forks WORKER_PROCESSES workers, each with its own work
         # horse and scheduler, and starts a new one if one dies. Each gets a
@@ -182,7 +215,7 @@ if __name__ == "__main__":
 # [unit 03.3-06.2]
 #     worker.work()
 # [end]
-# [unit 06.3-07]
+# [unit 06.3-08.8]
 #     # The scheduler puts jobs whose retry wait is over back on their queue.
 #     # Without it, a job scheduled for a retry waits forever.
 #     worker.work(with_scheduler=True)

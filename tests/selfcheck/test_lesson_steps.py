@@ -27,13 +27,7 @@ import pytest
 from course import manifest, services, stages
 from selfcheck.test_lessons import FILE_NOTE, FENCE, STEP, readme_lines, where
 
-# Unit 08 is still written as slices of its final files (Step 3 imports what Steps 6, 7, 9
-# and 10 write); it is being split into units of one sitting, each written to walk. Strict:
-# once it walks, this marker must go.
-NOT_YET_WALKABLE = {8: "unit 08's blocks are slices of its final files; it is being split into smaller units"}
 UNITS = manifest.units()
-WALKED = [pytest.param(u, marks=pytest.mark.xfail(reason=NOT_YET_WALKABLE[u.number], strict=True))
-          if u.number in NOT_YET_WALKABLE else u for u in UNITS]
 
 
 def steps_and_blocks(unit):
@@ -174,7 +168,7 @@ def redis_url():
         yield url
 
 
-@pytest.mark.parametrize("unit", WALKED, ids=lambda u: u.code)
+@pytest.mark.parametrize("unit", UNITS, ids=lambda u: u.code)
 def test_the_app_runs_after_every_step(unit, redis_url, tmp_path):
     walked = walk(unit)
     folders = []
