@@ -14,6 +14,9 @@ def show(target):
     passed = sum(progress.unit_state(done.get(u.code)) == "passed" for u in units)
     ui.say(f"Progress for {display(target)}")
     ui.say(f"{ui.bar(earned, total)} {earned:g}/{total} points, {passed} of {len(units)} units passed\n")
+    note = progress.split_note(target)
+    if note:
+        ui.say(note + "\n")
     now = time.time()
     skipped = progress.checkpoint(target)
     for unit in units:
@@ -38,7 +41,7 @@ def next_step(target, done):
     result = done.get(unit.code)
     state = progress.unit_state(result)
     if state == "passed":
-        return ui.paint("Every unit passes. Deploy it: the last unit's README ends with the Heroku steps.", "green")
+        return ui.paint("Every unit passes. Deploy it as unit 04 shows, and scale it as unit 11 does.", "green")
     if state == "failed":
         first = progress.first_failure(result).splitlines()[0]
         return (f"Next: fix unit {unit.code}. {first}\n"

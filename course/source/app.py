@@ -14,7 +14,7 @@ import re
 #
 # import boto3
 # [end]
-# [unit 08.10+]
+# [unit 09.3+]
 import redis
 # [end]
 # [unit 01-05.3]
@@ -44,10 +44,10 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 # [unit 07.6+]
 from rq import Queue, RateLimit, Retry
 # [end]
-# [unit 05.4-08.15]
+# [unit 05.4-11]
 # from rq.exceptions import NoSuchJobError
 # [end]
-# [unit 08.16+]
+# [unit 12+]
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 # [end]
 # [unit 05.4+]
@@ -56,11 +56,11 @@ from rq.job import Job
 # [unit 08.2+]
 from rq.serializers import JSONSerializer
 # [end]
-# [unit 08.11+]
+# [unit 09.4+]
 from rq.utils import now
 from rq.worker import Worker
 # [end]
-# [unit 08.12+]
+# [unit 08.4+]
 from werkzeug.exceptions import HTTPException
 # [end]
 # [unit 03.4-05.3]
@@ -76,10 +76,10 @@ from werkzeug.exceptions import HTTPException
 from report_data import SECTIONS
 from utils import download_url, fetch_section, make_report, merge_sections
 # [end]
-# [unit 03.4-08.9]
+# [unit 03.4-09.2]
 # from worker import conn
 # [end]
-# [unit 08.10+]
+# [unit 09.3+]
 from worker import redis_url
 
 # The web app's own Redis client, with redis-py's default retries (a couple of
@@ -90,7 +90,7 @@ conn = redis.Redis.from_url(redis_url, **tls)
 # [end]
 
 app = Flask(__name__)
-# [unit 08.12+]
+# [unit 08.4+]
 
 # Flask reads the whole body of a request before the route sees it. The page
 # sends a few bytes; anything over 16 KB is refused with 413 before it is read.
@@ -139,7 +139,7 @@ RETRY = Retry(max=3, interval=[10, 30, 60])
 SECTION_SLOTS = int(os.environ.get("SECTION_SLOTS", "4"))
 SALES_DB = RateLimit("sales-db", SECTION_SLOTS)
 # [end]
-# [unit 08.15+]
+# [unit 10.3+]
 
 # How long Redis keeps a job once it has ended. rq keeps a finished job 500 s
 # by default, but a failed one for a YEAR, and its failure record for ever:
@@ -156,7 +156,7 @@ KEEP = {"result_ttl": RESULT_TTL, "failure_ttl": FAILURE_TTL}
 # Anything else is not a job id, so it gets a 400 before Redis is asked.
 JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 # [end]
-# [unit 08.16+]
+# [unit 12+]
 
 # A client may name its request with an Idempotency-Key header (a random id it
 # makes once per click): the same key twice is the same report. The key goes
@@ -175,7 +175,7 @@ PAGE_STATUS = {"scheduled": "queued", "deferred": "queued", "stopped": "failed",
 # over): 503 and a Retry-After, so the page (and any client) waits and asks again.
 QUEUE_DOWN = "The job queue is unavailable; try again shortly."
 # [end]
-# [unit 08.11+]
+# [unit 09.4+]
 
 # A started job whose worker has sent no heartbeat for this long was cut off:
 # its worker was killed, or its dyno lost. rq notices too, later (worker.py).
@@ -192,7 +192,7 @@ def queue_unavailable(error):
     app.logger.warning("Redis unavailable: %s", error)
     return jsonify(error=QUEUE_DOWN), 503, {"Retry-After": "5"}
 # [end]
-# [unit 08.12+]
+# [unit 08.4+]
 
 
 @app.errorhandler(HTTPException)
@@ -237,7 +237,7 @@ def create_report():
 #     s3.put_object(Bucket=os.environ["S3_BUCKET"], Key=key, Body=pdf, ContentType="application/pdf")
 #     return jsonify(key=key)
 # [end]
-# [unit 08.12+]
+# [unit 08.4+]
     try:
         request.get_data()  # the whole body, read (and kept) now: a broken one is a 400 here
     except HTTPException:
@@ -260,7 +260,7 @@ def create_report():
         return jsonify(error=problem), 400
     queue = queues[priority]
 # [end]
-# [unit 08.16+]
+# [unit 12+]
     key = request.headers.get("Idempotency-Key")
     if key is not None:  # the client named this request: enqueue it once, whatever it sends after
         return enqueue_once(queue, key, sections)
@@ -273,10 +273,10 @@ def create_report():
         job = enqueue_sectioned_report(queue)
     else:
 # [end]
-# [unit 07.6-08.14]
+# [unit 07.6-10.2]
 #         job = queue.enqueue(make_report, job_timeout=JOB_TIMEOUT, retry=RETRY)
 # [end]
-# [unit 08.15+]
+# [unit 10.3+]
         # One round trip to Redis, not two: given a pipeline, enqueue queues its
         # writes (the queue's name in rq:queues, the job, its id on the queue)
         # there, and execute() sends them together, as one transaction.
@@ -320,7 +320,7 @@ def report_status(job_id):
 # [unit 06.5+]
     status = PAGE_STATUS.get(status, status)
 # [end]
-# [unit 08.11+]
+# [unit 09.4+]
     if status == "started" and worker_gone(job):
         status = "interrupted"  # the page says so, and keeps polling: rq will retry it
 # [end]
@@ -375,10 +375,10 @@ def report_options():
     priority = body.get("priority", "default")
     if priority not in PRIORITIES:
 # [end]
-# [unit 07.2-08.11]
+# [unit 07.2-08.3]
 #         return None, None, f"priority must be high, default or low, not {priority!r}."
 # [end]
-# [unit 08.12+]
+# [unit 08.4+]
         # Not echoed back: it could be 10 MB, or HTML meant for someone's page.
         return None, None, "priority must be high, default or low."
 # [end]
@@ -397,17 +397,17 @@ def enqueue_sectioned_report(queue):
     # (no pipeline, so no enqueue_many), and decides there and then whether it
     # gets a slot (queued) or waits for one (rate_limited).
 # [end]
-# [unit 07.6-08.14]
+# [unit 07.6-10.2]
 #     section_jobs = [queue.enqueue(fetch_section, name, rate_limit=SALES_DB, job_timeout=JOB_TIMEOUT)
 #                     for name in SECTIONS]
 #     return queue.enqueue(merge_sections, depends_on=section_jobs, job_timeout=JOB_TIMEOUT, retry=RETRY)
 # [end]
-# [unit 08.15+]
+# [unit 10.3+]
     section_jobs = [queue.enqueue(fetch_section, name, rate_limit=SALES_DB, job_timeout=JOB_TIMEOUT, **KEEP)
                     for name in SECTIONS]
     return queue.enqueue(merge_sections, depends_on=section_jobs, job_timeout=JOB_TIMEOUT, retry=RETRY, **KEEP)
 # [end]
-# [unit 08.16+]
+# [unit 12+]
 
 
 def enqueue_once(queue, key, sections):
@@ -445,7 +445,7 @@ def merge_status(job):
     done = sum(section.get_status().value == "finished" for section in sections)
     return {"job_id": job.id, "status": "queued", "progress": 90 * done // max(len(sections), 1)}
 # [end]
-# [unit 08.11+]
+# [unit 09.4+]
 
 
 def worker_gone(job):

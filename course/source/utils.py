@@ -3,14 +3,14 @@
 import os
 import uuid
 # [end]
-# [unit 08.6+]
+# [unit 10+]
 from datetime import datetime, timedelta, timezone
 # [end]
 # [unit 03.2+]
 
 import boto3
 # [end]
-# [unit 08.13+]
+# [unit 12.2+]
 from botocore.config import Config
 # [end]
 
@@ -26,7 +26,7 @@ from report_pdf import build_pdf
 # [unit 05.2+]
 from rq import get_current_job
 # [end]
-# [unit 08.6+]
+# [unit 10+]
 
 # One S3 client for the whole worker process, not one per job: boto3.client()
 # reads the service's model and endpoint data, tens of milliseconds each time.
@@ -56,7 +56,7 @@ def make_report():
 # [unit 03.2+]
     key = f"reports/{uuid.uuid4()}.pdf"
 # [end]
-# [unit 03.2-07]
+# [unit 03.2-09]
 #     s3 = boto3.client("s3")  # honours AWS_ENDPOINT_URL, so it works with a local S3
 # [end]
 # [unit 06.6+]
@@ -85,20 +85,20 @@ def download_url(key, expires_in=3600):
     """A presigned link to one report: whoever holds it can download that object
     until it expires (an hour), while the bucket itself stays private."""
 # [end]
-# [unit 05.3-08.12]
+# [unit 05.3-12.1]
 #     s3 = boto3.client("s3")
 # [end]
-# [unit 08.13+]
+# [unit 12.2+]
     # Signature version 4, signed for the region boto3 is given (AWS_DEFAULT_REGION:
     # set it to the bucket's). Without the Config, boto3 can sign with the old
     # version 2 on the global endpoint, which newer regions and buckets refuse.
     signer = boto3.client("s3", config=Config(signature_version="s3v4"))
 # [end]
-# [unit 05.3-08.12]
+# [unit 05.3-12.1]
 #     return s3.generate_presigned_url(
 #         "get_object", Params={"Bucket": os.environ["S3_BUCKET"], "Key": key}, ExpiresIn=expires_in)
 # [end]
-# [unit 08.13+]
+# [unit 12.2+]
     return signer.generate_presigned_url(
         "get_object", Params={"Bucket": os.environ["S3_BUCKET"], "Key": key}, ExpiresIn=expires_in)
 # [end]
@@ -126,14 +126,14 @@ def merge_sections():
     save_progress(job, 95)
     key = f"reports/{uuid.uuid4()}.pdf"
 # [end]
-# [unit 07.5-07]
+# [unit 07.5-09]
 #     s3 = boto3.client("s3")
 # [end]
 # [unit 07.5+]
     s3.put_object(Bucket=os.environ["S3_BUCKET"], Key=key, Body=pdf, ContentType="application/pdf")
     return key
 # [end]
-# [unit 08.6+]
+# [unit 10+]
 
 # A report is a link someone opens soon after asking for it; a week is plenty.
 REPORT_MAX_AGE_SECONDS = 7 * 24 * 3600

@@ -2,34 +2,34 @@
 """The Redis connection, and the worker that runs queued jobs (python worker.py)."""
 import os
 # [end]
-# [unit 08.7+]
+# [unit 10.2+]
 from datetime import timedelta
 # [end]
 # [unit 02.3+]
 
 import redis
 # [end]
-# [unit 08.10+]
+# [unit 09.3+]
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 # [end]
-# [unit 03.3-08.3]
+# [unit 03.3-08]
 # from rq import Worker
 # [end]
-# [unit 08.7+]
+# [unit 10.2+]
 from rq import Queue, Repeat
 # [end]
 # [unit 08.3+]
 from rq.job import Job
 from rq.serializers import JSONSerializer
 # [end]
-# [unit 08.4+]
+# [unit 09+]
 from rq.worker import HerokuWorker
 # [end]
-# [unit 08.9+]
+# [unit 11.2+]
 from rq.worker_pool import WorkerPool
 # [end]
-# [unit 08.7+]
+# [unit 10.2+]
 
 from utils import delete_old_reports
 # [end]
@@ -47,13 +47,13 @@ redis_url = os.environ.get("REDIS_URL", "redis://localhost:6379")
 # so for rediss:// URLs we encrypt but skip the certificate check. redis-py
 # rejects ssl_cert_reqs on a plain redis:// URL, so pass it only for TLS.
 # [end]
-# [unit 02.3-08.9]
+# [unit 02.3-09.2]
 # if redis_url.startswith("rediss://"):
 #     conn = redis.Redis.from_url(redis_url, ssl_cert_reqs=None)
 # else:
 #     conn = redis.Redis.from_url(redis_url)
 # [end]
-# [unit 08.10+]
+# [unit 09.3+]
 tls = {"ssl_cert_reqs": None} if redis_url.startswith("rediss://") else {}
 
 
@@ -72,7 +72,7 @@ def connect(retries):
 # own client (app.py) that gives up after a couple of seconds.
 conn = connect(retries=20)
 # [end]
-# [unit 08.4+]
+# [unit 09+]
 
 # Heroku stops a dyno with SIGTERM to every process in it, then SIGKILL 30 s
 # later. HerokuWorker's work horse ignores that SIGTERM, so the running job
@@ -83,7 +83,7 @@ conn = connect(retries=20)
 # that needs longer still starts again from scratch after a restart.
 SHUTDOWN_GRACE = int(os.environ.get("SHUTDOWN_GRACE", "25"))
 # [end]
-# [unit 08.5+]
+# [unit 09.2+]
 
 # The worker's main process writes a heartbeat while its horse runs a job, every
 # HEARTBEAT seconds (rq's default is 30). A job whose worker was killed outright
@@ -114,7 +114,7 @@ class ReportJob(Job):
             raise PermissionError(f"refusing to run {self.func_name!r}: not one of this app's jobs")
         return super().perform()
 # [end]
-# [unit 08.7+]
+# [unit 10.2+]
 
 
 # The clean-up runs on the low queue: reports people are waiting for go first.
@@ -134,13 +134,13 @@ def schedule_cleanup():
 
 
 # [end]
-# [unit 08.3-08.3]
+# [unit 08.3-08]
 # class ReportWorker(Worker):
 #     """rq's Worker with this app's settings built in, so every worker has
 #     them, however it is started."""
 #
 # [end]
-# [unit 08.4+]
+# [unit 09+]
 class ReportWorker(HerokuWorker):
     """rq's HerokuWorker with this app's settings built in, so every worker
     has them, whoever makes it: this file, or rq's WorkerPool, which makes its
@@ -153,17 +153,17 @@ class ReportWorker(HerokuWorker):
 # [unit 08.3+]
     def __init__(self, *args, **kwargs):
 # [end]
-# [unit 08.3-08.4]
+# [unit 08.3-09.1]
 #         kwargs.update(serializer=JSONSerializer, job_class=ReportJob)
 # [end]
-# [unit 08.5+]
+# [unit 09.2+]
         kwargs.update(serializer=JSONSerializer, job_class=ReportJob, job_monitoring_interval=HEARTBEAT,
                       maintenance_interval=CLEANUP_REGISTRIES, worker_ttl=WORKER_TTL)
 # [end]
 # [unit 08.3+]
         super().__init__(*args, **kwargs)
 # [end]
-# [unit 08.9+]
+# [unit 11.2+]
 
     stopping = False
 
@@ -186,18 +186,18 @@ WORKER_PROCESSES = int(os.environ.get("WORKER_PROCESSES", "1"))
 
 if __name__ == "__main__":
 # [end]
-# [unit 08.7+]
+# [unit 10.2+]
     schedule_cleanup()  # once per dyno, before any worker starts
 # [end]
 # [unit 03.3-08.2]
 #     # rq 2.0 removed `with Connection(conn):`; the connection is passed in.
 #     worker = Worker(listen, connection=conn)
 # [end]
-# [unit 08.3-08.8]
+# [unit 08.3-11.1]
 #     # rq 2.0 removed `with Connection(conn):`; the connection is passed in.
 #     worker = ReportWorker(listen, connection=conn)
 # [end]
-# [unit 08.9+]
+# [unit 11.2+]
     if WORKER_PROCESSES > 1:
         # rq's WorkerPool forks WORKER_PROCESSES workers, each with its own work
         # horse and scheduler, and starts a new one if one dies. Each gets a
@@ -215,7 +215,7 @@ if __name__ == "__main__":
 # [unit 03.3-06.2]
 #     worker.work()
 # [end]
-# [unit 06.3-08.8]
+# [unit 06.3-11.1]
 #     # The scheduler puts jobs whose retry wait is over back on their queue.
 #     # Without it, a job scheduled for a retry waits forever.
 #     worker.work(with_scheduler=True)

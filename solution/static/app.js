@@ -2,7 +2,7 @@
 //  - 200 {key}                 : the report was built inside the request (units 01-02)
 //  - 202 {job_id}              : a worker builds it; nothing to poll yet (units 03-04)
 //  - 202 {job_id, status_url}  : poll the status URL, show progress, then the link (unit 05 on)
-// Each click sends an Idempotency-Key header: unit 08's app makes one report per key.
+// Each click sends an Idempotency-Key header: unit 12's app makes one report per key.
 const form = document.getElementById("report-form");
 const button = document.getElementById("start");
 const message = document.getElementById("message");
@@ -59,9 +59,9 @@ async function poll(statusUrl) {
   }
 }
 
-// One key per click: the request's name. The app (unit 08 on) enqueues one
+// One key per click: the request's name. The app (unit 12 on) enqueues one
 // report per key, so asking again with the same key (below) cannot make a
-// second report. Apps before unit 08 ignore the header.
+// second report. Apps before unit 12 ignore the header.
 function newKey() {
   if (crypto.randomUUID) return crypto.randomUUID();  // https and localhost only
   return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");

@@ -45,7 +45,7 @@ def _last_stage_graded_here(session, wanted):
     """The grading of the last unit's stage on that unit, when this session grades
     solution/ on every check of that unit anyway and solution/ is that stage, file
     for file (as test_solution_is_the_finished_app_made_from_the_source requires):
-    the same folder graded twice is a whole unit 08 (19 checks) of the suite's time."""
+    the same folder graded twice is a whole unit of the suite's time."""
     last = stages.last_stage()
     own = next((g for g in wanted if g.unit == last and g.stage == last and g.base is None and g.overlay is None
                 and not g.edits and not g.delete and not g.check and not g.env), None)

@@ -23,7 +23,7 @@ SOLUTION = ROOT / "solution"
 RECOVERY = 15  # seconds: worker and scheduler working again after Redis is back
 
 
-# worker.py and app.py read these from the environment (unit 08, Step 5): a
+# worker.py and app.py read these from the environment (unit 09, Step 2): a
 # heartbeat every second, a registry clean-up every second, an idle wait of 1 s,
 # and "interrupted" after 3 s without a heartbeat.
 SHORT_TIMES = {"HEARTBEAT": "1", "CLEANUP_REGISTRIES": "1", "WORKER_TTL": "16"}

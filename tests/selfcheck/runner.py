@@ -249,8 +249,9 @@ class Pool:
     # Each batch is a pytest with its own Redis, local S3 and preloaded Python: about
     # 2 s of CPU before its first check, and the suite is bound by CPU; but one batch
     # runs its gradings one after another, and the longest batch can end the session.
-    # Counted in checks, a batch holds one whole unit 08 (19 checks) or 24 single checks,
-    # not five unit 08s (a batch of them took 266 s, the session's last minute alone).
+    # Counted in checks, not gradings: a batch holds up to 24, whole units or single
+    # checks, so no batch holds many long gradings (five of the old 19-check unit 08
+    # in one batch took 266 s, the session's last minute alone).
     BATCH_CHECKS = 24
     ALONE_WEIGHT = BATCH_CHECKS  # only for the order: a batch of its own whatever it weighs
 
@@ -316,6 +317,11 @@ class Case:
     expect: str = None
     delete: tuple = ()
     edits: tuple = ()
+    stage: int = None  # the app the case changes: the stage of its unit unless it names another
+
+    @property
+    def base_stage(self):
+        return self.stage or self.unit
 
     @property
     def id(self):
@@ -323,7 +329,7 @@ class Case:
 
     @property
     def grading(self):
-        return Grading(unit=self.unit, stage=self.unit, overlay=self.folder, delete=self.delete, edits=self.edits,
+        return Grading(unit=self.unit, stage=self.base_stage, overlay=self.folder, delete=self.delete, edits=self.edits,
                        check=self.check if self.kind == "wrong" else None, label=self.id)
 
     def problems(self):
@@ -334,14 +340,14 @@ class Case:
             return f"{self.id}/{CASE_FILE} must say `why` in one line."
         if self.unit not in unit_folders():
             return f"{self.id}: there is no tests/unit_{self.unit:02d} to grade it with."
-        files = stages.files_at(self.unit)  # the stage, with the case's own files on top, as built
+        files = stages.files_at(self.base_stage)  # the stage, with the case's own files on top, as built
         files.update({name: (self.folder / name).read_text() for name, _, _ in self.edits
                       if (self.folder / name).is_file()})
         for name, old, new in self.edits:
             try:
                 files[name] = edited(files.get(name, ""), old, new, name)
             except CaseError as error:
-                return f"{self.id}/{CASE_FILE}: {error}; the stage of unit {self.unit:02d} has changed there."
+                return f"{self.id}/{CASE_FILE}: {error}; the stage of unit {self.base_stage:02d} has changed there."
         return ""
 
     def verdict(self, outcome):
@@ -371,7 +377,7 @@ def load_case(unit, kind, folder):
     data = tomllib.loads((folder / CASE_FILE).read_text()) if (folder / CASE_FILE).is_file() else {}
     return Case(unit=unit, kind=kind, name=folder.name, folder=folder, why=data.get("why", ""),
                 check=data.get("check"), expect=data.get("expect"), delete=tuple(data.get("delete", ())),
-                edits=tuple((e["file"], e["old"], e["new"]) for e in data.get("edit", ())))
+                edits=tuple((e["file"], e["old"], e["new"]) for e in data.get("edit", ())), stage=data.get("stage"))
 
 
 def discover(root=CORPUS):

@@ -143,7 +143,28 @@ def test_status_next_step_quotes_the_first_failure(tmp_path):
                                                        "message": message}]}})
     done = course("status", "--target", folder)
     assert "Next: fix unit 02. worker.py is missing from app/." in done.stdout
-    assert "10/100 points" in done.stdout
+    assert f"10/{sum(u.points for u in manifest.units())} points" in done.stdout
+
+
+OLD_UNIT_08_CHECKS = ["test_job_payloads_in_redis_are_json", "test_sigterm_lets_the_running_job_finish",
+                      "test_cleanup_deletes_only_old_reports", "test_worker_processes_run_reports_side_by_side",
+                      "test_the_same_key_twice_makes_one_report_job", "test_challenge"]
+
+
+def test_a_grade_of_the_old_unit_08_is_shared_out_among_units_08_to_12_once(tmp_path):
+    """A learner part-way through when unit 08 was split keeps their progress: each
+    check's outcome goes to the unit that now holds it, and status says so once."""
+    folder = stage_copy(tmp_path, 12)
+    checks = [{"check": name, "outcome": "passed", "seconds": 1} for name in OLD_UNIT_08_CHECKS]
+    progress.record_grades(folder, {"08": {"earned": 10, "points": 10, "passed": 6, "total": 6, "seconds": 9,
+                                           "checks": checks}})
+    first, second = course("status", "--target", folder), course("status", "--target", folder)
+    assert "Unit 08 is now units 08-12" in first.stdout
+    assert "Unit 08 is now units 08-12" not in second.stdout
+    shared = progress.grades(folder)
+    for code, name in zip(("08", "09", "10", "11", "12"), OLD_UNIT_08_CHECKS):
+        assert [c["check"] for c in shared[code]["checks"]] == [name]
+        assert progress.unit_state(shared[code]) == "failed"  # its other checks and new quiz: graded again
 
 
 # ---------------------------------------------------------------- hint

@@ -1,0 +1,328 @@
+"""Unit 10: housekeeping. A clean-up job deletes only old reports and the worker schedules it;
+ended jobs leave Redis within a month; the worker builds one S3 client, not one per job."""
+import json
+import os
+import uuid
+import zlib
+
+import pytest
+
+from grader import fanout, flows, jobs, retries
+from grader.checks import attempt, backdated_objects, bucket_keys
+from grader.faults import s3_fault_proxy
+from grader.feedback import LearnerFailure, fail
+from grader.learner import wait_until
+
+UNIT = 10
+
+
+@pytest.fixture(autouse=True)
+def learner_files(target, request):
+    if request.node.originalname != "test_challenge":  # the quiz needs no code
+        target.require("worker.py", "utils.py", "app.py", unit=UNIT)
+
+
+CLEANUP = "delete_old_reports"
+
+
+def payload_problem(redis, job_id):
+    """'' if the job's data field is zlib-compressed JSON, else what it is."""
+    raw = redis.hget(f"rq:job:{job_id}", "data")
+    if raw is None:
+        return "missing"
+    try:
+        raw = zlib.decompress(raw)
+    except zlib.error:
+        pass
+    try:
+        json.loads(raw)
+        return ""
+    except ValueError:
+        return "pickle" if raw[:1] == b"\x80" else "not JSON"
+
+
+def put(s3, bucket, key):
+    s3.put_object(Bucket=bucket, Key=key, Body=b"%PDF-1.4 old report")
+
+
+# More old reports than one listing page (1,000 keys) or one DeleteObjects call holds.
+OLD_REPORTS = 1005
+DAY = 24 * 3600
+
+
+def empty(s3, bucket):
+    """Delete everything a check left in the bucket (the fixture's clean-up reads one page only)."""
+    keys = bucket_keys(s3, bucket)
+    for start in range(0, len(keys), 1000):
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start:start + 1000]]})
+
+
+def test_cleanup_deletes_only_old_reports(learner, s3, bucket, s3_endpoint):
+    """1,005 reports a month old (more than one page of listing), a month-old file that is
+    not a report, and a report made now; delete_old_reports(max_age_seconds=one day) runs
+    against an S3 that, like the real one, refuses to delete more than 1,000 keys a call."""
+    old = [f"reports/{uuid.uuid4()}.pdf" for _ in range(OLD_REPORTS)]
+    other = "exports/kept-forever.csv"
+    backdated_objects(bucket, old + [other], age_seconds=30 * DAY)
+    new = f"reports/{uuid.uuid4()}.pdf"
+    put(s3, bucket, new)
+    try:
+        with s3_fault_proxy(s3_endpoint) as (endpoint, _plan):
+            _, error = attempt(learner.probe, f"from utils import {CLEANUP}\nresult(deleted={CLEANUP}(max_age_seconds={DAY}))",
+                               timeout=60, what=f"utils.{CLEANUP}(max_age_seconds={DAY})",
+                               env=learner.environment(AWS_ENDPOINT_URL=endpoint))
+        if error and "MalformedXML" in str(error):
+            fail(f"{CLEANUP} asked S3 to delete more than 1,000 keys in one delete_objects call, which S3 refuses "
+                 "(MalformedXML; the local S3 does too). Delete in batches of at most 1,000 keys.", unit=UNIT, step=1)
+        if error:
+            raise error
+        keys = set(bucket_keys(s3, bucket))
+        if new not in keys:
+            fail(f"{CLEANUP}(max_age_seconds={DAY}) deleted a report uploaded a moment ago. Compare each object's "
+                 "LastModified with now minus max_age_seconds, and delete only older ones.", unit=UNIT, step=1)
+        if other not in keys:
+            fail(f"{CLEANUP} deleted {other}, which is not a report. List only keys under reports/ (Prefix=).",
+                 unit=UNIT, step=1)
+        left = sorted(set(old) & keys)
+        if left and len(left) < len(old):
+            fail(f"Of {len(old)} reports a month old, {CLEANUP}(max_age_seconds={DAY}) left {len(left)}. One "
+                 "list_objects_v2 call returns at most 1,000 keys: list them all, with "
+                 "s3.get_paginator(\"list_objects_v2\") (or by following NextContinuationToken).", unit=UNIT, step=1)
+        if left:
+            fail(f"{CLEANUP}(max_age_seconds={DAY}) left every one of {len(old)} reports a month old. Delete every "
+                 "report older than max_age_seconds.", unit=UNIT, step=1)
+    finally:
+        empty(s3, bucket)
+
+
+# Where a clean-up job can be: waiting (scheduled, queued), running, or already run
+# (a job the worker took at once, as rq's cron scheduler makes it, is seen there).
+def cleanup_jobs(redis, scheduled_only=False):
+    found = []
+    for queue in jobs.queues(redis):
+        ids = queue.scheduled_job_registry.get_job_ids()
+        if not scheduled_only:
+            ids += queue.get_job_ids()
+            for registry in (queue.started_job_registry, queue.failed_job_registry, queue.finished_job_registry):
+                ids += registry.get_job_ids(cleanup=False)  # the grader reads; the worker cleans up
+        for job_id in dict.fromkeys(ids):
+            job = jobs.fetch(redis, job_id)
+            if job is not None and job.func_name.endswith(CLEANUP):
+                found.append(job)
+    return found
+
+
+def enqueued_by_cron(redis, job_id):
+    """True if rq's cron scheduler enqueued this job: it records each job it
+    enqueues in a history (a sorted set per cron job) in Redis."""
+    from rq.cron import get_cron_job_history_key
+
+    return any(redis.zscore(key, job_id) is not None for key in redis.scan_iter(get_cron_job_history_key("*")))
+
+
+def cron_entries(redis):
+    """The clean-up entries that running rq cron schedulers registered in Redis
+    (each saves its jobs' function, queue and schedule there as JSON)."""
+    from redis.exceptions import ResponseError
+    from rq.defaults import RQ_KEY_PREFIX
+
+    entries = []
+    for key in redis.scan_iter(f"{RQ_KEY_PREFIX}:cron_scheduler:*"):
+        try:
+            listed = json.loads(redis.hget(key, "cron_jobs") or "[]")
+        except (ValueError, ResponseError):
+            continue
+        entries += [e for e in listed if isinstance(e, dict) and str(e.get("func_name", "")).endswith(CLEANUP)]
+    return entries
+
+
+# rq 3.0.0's cron scheduler enqueues with a Queue made without a serializer: pickle.
+CRON_PICKLES = ("in rq 3.0.0 rq cron writes every job with pickle, whatever serializer your queues use, and a JSON "
+                "worker refuses pickle (Step 3). Schedule the clean-up from the worker with a JSON queue's "
+                "enqueue_in and a Repeat.")
+
+
+def start_other_processes(learner, target):
+    """Start the Procfile's process types other than web and worker (a `cron:` or
+    `clock:` line, say), as the dynos a learner scales up on Heroku would run them.
+    Returns the process types it started."""
+    started = [kind for kind in target.procfile() if kind not in ("web", "worker", "release")]
+    for kind in started:
+        learner.start_procfile(kind)
+    return started
+
+
+def test_worker_schedules_the_cleanup(learner, redis, s3, bucket, target):
+    fresh = f"reports/{uuid.uuid4()}.pdf"
+    put(s3, bucket, fresh)
+    worker = learner.start_worker()
+    others = start_other_processes(learner, target)
+    flows.wait_for_worker(learner, redis, worker)
+    # Code that schedules it at start-up has run by the time the worker listens (work()
+    # never returns); another process type (a `clock:` line) gets longer to start.
+    waited = 10 if others else 3
+    found = wait_until(lambda: cleanup_jobs(redis), waited)
+    if not found:
+        # A scheduler process that is slow to start (a busy machine) gets a few more seconds to say what it holds.
+        held = cron_entries(redis) or (others and wait_until(lambda: cron_entries(redis), 5))
+        if held:
+            when = f"cron {held[0]['cron']!r:.40}" if held[0].get("cron") else f"every {held[0].get('interval')} s"
+            fail(f"rq's cron scheduler holds the clean-up ({when}) and enqueued nothing while the grader waited; "
+                 "what it enqueues would not run anyway: " + CRON_PICKLES, unit=UNIT, step=2)
+        fail(f"{waited} s after your worker started, no job running utils.{CLEANUP} was scheduled or queued. Have the "
+             "worker schedule it when it starts (queue.enqueue_in with a Repeat, or a job that schedules "
+             "the next one).", unit=UNIT, step=2)
+    # A clean-up the worker cannot read is the one to explain, whatever else was scheduled.
+    job = next((j for j in found if payload_problem(redis, j.id) == "pickle"), found[0])
+    ran = wait_until(lambda: fanout.fast_forward_retries(redis) or (job.refresh() or job.ended_at), 20)
+    if not ran:
+        fail(f"The scheduled clean-up job was made due, but your worker did not run it within 20 s (it is "
+             f"{jobs.status(job)}). Does the worker run with its scheduler (work(with_scheduler=True))?",
+             unit=UNIT, step=2)
+    latest = job.latest_result()
+    if latest is not None and latest.type.name != "SUCCESSFUL":
+        error = flows.job_error_summary(job)
+        if payload_problem(redis, job.id) == "pickle":
+            if enqueued_by_cron(redis, job.id):
+                fail(f"rq's cron scheduler enqueued the clean-up and your worker refused it ({error}): "
+                     + CRON_PICKLES, unit=UNIT, step=2)
+            fail(f"The clean-up job is stored with pickle, and your worker refused it ({error}) before {CLEANUP} "
+                 "ran. Schedule it on a queue made with serializer=JSONSerializer, as the worker's are.",
+                 unit=UNIT, step=2)
+        fail(f"The scheduled clean-up job failed on your worker: {error}.", unit=UNIT, step=2)
+    if fresh not in bucket_keys(s3, bucket):
+        fail("The scheduled clean-up deleted a report made a moment ago. Its default max age should be days, "
+             "not seconds.", unit=UNIT, step=1)
+    if not wait_until(lambda: cleanup_jobs(redis, scheduled_only=True), 5):
+        fail("The clean-up ran once, but nothing is scheduled to run it again. Repeat it "
+             "(repeat=Repeat(times=..., interval=...)) or have it schedule the next run.", unit=UNIT, step=2)
+STEP = 3
+DAY = 24 * 3600
+LONGEST = 30 * DAY  # a month: past this, ended jobs pile up in Redis's memory
+SHORTEST = 60  # a finished job must outlive the page's next few polls
+
+
+def run_to_end(learner, redis, env, job_id):
+    """Run the job on a worker of its own (started with env), return its final state."""
+    worker = learner.start_worker(env=env)
+    try:
+        flows.wait_for_worker(learner, redis, worker)
+        state, _ = retries.follow(redis, jobs.fetch(redis, job_id), 40)
+    except retries.NoScheduler as error:
+        fail(str(error), unit=6, step=3)
+    except LearnerFailure as error:
+        fail(str(error), unit=UNIT, step=STEP)
+    finally:
+        worker.kill()  # its job is over: a graceful stop would only cost a second or two
+    return state
+
+
+def kept_for(redis, job_id):
+    """{key: seconds left} for the job's hash and its results record; -1 is for ever,
+    -2 is gone."""
+    return {key: redis.ttl(key) for key in (f"rq:job:{job_id}", f"rq:results:{job_id}")}
+
+
+def describe(seconds):
+    if seconds == -1:
+        return "for ever (no expiry)"
+    if seconds >= DAY:
+        return f"{seconds / DAY:,.0f} days"
+    return f"{seconds:,} s"
+
+
+def test_ended_jobs_leave_redis_within_a_month(learner, redis, s3, bucket):
+    finished = flows.job_id_from(flows.post_report(learner), UNIT, STEP)
+    state = run_to_end(learner, redis, learner.environment(), finished)
+    if state != "finished":
+        fail(f"A report job ended {state} with nothing wrong: {flows.job_error_summary(jobs.fetch(redis, finished))}",
+             unit=UNIT, step=STEP)
+    ttls = kept_for(redis, finished)
+    if ttls[f"rq:job:{finished}"] == -2:
+        fail("A finished report job was gone from Redis the moment it finished, before the page could ask for its "
+             "link. result_ttl=0 deletes it at once: keep it a day (result_ttl=24 * 3600).", unit=UNIT, step=STEP)
+    for key, seconds in ttls.items():
+        if seconds == -1 or seconds > LONGEST:
+            fail(f"Redis keeps a finished report job ({key}) {describe(seconds)}: every report ever made stays in "
+                 "Redis's memory. Enqueue it with a result_ttl of a day or so (result_ttl=24 * 3600), not -1.",
+                 unit=UNIT, step=STEP)
+        if 0 <= seconds < SHORTEST:
+            fail(f"Redis keeps a finished report job ({key}) only {seconds} s: the page may not have asked for its "
+                 "link yet. Keep it a day or so (result_ttl=24 * 3600).", unit=UNIT, step=STEP)
+
+    broken = learner.environment(REPORT_BROKEN_SECTIONS="north")
+    failed = flows.job_id_from(flows.post_report(learner), UNIT, STEP)
+    retries.run_once(redis, failed)  # its retries would fail alike
+    state = run_to_end(learner, redis, broken, failed)
+    if state != "failed":
+        fail(f"With its data source down, a report job ended {state}, not failed.", unit=UNIT, step=STEP)
+    for key, seconds in kept_for(redis, failed).items():
+        if seconds == -1 or seconds > LONGEST:
+            fail(f"Redis keeps a failed report job ({key}) {describe(seconds)}: rq's default failure_ttl is a year, "
+                 "and every failed report stays in Redis's memory that long. Enqueue it with a failure_ttl of a "
+                 "week or so (failure_ttl=7 * 24 * 3600).", unit=UNIT, step=STEP)
+        if 0 <= seconds < SHORTEST:
+            fail(f"Redis keeps a failed report job ({key}) only {seconds} s: nobody has time to read why it "
+                 "failed. Keep it a week or so (failure_ttl=7 * 24 * 3600).", unit=UNIT, step=STEP)
+
+
+# Put first on the worker's PYTHONPATH: every botocore client the worker's
+# processes create (boto3.client and boto3.resource both go through it) is logged.
+CLIENT_COUNTER = '''
+import os
+
+
+def _count_clients():
+    import botocore.session
+
+    create = botocore.session.Session.create_client
+
+    def create_client(self, service_name, *args, **kwargs):
+        with open(os.environ["COURSE_CLIENT_LOG"], "a") as log:
+            log.write(f"{os.getpid()} {service_name}\\n")
+        return create(self, service_name, *args, **kwargs)
+
+    botocore.session.Session.create_client = create_client
+
+
+_count_clients()
+'''
+SHARED_CLIENT_STEP = 1
+
+
+def test_worker_builds_its_s3_client_once_not_per_job(learner, redis, s3, bucket, tmp_path):
+    folder = tmp_path / "counter"
+    folder.mkdir()
+    (folder / "sitecustomize.py").write_text(CLIENT_COUNTER)
+    log = tmp_path / "clients.log"
+    log.touch()
+    env = learner.environment(PYTHONPATH=os.pathsep.join([str(folder), learner.env["PYTHONPATH"]]),
+                              COURSE_CLIENT_LOG=log)
+    answers = fanout.post_many(learner, [("json", {})] * 3)
+    ids = [flows.job_id_from(answer, 8, 3) for answer in answers]
+    worker = learner.start_worker(env=env)
+    try:
+        flows.wait_for_worker(learner, redis, worker)
+        for job_id in ids:
+            state, _ = retries.follow(redis, jobs.fetch(redis, job_id), 40)
+            if state != "finished":
+                fail(f"A report job ended {state}: {flows.job_error_summary(jobs.fetch(redis, job_id))}",
+                     unit=UNIT, step=SHARED_CLIENT_STEP)
+    except retries.NoScheduler as error:
+        fail(str(error), unit=6, step=3)
+    except LearnerFailure as error:
+        fail(str(error), unit=UNIT, step=SHARED_CLIENT_STEP)
+    finally:
+        worker.kill()  # every job is over; what it logged is on disk
+    made = [line.split() for line in log.read_text().splitlines()]
+    s3_clients = [pid for pid, service in made if service == "s3"]
+    if len(s3_clients) >= len(ids):
+        fail(f"Your worker built {len(s3_clients)} S3 clients to run {len(ids)} report jobs: one per job, each "
+             "reading boto3's service model again (tens of milliseconds). Build it once, when utils.py is "
+             "imported (s3 = boto3.client(\"s3\") at the top of the module), and use it in every job. Built "
+             "lazily inside a job it is still one per job: each job runs in a work horse of its own.",
+             unit=UNIT, step=SHARED_CLIENT_STEP)
+
+
+def test_challenge(target):
+    flows.check_quiz(target, UNIT)
