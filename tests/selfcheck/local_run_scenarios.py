@@ -68,9 +68,14 @@ def start_run(marker, temp=None, **popen):
         env["TMPDIR"] = str(temp)
     run = subprocess.Popen([sys.executable, "-m", "course", "run", "--port", str(port)], cwd=ROOT, env=env,
                            start_new_session=True, **popen)
-    services.wait_for_port(port, 60, run, what="`course run`")
-    assert wait_until(lambda: len(marked_processes(marker, MARKER)) >= 3, 30), "web and worker did not start"
+    services.wait_for_port(port, 60, run, what="`course run`")  # the router's: it listens before honcho starts
+    assert wait_until(lambda: web_and_worker_started(marker), 30), "web and worker did not start"
     return run
+
+
+def web_and_worker_started(marker):
+    commands = [command_line(pid) or "" for pid in marked_processes(marker, MARKER)]
+    return any("gunicorn" in command for command in commands) and any("worker.py" in command for command in commands)
 
 
 def redis_port_of(run_output):
