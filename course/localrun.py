@@ -15,7 +15,7 @@ import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
-from course import ROOT, services, stages
+from course import ROOT, router, services, stages
 
 LOCAL_BUCKET = "reports"
 
@@ -28,6 +28,7 @@ def _port_is_free(port):
     import socket
 
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the router binds: a listener blocks, TIME_WAIT does not
         try:
             probe.bind(("0.0.0.0", port))
             return True
@@ -150,11 +151,15 @@ def _serve(env, commands, app_path, procfile, port):
                 if bucket not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:
                     client.create_bucket(Bucket=bucket)
                 print(f"course: S3      {endpoint} (local; bucket {bucket})")
+            # As on Heroku, a router takes the browser's requests and passes them to the web process.
+            web_port = services.free_port()
+            stack.enter_context(router.running(port, web_port, router.printer(commands)))
+            print(f"course: router  port {port} -> web on port {web_port} ({router.timeout_seconds():g} s to the first byte, as on Heroku)")
         except services.ServiceError as error:
             print(f"course: {error}", file=sys.stderr)
             return 1
         env["APP_DIR"] = str(app_path)
-        env["PORT"] = str(port)
+        env["PORT"] = str(web_port)
         env.setdefault("REPORT_SECONDS", "35")
         env["PYTHONUNBUFFERED"] = "1"
         env.update(services.fork_safety_environment())  # macOS: rq's forking worker (see unit 03)

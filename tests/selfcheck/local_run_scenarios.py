@@ -1,7 +1,9 @@
 """The README's run command: the finished app on this machine, end to end,
-and nothing left running once it is stopped.
+and nothing left running once it is stopped; the router in front of its web
+process, as unit 01 shows it.
 
 Run in a pytest of its own, in the background, by test_in_background.py."""
+import json
 import os
 import re
 import signal
@@ -66,9 +68,14 @@ def start_run(marker, temp=None, **popen):
         env["TMPDIR"] = str(temp)
     run = subprocess.Popen([sys.executable, "-m", "course", "run", "--port", str(port)], cwd=ROOT, env=env,
                            start_new_session=True, **popen)
-    services.wait_for_port(port, 60, run, what="`course run`")
-    assert wait_until(lambda: len(marked_processes(marker, MARKER)) >= 3, 30), "web and worker did not start"
+    services.wait_for_port(port, 60, run, what="`course run`")  # the router's: it listens before honcho starts
+    assert wait_until(lambda: web_and_worker_started(marker), 30), "web and worker did not start"
     return run
+
+
+def web_and_worker_started(marker):
+    commands = [command_line(pid) or "" for pid in marked_processes(marker, MARKER)]
+    return any("gunicorn" in command for command in commands) and any("worker.py" in command for command in commands)
 
 
 def redis_port_of(run_output):
@@ -128,3 +135,105 @@ def test_a_killed_run_takes_its_processes_with_it(tmp_path):
     left = leftovers(marker, 20)
     assert not left, f"a SIGKILLed `course run` left {len(left)} processes running: {left}"
     assert wait_until(lambda: not port_open(redis_port), 10), "a SIGKILLed `course run` left Redis running"
+
+
+# ---------------------------------------------------------------- the router in front of the web process
+
+H12_LINE = re.compile(r'router +\| at=error code=H12 desc="Request timeout" method=POST path="/report" host=\S+ '
+                      r'request_id=\S+ fwd="127\.0\.0\.1" dyno=web\.1 connect=\d+ms service=(\d+)ms status=503 bytes=0 '
+                      r'protocol=http')
+
+
+def run_unit_01_app(tmp_path, marker, **settings):
+    """`course run` on the app as unit 01 hands it out (its Procfile: the web process only),
+    with `settings` in its environment; (the run, its port, its output file)."""
+    from course import stages
+
+    app = stages.write_stage(1, tmp_path / "app")
+    port = services.free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "REDIS_", "S3_", "REPORT_", "COURSE_TEST_"))}
+    env.update(settings, **{MARKER: marker})
+    log = tmp_path / "run.log"
+    run = subprocess.Popen([sys.executable, "-m", "course", "run", "--app", str(app), "--port", str(port)], cwd=ROOT,
+                           env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    services.wait_for_port(port, 60, run, what="`course run`")
+    # The router listens before the web process does: ask until the web process answers.
+    assert wait_until(lambda: http("GET", f"http://127.0.0.1:{port}/", timeout=60)[0] == 200, 60, interval=0.5), \
+        "the web process never answered GET /:\n" + log.read_text()[-1500:]
+    return run, port, log
+
+
+def stop_run(run, marker):
+    """Ctrl-C, as the learner stops it; what it left running (stopped here, so no check leaves it behind)."""
+    run.send_signal(signal.SIGINT)
+    try:
+        run.wait(30)
+    except subprocess.TimeoutExpired:
+        run.kill()
+        run.wait()
+    return leftovers(marker, 10)
+
+
+def test_the_starter_s_report_gets_the_router_s_503_after_30_s_and_lands_later(tmp_path):
+    """Unit 01, Step 3, as the learner does it: the default 35 s query, Heroku's 30 s router window."""
+    from grader.checks import bucket_keys
+
+    marker = uuid.uuid4().hex
+    run, port, log = run_unit_01_app(tmp_path, marker)
+    try:
+        endpoint = re.search(r"S3 +(http://127\.0\.0\.1:\d+)", log.read_text()).group(1)
+        s3 = services.s3_client(endpoint)
+        status, body, seconds = http("POST", f"http://127.0.0.1:{port}/report", timeout=60)
+        assert status == 503, f"POST /report answered {status} after {seconds:.1f} s, not the router's 503: {body}"
+        assert abs(seconds - 30) <= 1, f"the router's 503 came after {seconds:.1f} s, not 30 s"
+        assert bucket_keys(s3, "reports") == [], "the report was in the bucket before its 35 s query ended"
+        h12 = wait_until(lambda: H12_LINE.search(log.read_text()), 5)
+        assert h12, "the output has no H12 line:\n" + log.read_text()[-1500:]
+        # The app's request goes on without the browser: its 35 s end about 5 s after the 503.
+        keys = wait_until(lambda: bucket_keys(s3, "reports"), 30, interval=0.2)
+        assert keys, "no report landed in the bucket within 30 s of the router's 503"
+        pdf = s3.get_object(Bucket="reports", Key=keys[0])["Body"].read()
+        assert pdf_problem(pdf) == "", pdf_problem(pdf)
+    finally:
+        left = stop_run(run, marker)
+    assert not left, f"`course run` left {len(left)} processes running: {left}"
+
+
+def test_the_router_passes_normal_requests_through_with_their_status_and_body(tmp_path):
+    """With a short router window (a check's, never a learner's) and a quick query: what the web
+    process answers is what the browser gets, on one kept-alive connection, each request logged."""
+    import http.client
+
+    marker = uuid.uuid4().hex
+    run, port, log = run_unit_01_app(tmp_path, marker, REPORT_SECONDS="0.5", COURSE_TEST_ROUTER_TIMEOUT_SECONDS="5")
+    try:
+        behind = re.search(r"router +port \d+ -> web on port (\d+)", log.read_text())
+        assert behind, "`course run` says nothing of a router in front of the web process:\n" + log.read_text()[-1500:]
+        web_port = int(behind.group(1))
+        assert web_port != port
+        browser = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        direct = http.client.HTTPConnection("127.0.0.1", web_port, timeout=30)
+        sock = None
+        for method, path in [("GET", "/"), ("GET", "/static/app.js"), ("GET", "/nowhere"), ("POST", "/report")]:
+            answers = []
+            for connection in (browser, direct):
+                connection.request(method, path, body=b"{}" if method == "POST" else None,
+                                   headers={"Content-Type": "application/json"})
+                response = connection.getresponse()
+                answers.append((response.status, response.getheader("Content-Type"), response.read()))
+            (status, kind, body), (web_status, web_kind, web_body) = answers
+            assert (status, kind) == (web_status, web_kind), f"{method} {path}: {status} {kind} through the router, " \
+                                                             f"{web_status} {web_kind} from the web process"
+            if path == "/report":  # each makes its own report
+                assert status == 200 and json.loads(body)["key"].startswith("reports/"), body
+            else:
+                assert body == web_body, f"{method} {path}: the router changed the body"
+            sock = sock or browser.sock
+            assert browser.sock is sock, f"the router closed the browser's connection after {method} {path}"
+        said = wait_until(lambda: len(re.findall(r"router +\| at=info ", log.read_text())) >= 4 and log.read_text(), 5)
+        assert said, "the output has no at=info line per request:\n" + log.read_text()[-1500:]
+        for method, path, status in [("GET", "/", 200), ("GET", "/nowhere", 404), ("POST", "/report", 200)]:
+            assert re.search(rf'at=info method={method} path="{path}" .* status={status} ', said), (method, path)
+    finally:
+        left = stop_run(run, marker)
+    assert not left, f"`course run` left {len(left)} processes running: {left}"

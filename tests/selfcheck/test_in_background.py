@@ -6,7 +6,9 @@ test here reports one of their checks, pass, fail or skip, with its message.
   with real processes (Redis restarting mid-job and while idle, a worker killed
   with its work horse, Redis away from the web app, slow clients, signed links).
 - local_run_scenarios.py: the README's run command serves the finished app and
-  leaves nothing running however it is stopped.
+  leaves nothing running however it is stopped; its router answers unit 01's 35 s
+  report with Heroku's 503 and H12 after 30 s while the report still lands, and
+  passes normal requests through.
 
 In the session's main line they took about 80 s, one after another, mostly waiting."""
 import pytest
