@@ -7,13 +7,15 @@ test here reports one of their checks, pass, fail or skip, with its message.
   with its work horse, Redis away from the web app, slow clients, signed links).
 - local_run_scenarios.py: the README's run command serves the finished app and
   leaves nothing running however it is stopped.
+- dyno_scenarios.py: `course run` stops and restarts each process type as Heroku
+  stops a dyno, so a plain Worker loses a job cut into and HerokuWorker finishes it.
 
 In the session's main line they took about 80 s, one after another, mostly waiting."""
 import pytest
 
 from selfcheck.background import Background
 
-SCENARIOS = Background("production_scenarios.py", "local_run_scenarios.py")
+SCENARIOS = Background("production_scenarios.py", "local_run_scenarios.py", "dyno_scenarios.py")
 
 
 def prefetch(items):
