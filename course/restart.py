@@ -23,12 +23,24 @@ def runs_folder():
     return progress.state_dir() / "run"
 
 
+def _forget_ended_runs():
+    """Remove the folders of runs that were killed before they could remove their own."""
+    for folder in runs_folder().glob("[0-9]*"):
+        if not _alive(int(folder.name)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 @contextmanager
 def registered(port):
     """A folder where this `course run` says which port it serves and its dynos leave their keepers' ids."""
     folder = runs_folder() / str(os.getpid())
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "port").write_text(f"{port}\n")
+    try:
+        _forget_ended_runs()
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "port").write_text(f"{port}\n")
+    except OSError as error:  # the app runs all the same; only `course restart` cannot reach it
+        print(f"course: cannot write {folder} ({error.strerror}), so `course restart` will not find this run.",
+              file=sys.stderr)
     try:
         yield folder
     finally:
@@ -59,11 +71,9 @@ def _is_keeper(pid):
 
 def running():
     """Every `course run` still running, with its dynos; the folders of ended ones are removed."""
+    _forget_ended_runs()
     runs = []
     for folder in sorted(runs_folder().glob("[0-9]*")):
-        if not _alive(int(folder.name)):  # killed before it could remove its folder
-            shutil.rmtree(folder, ignore_errors=True)
-            continue
         try:
             run = Run(int((folder / "port").read_text()))
         except (OSError, ValueError):
