@@ -261,4 +261,8 @@ def guard(redis_pids, command):
 
 if __name__ == "__main__":
     split = sys.argv.index("--")
-    raise SystemExit(guard([int(p) for p in sys.argv[1:split]], sys.argv[split + 1:]))
+    code = guard([int(p) for p in sys.argv[1:split]], sys.argv[split + 1:])
+    sys.stdout.flush()
+    # Not SystemExit: the lifeline thread may still be reading stdin (honcho ended by itself), and
+    # the interpreter's shutdown then aborts with "Fatal Python error: _enter_buffered_busy".
+    os._exit(code if 0 <= code < 256 else 1)
