@@ -235,7 +235,7 @@ def build_parser():
     p.add_argument("--worker", action="store_true",
                    help="also run worker.py when the Procfile has no worker yet (unit 03)")
     p.add_argument("--web-only", action="store_true",
-                   help="run only the web process; start workers yourself (unit 08's shutdown demo)")
+                   help="run only the web process; start workers yourself, in another terminal")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("restart", help="restart the worker (or web) dyno of the running `course run`",

@@ -177,12 +177,12 @@ class Dyno:
         grace = grace_seconds()
         started = time.monotonic()
         pids = self.members()
-        _say(f"{why}. Stopping all processes with SIGTERM (pids {', '.join(map(str, pids))}); "
+        _say(f"{why}: SIGTERM to all processes (pids {', '.join(map(str, pids))}); "
              f"SIGKILL in {grace:g} s to any still running")
         self._signal(pids, signal.SIGTERM)
         if not self._gone_within(grace):
             left = self.members()
-            _say(f"Stopping remaining processes with SIGKILL (pids {', '.join(map(str, left))})")
+            _say(f"SIGKILL to the processes still running after {grace:g} s (pids {', '.join(map(str, left))})")
             self._signal(left, signal.SIGKILL)
             self._gone_within(KILLED_SECONDS)
         _say(f"Process exited with status {_exit_status(self.status or 0)} "
