@@ -38,6 +38,16 @@ def cmd_quiz_keys(args):
     return 0
 
 
+def cmd_restart(args):
+    """Restart a process type of the running `course run` (every one if you name
+    none), as `heroku ps:restart --process-type TYPE` does on Heroku: SIGTERM to
+    every process of the dyno, SIGKILL 30 s later to any still running, then it
+    starts again. Run it in a second terminal while `course run` runs."""
+    from course import restart
+
+    return restart.restart(args.type, args.port)
+
+
 def cmd_stages(args):
     """(maintainers) Regenerate starter/, solution/ and the top-level Procfile and
     requirements.txt from the marked source in course/source/."""
@@ -244,8 +254,14 @@ def build_parser():
     p.add_argument("--worker", action="store_true",
                    help="also run worker.py when the Procfile has no worker yet (unit 03)")
     p.add_argument("--web-only", action="store_true",
-                   help="run only the web process; start workers yourself (unit 08's shutdown demo)")
+                   help="run only the web process; start workers yourself, in another terminal")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("restart", help="restart the worker (or web) dyno of the running `course run`",
+                       description=cmd_restart.__doc__)
+    p.add_argument("type", nargs="?", metavar="TYPE", help="the process type: worker or web (default: every one)")
+    p.add_argument("--port", type=int, help="which `course run`, by its web port, if several are running")
+    p.set_defaults(func=cmd_restart)
 
     p = sub.add_parser("quiz-keys", help="(maintainers) regenerate quiz answer keys", description=cmd_quiz_keys.__doc__)
     p.add_argument("units", nargs="*", type=int, help="unit numbers (default: all)")

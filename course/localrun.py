@@ -15,7 +15,7 @@ import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
-from course import ROOT, router, services, stages
+from course import ROOT, dyno, restart, router, services, stages
 
 LOCAL_BUCKET = "reports"
 
@@ -169,11 +169,15 @@ def _serve(env, commands, app_path, procfile, port):
         print(f"\n  Open http://127.0.0.1:{port}/   (Ctrl-C stops everything)\n")
         shared = " ".join(f"{name}={shlex.quote(env[name])}" for name in SHARED if env.get(name))
         print(f"  Another terminal reaches the same Redis and S3 after:\n  export {shared}\n", flush=True)
-        # honcho reads the processes from a Procfile of exactly what runs.
+        print(f"  Another terminal restarts a process type as Heroku restarts a dyno:\n"
+              f"  python3 -m course restart {'worker' if 'worker' in commands else 'web'}\n", flush=True)
+        # honcho reads the processes from a Procfile of exactly what runs, each as a dyno (dyno.py).
         run_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="course-run-")))
-        (run_dir / "Procfile").write_text("".join(f"{kind}: {command}\n" for kind, command in commands.items()))
-        honcho = [sys.executable, "-m", "honcho", "start", "--no-colour", "-f", str(run_dir / "Procfile"),
-                  "-d", str(procfile.parent)]
+        dynos = stack.enter_context(restart.registered(port))  # where `course restart` finds them
+        (run_dir / "Procfile").write_text("".join(f"{kind}: {dyno.procfile_command(kind, command, dynos)}\n"
+                                                  for kind, command in commands.items()))
+        honcho = dyno.honcho_command(["start", "--no-colour", "-f", str(run_dir / "Procfile"),
+                                      "-d", str(procfile.parent)])
         guard = subprocess.Popen([sys.executable, "-m", "course.localrun", *map(str, redis_pids), "--", *honcho],
                                  env=env, stdin=subprocess.PIPE)
         try:
@@ -191,7 +195,7 @@ def _stop_guard(guard):
     except OSError:
         pass
     try:
-        guard.wait(20)
+        guard.wait(dyno.stop_seconds() + 15)
     except subprocess.TimeoutExpired:
         guard.kill()
         guard.wait()
@@ -248,7 +252,7 @@ def guard(redis_pids, command):
     if honcho.poll() is None:
         honcho.send_signal(signal.SIGINT if asked else signal.SIGTERM)
         try:
-            honcho.wait(15)
+            honcho.wait(dyno.stop_seconds() + 10)  # each dyno: SIGTERM, then SIGKILL after the grace
         except subprocess.TimeoutExpired:
             honcho.kill()
             honcho.wait()
@@ -262,4 +266,8 @@ def guard(redis_pids, command):
 
 if __name__ == "__main__":
     split = sys.argv.index("--")
-    raise SystemExit(guard([int(p) for p in sys.argv[1:split]], sys.argv[split + 1:]))
+    code = guard([int(p) for p in sys.argv[1:split]], sys.argv[split + 1:])
+    sys.stdout.flush()
+    # Not SystemExit: the lifeline thread may still be reading stdin (honcho ended by itself), and
+    # the interpreter's shutdown then aborts with "Fatal Python error: _enter_buffered_busy".
+    os._exit(code if 0 <= code < 256 else 1)

@@ -9,13 +9,15 @@ test here reports one of their checks, pass, fail or skip, with its message.
   leaves nothing running however it is stopped; its router answers unit 01's 35 s
   report with Heroku's 503 and H12 after 30 s while the report still lands, and
   passes normal requests through.
+- dyno_scenarios.py: `course run` stops and restarts each process type as Heroku
+  stops a dyno, so a plain Worker loses a job cut into and HerokuWorker finishes it.
 
 In the session's main line they took about 80 s, one after another, mostly waiting."""
 import pytest
 
 from selfcheck.background import Background
 
-SCENARIOS = Background("production_scenarios.py", "local_run_scenarios.py")
+SCENARIOS = Background("production_scenarios.py", "local_run_scenarios.py", "dyno_scenarios.py")
 
 
 def prefetch(items):
