@@ -197,7 +197,7 @@ def app_running(stage, tmp_path):
 
 
 WORKERS = [(4, "failed"), (9, "finished")]
-WORKER_IDS = ["unit-04-plain-Worker-loses-it", "unit-08-HerokuWorker-finishes-it"]
+WORKER_IDS = ["unit-04-plain-Worker-loses-it", "unit-09-HerokuWorker-finishes-it"]
 
 
 @pytest.mark.parametrize("stage, outcome", WORKERS, ids=WORKER_IDS)
