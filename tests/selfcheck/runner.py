@@ -135,7 +135,7 @@ class Outcome:
         if missing:
             import pytest
 
-            why = next(iter(missing.values())).splitlines()[0]
+            why = next(iter(missing.values())).splitlines()[0].removeprefix("not run: ")
             pytest.skip(f"{self.grading.label}: {', '.join(sorted(missing))} did not run ({why}); "
                         "every check that ran gave the verdict it should")
 
