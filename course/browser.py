@@ -89,7 +89,7 @@ def prepare(tell=say):
     if binary:
         os.environ[BROWSER_FOUND] = binary
         os.environ.pop(BROWSER_MISSING, None)
-    else:
+    elif os.environ.get(BROWSER_MISSING) != why:  # said once per command, not at every grading of `watch`
         os.environ[BROWSER_MISSING] = why
         tell(f"the checks that open the page in a browser will be skipped, not graded: {why.removeprefix(NOT_RUN + ': ')}")
     return binary
