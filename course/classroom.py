@@ -4,7 +4,9 @@ student with the points of each unit (CSV, or JSON when --out ends in .json).
 A student folder is either an app folder (it has app.py) or a copy of the
 whole course (its starter/ is graded, with the course's Procfile beside it).
 Students are graded several at once (--jobs), each in its own grader run with
-its own Redis and S3, and a line is printed as each one finishes.
+its own Redis and S3, and a line is printed as each one finishes. A check that
+did not run (no browser on this machine) is named in the `not_graded` column:
+worth no points, and never counted as failed.
 """
 import csv
 import json
@@ -12,7 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from course import grading, manifest, ui
+from course import browser, grading, manifest, ui
 
 
 def app_folder(student):
@@ -24,7 +26,8 @@ def app_folder(student):
 
 def grade_student(student, units):
     folder = app_folder(student)
-    row = {"student": student.name, "earned": 0, "points": sum(u.points for u in units), "error": ""}
+    row = {"student": student.name, "earned": 0, "points": sum(u.points for u in units), "error": "",
+           "not_graded": ""}
     for unit in units:
         row[f"unit_{unit.code}"] = 0
     if folder is None:
@@ -35,9 +38,14 @@ def grade_student(student, units):
         tail = [line for line in run.output.strip().splitlines() if line.strip()][-1:]
         row["error"] = f"the grader did not run: {tail[0] if tail else 'no output'}"
         return row, run.data
+    not_graded = []
     for unit in units:
         result = run.units.get(unit.code)
         row[f"unit_{unit.code}"] = result["earned"] if result else 0
+        # A check that did not run (no browser) is neither passed nor failed: named here, worth nothing yet.
+        not_graded += [f"unit {unit.code}: {ui.check_name(c['check'])}" for c in (result or {}).get("checks", [])
+                       if c["outcome"] == "skipped"]
+    row["not_graded"] = "; ".join(not_graded)
     row["earned"] = round(sum(row[f"unit_{u.code}"] for u in units), 2)
     return row, run.data
 
@@ -54,6 +62,8 @@ def grade_class(roster, out, numbers=None, jobs=1):
     units = [manifest.unit(n) for n in numbers] if numbers else list(manifest.units())
     units = [u for u in units if grading.has_grader(u)]
     jobs = max(1, min(jobs, len(students)))
+    if any(grading.needs_browser(u) for u in units):
+        browser.prepare()  # once for the class, not once per student
     ui.say(f"Grading {len(students)} students on units {', '.join(u.code for u in units)}, {jobs} at a time ...")
     started = time.monotonic()
     done = {}
@@ -64,6 +74,8 @@ def grade_class(roster, out, numbers=None, jobs=1):
             done[student.name] = future.result()
             row = done[student.name][0]
             status = row["error"] or f"{row['earned']:g}/{row['points']} points"
+            if row["not_graded"]:
+                status += f" (not graded, did not run: {row['not_graded']})"
             ui.say(f"  [{len(done)}/{len(students)}] {student.name:<24} {status}   "
                    f"({time.monotonic() - started:.0f} s so far)")
     rows = [done[s.name][0] for s in students]

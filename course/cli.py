@@ -17,8 +17,14 @@ def cmd_test(args):
     """The course's whole test suite: every unit graded against solution/,
     plus the self-checks (generated stages, corpora, quiz keys, lessons,
     notebooks). It never grades your starter/: whatever state your work is in,
-    the suite's verdict is the course's, not yours (`grade` is for your work)."""
-    command = [sys.executable, "-m", "pytest", "tests", "--target", "solution", "--self-check", *args.pytest_args]
+    the suite's verdict is the course's, not yours (`grade` is for your work).
+    Where no browser can be had, the checks that need one are skipped, each
+    with its reason listed at the end."""
+    from course import browser
+
+    browser.prepare()
+    command = [sys.executable, "-m", "pytest", "tests", "--target", "solution", "--self-check", "-rs",
+               *args.pytest_args]
     return subprocess.call(command, cwd=ROOT)
 
 

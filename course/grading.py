@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from course import ROOT, manifest, progress, ui, warm
+from course import ROOT, browser, manifest, progress, ui, warm
 from course.target import display
 
 
@@ -170,6 +170,11 @@ def planned_lanes(units, target):
     return lane_count(_costs(units, target, keys))
 
 
+def needs_browser(unit):
+    """Whether a unit has a check that opens the page in a browser."""
+    return any("open_page" in _check_code(unit, name) for name in check_names(unit))
+
+
 def _guess_seconds(unit, name):
     code = _check_code(unit, name)
     return 0.1 if "check_quiz" in code else 5.0 if "open_page" in code else 2.0
@@ -185,16 +190,7 @@ def merge_runs(first, second, units):
         if not parts:
             continue
         checks = [dict(c) for part in parts for c in part["checks"]]
-        scored = [c for c in checks if c.get("scored", True)]
-        share = unit.points / len(scored) if scored else 0
-        for c in checks:
-            c["points"] = round(share, 2) if c.get("scored", True) else 0
-            c["earned"] = c["points"] if c["outcome"] == "passed" else 0
-        run.units[unit.code] = {
-            "title": unit.title, "points": unit.points, "checks": checks, "total": len(checks),
-            "passed": sum(c["outcome"] == "passed" for c in checks),
-            "earned": round(share * sum(c["outcome"] == "passed" for c in scored), 2),
-            "seconds": round(sum(c["seconds"] for c in checks), 2)}
+        run.units[unit.code] = progress.unit_result(unit, checks)
     run.data = {**first.data, "units": run.units}
     return run
 
@@ -206,9 +202,11 @@ def passed(result):
 def _unit_line(unit, result, seconds=None):
     """seconds: what the learner waited for this unit, when it was graded on its own
     (else the time its checks took)."""
-    word = ui.paint("PASS", "green") if passed(result) else ui.paint("FAIL", "red")
+    state = progress.unit_state(result)
+    word = {"passed": ui.paint("PASS", "green"), "failed": ui.paint("FAIL", "red")}.get(state, ui.paint("PART", "yellow"))
+    not_run = f" ({state}: {result['not_run']} not run)" if state == progress.NOT_FULLY_GRADED else ""
     text = (f"{word}  unit {unit.code} {unit.title:<38} "
-            f"{result['passed']}/{result['total']} checks  {result['earned']:g}/{unit.points} points  "
+            f"{result['passed']}/{result['total']} checks{not_run}  {result['earned']:g}/{unit.points} points  "
             f"{result['seconds'] if seconds is None else seconds:.1f} s")
     return text
 
@@ -223,7 +221,10 @@ def report_unit(unit, result, detailed, seconds=None):
     if detailed:
         for check in result["checks"]:
             ui.say(f"    {ui.mark(check['outcome'])} {ui.check_name(check['check'])}")
-    if not passed(result):
+    if progress.unit_state(result) == progress.NOT_FULLY_GRADED:
+        ui.say(ui.paint("  Not fully graded: the points of a check that did not run are not given.", "bold"))
+        ui.say(_indent(progress.first_failure(result)))
+    elif not passed(result):
         ui.say(ui.paint("  First thing to fix:", "bold"))
         ui.say(_indent(progress.first_failure(result)))
 
@@ -252,6 +253,8 @@ def grade(numbers, target, verbose=False, results_path=None, record=True, exerci
         return 2
     what = f"unit {gradable[0].code} ({gradable[0].title})" if len(units) == 1 else f"{len(gradable)} units"
     ui.say(f"Grading {display(target)} on {what} ...")
+    if any(needs_browser(u) for u in gradable):
+        browser.prepare()
     run = None
     if first:
         names = set().union(*(check_names(u) for u in gradable))
@@ -314,6 +317,10 @@ def _next_step(units, run, failed):
     if len(units) != 1:
         return
     unit = units[0]
+    if progress.unit_state(run.units.get(unit.code)) == progress.NOT_FULLY_GRADED:
+        ui.say(f"\nEvery check that ran passes; grade again once the checks that did not run can "
+               f"(`python3 -m course grade {unit.number}`).")
+        return
     if failed:
         hint = f" or `python3 -m course hint {unit.number}`" if unit.hints else ""
         first = progress.first_failure(run.units.get(unit.code))
@@ -405,6 +412,7 @@ def exercism_results(run, units):
                           "task_id": unit.number})
             continue
         for check in result["checks"]:
+            # Version 3 has no 'skipped': a check that did not run is an error, its message says why.
             status = {"passed": "pass", "failed": "fail"}.get(check["outcome"], "error")
             tests.append({
                 "name": f"Unit {unit.code}: {ui.check_name(check['check'])}",
@@ -428,7 +436,8 @@ def markdown_summary(run, units, target):
             lines.append(f"| {unit.code} {unit.title} | not graded | | 0/{unit.points} | its checks did not run |")
             continue
         fix = "" if passed(result) else progress.first_failure(result).splitlines()[0].replace("|", "\\|")
-        lines.append(f"| {unit.code} {unit.title} | {'pass' if passed(result) else 'FAIL'} | "
+        state = {"passed": "pass", "failed": "FAIL"}.get(progress.unit_state(result), progress.NOT_FULLY_GRADED)
+        lines.append(f"| {unit.code} {unit.title} | {state} | "
                      f"{result['passed']}/{result['total']} | {result['earned']:g}/{unit.points} | {fix} |")
     earned = sum(r["earned"] for r in run.units.values())
     lines += ["", f"**{earned:g}/{sum(u.points for u in units)} points**", ""]

@@ -136,15 +136,45 @@ def set_hints_shown(target, unit, count):
     _save(data)
 
 
+# A unit whose checks all passed but some did not run (no browser): neither passed nor failed.
+NOT_FULLY_GRADED = "not fully graded"
+
+
+def unit_result(unit, checks):
+    """A unit's grade from its checks' outcomes (the grader's --results 'units' entry): its
+    points shared among its scored checks; a check that did not run earns nothing."""
+    scored = [c for c in checks if c.get("scored", True)]
+    share = unit.points / len(scored) if scored else 0
+    for c in checks:
+        c["points"] = round(share, 2) if c.get("scored", True) else 0
+        c["earned"] = c["points"] if c["outcome"] == "passed" else 0
+    result = {"title": unit.title, "points": unit.points,
+              "earned": round(share * sum(c["outcome"] == "passed" for c in scored), 2),
+              "passed": sum(c["outcome"] == "passed" for c in checks), "total": len(checks),
+              "not_run": sum(c["outcome"] == "skipped" for c in checks),
+              "seconds": round(sum(c["seconds"] for c in checks), 2), "checks": checks}
+    result["state"] = unit_state(result)
+    return result
+
+
 def unit_state(result):
+    """'passed', 'failed', NOT_FULLY_GRADED (every check that ran passed, some did not run),
+    or 'not started'."""
     if not result:
         return "not started"
-    return "passed" if result["total"] and result["passed"] == result["total"] else "failed"
+    if result["total"] and result["passed"] == result["total"]:
+        return "passed"
+    outcomes = [c["outcome"] for c in result.get("checks", [])]
+    if outcomes and "skipped" in outcomes and all(o in ("passed", "skipped") for o in outcomes):
+        return NOT_FULLY_GRADED
+    return "failed"
 
 
 def first_failure(result):
-    """The message of the first failing check, without pytest's 'Failed: ' prefix."""
-    for check in (result or {}).get("checks", []):
+    """The message of the first failing check (else of the first that did not run), without
+    pytest's 'Failed: ' prefix."""
+    checks = (result or {}).get("checks", [])
+    for check in sorted(checks, key=lambda c: c["outcome"] != "failed"):
         if check["outcome"] != "passed":
             return clean_message(check.get("message", "")) or f"{check['check']} {check['outcome']}"
     return ""

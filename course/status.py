@@ -25,6 +25,8 @@ def show(target):
         points = f"{result['earned']:g}/{unit.points}" if result else f"-/{unit.points}"
         if result:
             when = f"{state}, graded {ui.ago(now - result.get('graded_at', now))}"
+            if state == progress.NOT_FULLY_GRADED:
+                when = f"graded {ui.ago(now - result.get('graded_at', now))}, not fully: {_not_run(result)} not run"
         elif unit.number <= skipped:
             when = f"code from checkpoint {skipped:02d}, not graded (its challenge is still yours)"
         else:
@@ -42,8 +44,17 @@ def next_step(target, done):
     state = progress.unit_state(result)
     if state == "passed":
         return ui.paint("Every unit passes. Deploy it as unit 04 shows, and scale it as unit 11 does.", "green")
+    if state == progress.NOT_FULLY_GRADED:
+        first = progress.first_failure(result).splitlines()[0]
+        return (f"Next: unit {unit.code} is not fully graded ({_not_run(result)} did not run): {first}\n"
+                f"  Then `python3 -m course grade {unit.number}`.")
     if state == "failed":
         first = progress.first_failure(result).splitlines()[0]
         return (f"Next: fix unit {unit.code}. {first}\n"
                 f"  Then `python3 -m course grade {unit.number}` (or `python3 -m course hint {unit.number}`).")
     return f"Next: unit {unit.code}, {readme}; then `python3 -m course grade {unit.number}`."
+
+
+def _not_run(result):
+    count = sum(c["outcome"] == "skipped" for c in result.get("checks", []))
+    return f"{count} check{'s' if count != 1 else ''}"

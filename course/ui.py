@@ -26,12 +26,14 @@ def _unicode_ok():
 
 
 def mark(state):
-    """A one-character mark for passed / failed / not started."""
+    """A one-character mark for passed / failed / not fully graded / not started."""
     fancy = _unicode_ok()
     if state == "passed":
         return paint("✓" if fancy else "+", "green")
     if state == "failed":
         return paint("✗" if fancy else "x", "red")
+    if state == "not fully graded":
+        return paint("◐" if fancy else "~", "yellow")
     return paint("·" if fancy else "-", "dim")
 
 

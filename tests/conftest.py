@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from course import manifest, services
+from course import manifest, progress, services
 from grader import jobs, learner as harness
 from grader.feedback import LearnerFailure, step_ref
 from grader.learner import Learner, describe_leaks
@@ -261,6 +261,8 @@ class Results:
                  "seconds": round(report.duration, 2), "scored": UNSCORED not in report.keywords}
         if failed:
             entry["message"] = first_lines(report)
+        elif report.skipped:  # did not run (no browser): its reason, in the results too
+            entry["message"] = skip_reason(report)
         existing = next((c for c in self.checks[unit] if c["check"] == entry["check"]), None)
         if existing is None:
             self.checks[unit].append(entry)
@@ -270,23 +272,9 @@ class Results:
                 existing.update(outcome="failed", message=entry["message"])
 
     def summary(self):
-        units = {}
-        for code in sorted(self.checks):
-            checks = self.checks[code]
-            unit = manifest.unit(code)
-            passed = sum(c["outcome"] == "passed" for c in checks)
-            # Points are shared by the checks of the unit's own work; an unscored check
-            # (the environment, a provided file) is reported but earns nothing.
-            scored = [c for c in checks if c["scored"]]
-            share = unit.points / len(scored) if scored else 0
-            for c in checks:
-                c["points"] = round(share, 2) if c["scored"] else 0
-                c["earned"] = c["points"] if c["outcome"] == "passed" else 0
-            earned = round(share * sum(c["outcome"] == "passed" for c in scored), 2)
-            units[code] = {"title": unit.title, "points": unit.points, "earned": earned,
-                           "passed": passed, "total": len(checks),
-                           "seconds": round(sum(c["seconds"] for c in checks), 2), "checks": checks}
-        return units
+        # Points are shared by the checks of the unit's own work; an unscored check
+        # (the environment, a provided file) is reported but earns nothing.
+        return {code: progress.unit_result(manifest.unit(code), self.checks[code]) for code in sorted(self.checks)}
 
 
 def check_name(report):
@@ -298,6 +286,12 @@ def check_name(report):
     base, params = name[:-1].split("[", 1)
     rest = [p for p in params.split("-") if p != key]
     return f"{base}[{'-'.join(rest)}]" if rest else base
+
+
+def skip_reason(report):
+    longrepr = report.longrepr
+    text = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr or "")
+    return text.removeprefix("Skipped: ")
 
 
 def first_lines(report, count=3):
@@ -364,9 +358,10 @@ def pytest_terminal_summary(terminalreporter, config):
     target = resolve(config.getoption("--target"))
     terminalreporter.section(f"grades for {target.display}")
     for code, unit in units.items():
-        mark = "PASS" if unit["passed"] == unit["total"] else "FAIL"
+        mark = {"passed": "PASS", "failed": "FAIL"}.get(unit["state"], "PART")
+        not_run = f" ({unit['not_run']} not run)" if unit["not_run"] else ""
         terminalreporter.write_line(
-            f"{mark}  unit {code} {unit['title']:<38} {unit['passed']}/{unit['total']} checks, "
+            f"{mark}  unit {code} {unit['title']:<38} {unit['passed']}/{unit['total']} checks{not_run}, "
             f"{unit['earned']:g}/{unit['points']} points, graded in {unit['seconds']:.1f} s")
     path = config.getoption("--results")
     if path:

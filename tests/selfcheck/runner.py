@@ -123,6 +123,22 @@ class Outcome:
     def failed(self):
         return {name: c.get("message", "") for name, c in self.checks.items() if c["outcome"] == "failed"}
 
+    def not_run(self, names=None):
+        """{name: why} of the checks (of `names`, if given) that did not run: skipped, no browser."""
+        return {name: c.get("message", "") for name, c in self.checks.items()
+                if c["outcome"] == "skipped" and (names is None or name in names)}
+
+    def skip_if_not_run(self, names=None):
+        """Skip the self-check, saying which checks did not run and why, when its verdict
+        rests on them: what was checked held, but the claim is not proven whole."""
+        missing = self.not_run(names)
+        if missing:
+            import pytest
+
+            why = next(iter(missing.values())).splitlines()[0].removeprefix("not run: ")
+            pytest.skip(f"{self.grading.label}: {', '.join(sorted(missing))} did not run ({why}); "
+                        "every check that ran gave the verdict it should")
+
     def describe(self):
         """All checks, one line each, for a self-check failure message."""
         lines = [f"{self.grading.label} (graded in {self.seconds:.1f} s):"]

@@ -39,9 +39,10 @@ def stage_copy(tmp_path, stage, name="app"):
     return folder
 
 
-def course(*args, stdin=""):
-    """Run `python3 -m course ARGS` as a learner would, output to a pipe (not a terminal)."""
-    env = dict(os.environ, COURSE_NO_VENV="1")
+def course(*args, stdin="", **settings):
+    """Run `python3 -m course ARGS` as a learner would, output to a pipe (not a terminal),
+    with these environment settings added."""
+    env = dict(os.environ, COURSE_NO_VENV="1", **settings)
     env.pop("NO_COLOR", None)  # no colour must follow from the pipe alone
     done = subprocess.run([sys.executable, "-m", "course", *map(str, args)], cwd=ROOT, env=env,
                           input=stdin, capture_output=True, text=True, timeout=180)
@@ -116,6 +117,59 @@ def test_grade_3_on_its_own_stage_passes_and_status_shows_it(tmp_path):
     assert status.returncode == 0
     line = next(l for l in status.stdout.splitlines() if "unit 03" in l)
     assert "graded just now" in line and "not started" not in line
+
+
+# ---------------------------------------------------------------- without a browser
+
+BROWSER_CHECK = "test_page_shows_progress_then_the_link"
+
+
+def test_grade_5_without_a_browser_gives_no_points_for_the_check_that_did_not_run(tmp_path):
+    """COURSE_BROWSER=none hides every browser: the finished app graded on unit 05 is not
+    fully graded. Its browser check is neither failed nor passed, earns nothing, and says
+    why in the summary, the results JSON, the Exercism output and `status`."""
+    results, exercism = tmp_path / "results.json", tmp_path / "exercism.json"
+    done = course("grade", "5", "--target", ROOT / "solution", "--results", results, "--exercism", exercism,
+                  COURSE_BROWSER="none")
+    said = done.stdout + done.stderr
+    assert done.returncode == 1 and "PART  unit 05" in done.stdout and "FAIL" not in done.stdout, said
+    assert "not fully graded" in done.stdout and "Traceback" not in said, said
+    assert done.stderr.count("skipped, not graded") == 1, done.stderr  # said once, before grading
+    unit = json.loads(results.read_text())["units"]["05"]
+    assert unit["state"] == "not fully graded" and unit["not_run"] == 1 and unit["earned"] < unit["points"], unit
+    checks = {c["check"]: c for c in unit["checks"]}
+    assert checks[BROWSER_CHECK]["outcome"] == "skipped" and checks[BROWSER_CHECK]["earned"] == 0
+    assert checks[BROWSER_CHECK]["message"].startswith("not run: no browser"), checks[BROWSER_CHECK]
+    assert all(c["outcome"] == "passed" for name, c in checks.items() if name != BROWSER_CHECK), checks
+    tests = {t["name"]: t for t in json.loads(exercism.read_text())["tests"]}
+    shown = tests[f"Unit 05: {ui.check_name(BROWSER_CHECK)}"]
+    assert shown["status"] == "error" and shown["message"].startswith("not run: no browser"), shown
+    status = course("status", "--target", ROOT / "solution").stdout
+    line = next(l for l in status.splitlines() if "unit 05" in l)
+    assert "not fully" in line and "passed" not in line, status
+    assert f"0 of {len(manifest.units())} units passed" in status, status  # not done
+
+
+def test_a_check_that_needs_a_browser_is_skipped_with_its_reason_where_there_is_none():
+    """Where there is no browser, pytest counts the browser check as skipped in its last line
+    and names the reason (`course test` lists every skip's reason, -rs), exiting 0."""
+    env = dict(os.environ, COURSE_BROWSER="none", COURSE_NO_VENV="1")
+    done = subprocess.run([sys.executable, "-m", "pytest", "tests/unit_05", "--target", "solution", "-k", BROWSER_CHECK,
+                           "-rs", "-p", "no:cacheprovider"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=180)
+    lines = done.stdout.strip().splitlines()
+    assert done.returncode == 0 and "1 skipped" in lines[-1] and "failed" not in lines[-1], done.stdout
+    assert any(l.startswith("SKIPPED") and "not run: no browser" in l for l in lines), done.stdout
+
+
+if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+    def test_ci_grades_the_page_in_a_real_browser():
+        """CI proves the browser path too: it must have a browser, found or obtained by the
+        course itself, so unit 05's browser check runs there rather than being skipped."""
+        from course import browser
+
+        binary, why = browser.find(obtain=False)
+        assert binary or os.environ.get("COURSE_BROWSER") == "none", why
 
 
 def test_grade_of_a_missing_folder_fails_clearly(tmp_path):
@@ -379,7 +433,8 @@ def test_the_grading_workflow_runs_the_graders_own_command_on_push():
     assert "solution/app.py" in job["if"], "the grading job must run only in student copies (no solution/)"
     steps = job["steps"]
     runs = "\n".join(step.get("run", "") for step in steps)
-    assert "python-version-file" in str(steps) and "playwright install" in runs and "find_redis_server" in runs
+    assert "python-version-file" in str(steps) and "find_redis_server" in runs
+    assert "playwright install" not in runs and "chromium" not in runs.lower(), "the course obtains its browser itself"
     grade = next(step["run"] for step in steps if "course grade all" in step.get("run", ""))
     args = cli.build_parser().parse_args(grade.replace('"$GITHUB_STEP_SUMMARY"', "SUMMARY").split()[3:])
     assert args.results and args.exercism and args.summary == "SUMMARY"

@@ -28,3 +28,12 @@ def test_every_course_pin_is_in_the_constraints_at_the_same_version():
     differ = {name: (version, constraints.get(name)) for name, version in course.items()
               if constraints.get(name) != version}
     assert not differ, f"constraints-course.txt is out of date (pin, constraint): {differ}; regenerate it as its header says"
+
+
+def test_the_set_up_installer_is_pinned_in_the_constraints():
+    """The set-up installs uv into .venv first, at the version the constraints name."""
+    from course import bootstrap
+
+    name, version = bootstrap.UV.split("==")
+    assert pins((ROOT / "constraints-course.txt").read_text()).get(name) == version, (
+        f"constraints-course.txt must pin {bootstrap.UV}, the installer course/bootstrap.py uses")

@@ -348,3 +348,27 @@ def test_the_dev_container_sets_the_course_up():
     assert python in PYTHONS
     assert "chromium" in config["postCreateCommand"] and "python3 -m course" in config["postCreateCommand"]
     assert 8000 in config["forwardPorts"]
+
+
+@pytest.mark.parametrize("has_apt", [True, False], ids=["debian", "other"])
+def test_a_python_without_venv_gets_one_sentence_and_the_command(tmp_path, monkeypatch, has_apt):
+    """Debian and Ubuntu ship venv apart from Python, per Python version: the set-up names the
+    package for the Python it runs on; elsewhere it says to use another Python."""
+    import shutil
+
+    from course import bootstrap
+
+    monkeypatch.setattr(bootstrap, "VENV", tmp_path / "venv")
+    monkeypatch.setattr(bootstrap.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 1))
+    real_which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name: ("/usr/bin/apt-get" if has_apt else None)
+                        if name == "apt-get" else real_which(name))
+    with pytest.raises(SystemExit) as stopped:
+        bootstrap._set_up("x")
+    said = str(stopped.value)
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    if has_apt:
+        assert f"sudo apt-get install python{version}-venv" in said, said
+    else:
+        assert "apt-get" not in said and "another Python 3.11 or newer" in said, said
+    assert said.count(". ") <= 1 and "\n" not in said, said  # one sentence

@@ -33,6 +33,10 @@ def test_ci_runs_the_readme_test_command():
     assert "python3 -m course test" in commands and "python3 -m course run" in commands
     ci = (ROOT / ".ci" / "run").read_text()
     assert re.search(r"^python3 -m course test\s*$", ci, re.MULTILINE), ".ci/run must run the README's test command"
+    # ... and nothing else: whatever CI installed by hand, a learner's fresh machine would lack.
+    steps = [line.strip() for line in ci.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    steps = [s for s in steps if not s.startswith(("set ", "cd "))]
+    assert steps == ["python3 -m course test"], f".ci/run does more than the README's test command: {steps}"
 
 
 def test_readme_says_first_where_the_course_runs():
