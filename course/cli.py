@@ -167,6 +167,14 @@ def cmd_checkpoint(args):
     return checkpoint.move_to(stage, _target(args), what)
 
 
+def cmd_diff(args):
+    """Show what your folder changes against the reference app at the end of
+    the unit before N: the code you wrote for unit N, as a diff."""
+    from course import diff
+
+    return diff.run(args.unit, _target(args))
+
+
 def cmd_reset(args):
     """Start over: put the original starter back in your folder. Your current
     files are saved first in .course/saved/ (the command says where)."""
@@ -233,6 +241,11 @@ def build_parser():
                        "(or after its step K: N.K)", description=cmd_checkpoint.__doc__)
     p.add_argument("unit", type=_checkpoint, metavar="N[.K]", help="a unit number, or unit.step (7.3)")
     p.set_defaults(func=cmd_checkpoint)
+
+    p = sub.add_parser("diff", parents=[learner], help="your changes against the reference app before unit N",
+                       description=cmd_diff.__doc__)
+    p.add_argument("unit", type=_unit, metavar="N", help="a unit number")
+    p.set_defaults(func=cmd_diff)
 
     p = sub.add_parser("reset", parents=[learner], help="start over from the original starter",
                        description=cmd_reset.__doc__)

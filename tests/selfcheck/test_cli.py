@@ -459,3 +459,18 @@ def test_exercism_results_follow_version_3():
         assert set(test) == {"name", "status", "message", "output", "test_code", "task_id"}
     broken = grading.exercism_results(grading.GradeRun(output="ImportError: no module named rq\n"), [unit])
     assert broken["status"] == "error" and "ImportError" in broken["message"] and broken["tests"] == []
+
+
+# ---------------------------------------------------------------- diff
+
+def test_diff_shows_the_units_own_code_against_the_unit_before(tmp_path):
+    """At the end of unit 07, `diff 7` is the code unit 07 has the learner write, and
+    `diff 8` says nothing of unit 08 is written yet."""
+    folder = stage_copy(tmp_path, 7)
+    done = course("diff", "7", "--target", folder)
+    assert done.returncode == 0, done.stderr
+    assert "+def fetch_section(section):" in done.stdout and "+def merge_status(job):" in done.stdout
+    assert "differ from the reference app at the end of unit 06: app.py, utils.py." in done.stdout
+    assert "report_pdf.py" not in done.stdout  # provided, never the learner's to change
+    later = course("diff", "8", "--target", folder)
+    assert "nothing of unit 08 is written yet" in later.stdout
