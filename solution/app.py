@@ -78,7 +78,9 @@ IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{1,121}")
 
 # rq has more states than the page needs. A job waiting for its next retry
 # is "scheduled"; to the person waiting it is still queued.
-PAGE_STATUS = {"scheduled": "queued", "deferred": "queued", "stopped": "failed", "canceled": "failed"}
+# A job someone stopped or canceled (rq's stop command, job.cancel()) will
+# never finish: to the person waiting, it failed.
+PAGE_STATUS = {"scheduled": "queued", "stopped": "failed", "canceled": "failed"}
 
 # What the page says when Redis cannot be reached (down, restarting, failing
 # over): 503 and a Retry-After, so the page (and any client) waits and asks again.

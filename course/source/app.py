@@ -169,7 +169,16 @@ IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{1,121}")
 
 # rq has more states than the page needs. A job waiting for its next retry
 # is "scheduled"; to the person waiting it is still queued.
-PAGE_STATUS = {"scheduled": "queued", "deferred": "queued", "stopped": "failed", "canceled": "failed"}
+# [end]
+# [unit 06.5-09.3]
+# PAGE_STATUS = {"scheduled": "queued"}
+# [end]
+# [unit 09.4+]
+# A job someone stopped or canceled (rq's stop command, job.cancel()) will
+# never finish: to the person waiting, it failed.
+PAGE_STATUS = {"scheduled": "queued", "stopped": "failed", "canceled": "failed"}
+# [end]
+# [unit 06.5+]
 
 # What the page says when Redis cannot be reached (down, restarting, failing
 # over): 503 and a Retry-After, so the page (and any client) waits and asks again.
@@ -356,8 +365,12 @@ def failure_reason(job):
         return "The report could not be saved to storage (S3). Try again in a few minutes."
     if "Timeout" in kind:
         return "The report took too long and was stopped."
+# [end]
+# [unit 09.2+]
     if "AbandonedJob" in last[0] or "ShutDownImminent" in kind:
         return "The worker building the report stopped before it finished. Try again."
+# [end]
+# [unit 06.5+]
     return "The report failed. Try again; if it fails again, tell us."
 # [end]
 # [unit 07.2+]
