@@ -35,9 +35,12 @@ canonical = requirements.canonical
 def locate(name, including, target):
     """A file requirements.txt names with -r or -c: beside the file that names it, as pip
     finds it; for an app folder with its own requirements.txt (solution/), also beside the
-    folder, where the other project files are."""
+    folder, where the other project files are. Only inside the repository (the folder that
+    holds the app folder): Heroku builds from nothing else, and the grader reads nothing else."""
+    top = target.path.parent.resolve()
     folders = [including.parent] + ([target.path.parent] if including.parent == target.path else [])
-    return next((folder / name for folder in folders if (folder / name).is_file()), None)
+    found = [(folder / name).resolve() for folder in folders]
+    return next((path for path in found if path.is_file() and path.is_relative_to(top)), None)
 
 
 def read_requirements(target):
@@ -99,9 +102,9 @@ def test_requirements_pin_everything_the_app_installs(target):
     or by a constraints file the requirements name with -c."""
     found = read_requirements(target)
     for option, name in found.missing:
-        fail(f"requirements.txt names {name} with {option}, but there is no {name} beside it: pip, and so "
-             f"Heroku's build, stops at that line. Keep the line as `-c constraints-course.txt`, the "
-             f"course's file at the top of the repository.", unit=UNIT, step=2)
+        fail(f"requirements.txt names {name} with {option}, but there is no {name} beside it in the repository: "
+             f"pip, and so Heroku's build, stops at that line. Keep the line as `-c constraints-course.txt`, "
+             f"the course's file at the top of the repository.", unit=UNIT, step=2)
     python = requirements.python_version_of(target.project_file(".python-version"))
     installed = requirements.installs(found.extras, requirements.heroku_environment(python))
     for name in sorted(set(found.pins) & set(found.constraints)):
