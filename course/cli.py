@@ -68,6 +68,16 @@ def cmd_stages(args):
     return 0
 
 
+def cmd_screenshots(args):
+    """(maintainers) Regenerate the pictures of the report page in docs/images/
+    (status-in-progress.png, status-finished.png): unit 05's browser check runs
+    against solution/ and saves what the page shows part-way through a report
+    and once it is finished. Needs a browser, as that check does."""
+    from course import screenshots
+
+    return screenshots.regenerate()
+
+
 # ---------------------------------------------------------------- learner commands
 
 def _unit(value):
@@ -289,6 +299,10 @@ def build_parser():
     p = sub.add_parser("stages", help="(maintainers) regenerate starter/ and solution/ from course/source/",
                        description=cmd_stages.__doc__)
     p.set_defaults(func=cmd_stages)
+
+    p = sub.add_parser("screenshots", help="(maintainers) regenerate the report page's pictures in docs/images/",
+                       description=cmd_screenshots.__doc__)
+    p.set_defaults(func=cmd_screenshots)
     return parser
 
 

@@ -4,9 +4,11 @@ need one: the page's own JavaScript polling the learner's status route.
 Which browser is course/browser.py's answer. Where there is none, a check that
 needs one is skipped with the reason (`not run: no browser ...`): it earns no
 points and fails nothing, and the unit shows as not fully graded."""
+import os
 import sys
 import tempfile
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +18,27 @@ from grader.feedback import LearnerFailure
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
 
+# A folder: when set, the checks that open the page save what it shows there, as
+# PNG files (`python3 -m course screenshots` makes the lessons' pictures this way).
+SCREENSHOTS = "COURSE_SCREENSHOTS"
+# The window the pictures are taken in: the page's card with a margin around it.
+SCREENSHOT_VIEWPORT = {"width": 720, "height": 480}
+
 _found = None
+
+
+def screenshots_folder():
+    """The folder COURSE_SCREENSHOTS names, or None when no screenshots are asked for."""
+    folder = os.environ.get(SCREENSHOTS)
+    return Path(folder) if folder else None
+
+
+def save_screenshot(page, name):
+    """Save what page shows as NAME.png in the screenshots folder, if one is asked for."""
+    folder = screenshots_folder()
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(folder / f"{name}.png"))
 
 
 def chromium():
@@ -45,8 +67,9 @@ def open_page(url):
     with sync_playwright() as playwright:
         with tempfile.TemporaryDirectory(prefix="course-browser-") as profile:
             try:
+                window = {"viewport": SCREENSHOT_VIEWPORT} if screenshots_folder() else {}
                 context = playwright.chromium.launch_persistent_context(
-                    profile, executable_path=binary, headless=True, args=ARGS)
+                    profile, executable_path=binary, headless=True, args=ARGS, **window)
             except PlaywrightError as error:  # the machine's browser, not the learner's page
                 said = next((l.strip() for l in str(error).splitlines() if l.strip()), "")
                 pytest.skip(f"{course_browser.NOT_RUN} that starts: {binary} did not start ({said[:160]}). "

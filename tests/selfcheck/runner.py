@@ -27,8 +27,9 @@ from grader.learner import command_line, environ_has, kill_all, marked_processes
 
 TESTS = ROOT / "tests"
 CORPUS = Path(__file__).resolve().parent / "corpus"
-# The repository files Heroku reads; a case may bring its own copy of any of them.
-PROJECT_FILES = ("Procfile", "requirements.txt", ".python-version", "app.json")
+# The repository files Heroku reads (requirements.txt names constraints-course.txt
+# with -c); a case may bring its own copy of any of them.
+PROJECT_FILES = ("Procfile", "requirements.txt", "constraints-course.txt", ".python-version", "app.json")
 CASE_FILE = "case.toml"
 # Time bounds for one grading run: longer than any of the grader's own bounds, so
 # the grader's message is what a slow answer gets, and this only catches a hang.
@@ -356,7 +357,8 @@ class Case:
             return f"{self.id}/{CASE_FILE} must say `why` in one line."
         if self.unit not in unit_folders():
             return f"{self.id}: there is no tests/unit_{self.unit:02d} to grade it with."
-        files = stages.files_at(self.base_stage)  # the stage, with the case's own files on top, as built
+        # The stage and its project files, with the case's own files on top, as built.
+        files = {**stages.files_at(self.base_stage), **stages.project_files_at(self.base_stage)}
         files.update({name: (self.folder / name).read_text() for name, _, _ in self.edits
                       if (self.folder / name).is_file()})
         for name, old, new in self.edits:

@@ -12,7 +12,7 @@ from importlib import metadata
 import pytest
 
 from course import services
-from grader import flows, jobs
+from grader import flows, jobs, requirements
 from grader.checks import attempt, bucket_keys, http, pdf_problem
 from grader.feedback import LearnerFailure, fail
 from grader.learner import descendants, listening_ports, marked_processes, wait_until
@@ -21,7 +21,6 @@ UNIT = 4
 # Heroku Key-Value Store's plans today: mini, and the premium, private and shield tiers
 # (premium-0 ... premium-14 and so on). hobby-dev, hobby-basic and the old names are gone.
 CURRENT_REDIS_PLAN = re.compile(r"heroku-redis(:(mini|(premium|private|shield)-\d{1,2}))?")
-PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*==\s*([^\s;#]+)")
 
 
 @pytest.fixture(autouse=True)
@@ -30,25 +29,30 @@ def learner_files(target, request):
         target.require("worker.py", "utils.py", "app.py", unit=UNIT)
 
 
-def canonical(name):
-    return re.sub(r"[-_.]+", "-", name).lower()
+canonical = requirements.canonical
 
 
-def pinned_requirements(target):
+def locate(name, including, target):
+    """A file requirements.txt names with -r or -c: beside the file that names it, as pip
+    finds it; for an app folder with its own requirements.txt (solution/), also beside the
+    folder, where the other project files are. Only inside the repository (the folder that
+    holds the app folder): Heroku builds from nothing else, and the grader reads nothing else."""
+    top = target.path.parent.resolve()
+    folders = [including.parent] + ([target.path.parent] if including.parent == target.path else [])
+    found = [(folder / name).resolve() for folder in folders]
+    return next((path for path in found if path.is_file() and path.is_relative_to(top)), None)
+
+
+def read_requirements(target):
     path = target.project_file("requirements.txt")
     if not path.is_file():
         fail("There is no requirements.txt beside your app; Heroku installs exactly what it lists.", unit=UNIT, step=2)
-    pins, loose = {}, []
-    for line in path.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if not line or line.startswith("-"):
-            continue
-        m = PIN.match(line)
-        if m:
-            pins[canonical(m.group(1))] = m.group(3)
-        else:
-            loose.append(line)
-    return pins, loose
+    return requirements.read(path, lambda name, including: locate(name, including, target))
+
+
+def pinned_requirements(target):
+    found = read_requirements(target)
+    return found.pins, found.loose
 
 
 def imported_distributions(target):
@@ -90,6 +94,38 @@ def test_requirements_pin_everything_the_app_imports(target):
         if pins[name] != installed:
             fail(f"requirements.txt pins {name}=={pins[name]}, but the course runs and grades your code with "
                  f"{name} {installed}. Pin the version you tested with.", unit=UNIT, step=2)
+
+
+def test_requirements_pin_everything_the_app_installs(target):
+    """The libraries requirements.txt lists pull in others (boto3 pulls in botocore). Each
+    package Heroku's pip installs must be held at the version the course runs: by a pin,
+    or by a constraints file the requirements name with -c."""
+    found = read_requirements(target)
+    for option, name in found.missing:
+        fail(f"requirements.txt names {name} with {option}, but there is no {name} beside it in the repository: "
+             f"pip, and so Heroku's build, stops at that line. Keep the line as `-c constraints-course.txt`, "
+             f"the course's file at the top of the repository.", unit=UNIT, step=2)
+    python = requirements.python_version_of(target.project_file(".python-version"))
+    installed = requirements.installs(found.extras, requirements.heroku_environment(python))
+    for name in sorted(set(found.pins) & set(found.constraints)):
+        if found.pins[name] != found.constraints[name]:
+            fail(f"requirements.txt pins {name}=={found.pins[name]}, but its constraints say "
+                 f"{name}=={found.constraints[name]}: pip stops with a conflict. Pin the version the "
+                 f"constraints name.", unit=UNIT, step=2)
+    floating = sorted(name for name in installed if not found.pinned(name))
+    if floating:
+        more = f" (and {len(floating) - 4} more)" if len(floating) > 4 else ""
+        fail(f"requirements.txt pins what your app imports, but not what those libraries install in turn: "
+             f"{', '.join(floating[:4])}{more}. Heroku's pip would take the newest release of each, not the "
+             f"one you tested (a clean install once got botocore 1.44.18 where the course runs 1.44.5). Keep "
+             f"the line `-c constraints-course.txt` near the top of requirements.txt: it holds every package "
+             f"at the version the course runs.", unit=UNIT, step=2)
+    for name, version in sorted(installed.items()):
+        if version and found.pinned(name) != version:
+            via = "pins" if name in found.pins else "holds, through its constraints,"
+            fail(f"requirements.txt {via} {name}=={found.pinned(name)}, but the course runs and grades your "
+                 f"code with {name} {version}. Heroku would install a version you never tested.",
+                 unit=UNIT, step=2)
 
 
 @pytest.mark.unscored("a provided file: the unit asks you to read it, not to write it")
