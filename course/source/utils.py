@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import boto3
 # [end]
-# [unit 12.2+]
+# [unit 05.3+]
 from botocore.config import Config
 # [end]
 
@@ -84,21 +84,10 @@ def save_progress(job, percent):
 def download_url(key, expires_in=3600):
     """A presigned link to one report: whoever holds it can download that object
     until it expires (an hour), while the bucket itself stays private."""
-# [end]
-# [unit 05.3-12.1]
-#     s3 = boto3.client("s3")
-# [end]
-# [unit 12.2+]
     # Signature version 4, signed for the region boto3 is given (AWS_DEFAULT_REGION:
     # set it to the bucket's). Without the Config, boto3 can sign with the old
     # version 2 on the global endpoint, which newer regions and buckets refuse.
     signer = boto3.client("s3", config=Config(signature_version="s3v4"))
-# [end]
-# [unit 05.3-12.1]
-#     return s3.generate_presigned_url(
-#         "get_object", Params={"Bucket": os.environ["S3_BUCKET"], "Key": key}, ExpiresIn=expires_in)
-# [end]
-# [unit 12.2+]
     return signer.generate_presigned_url(
         "get_object", Params={"Bucket": os.environ["S3_BUCKET"], "Key": key}, ExpiresIn=expires_in)
 # [end]
