@@ -32,7 +32,7 @@ def cmd_run(args):
     """Run the app locally: Redis, a local S3, the worker and the web app."""
     from course import localrun
 
-    return localrun.run(args.app, args.port, args.worker, args.web_only)
+    return localrun.run(args.app, args.port, args.worker, args.web_only, args.heroku_redis)
 
 
 def cmd_quiz_keys(args):
@@ -284,6 +284,9 @@ def build_parser():
                    help="also run worker.py when the Procfile has no worker yet (unit 03)")
     p.add_argument("--web-only", action="store_true",
                    help="run only the web process; start workers yourself, in another terminal")
+    p.add_argument("--heroku-redis", action="store_true",
+                   help="reach Redis as on Heroku: REDIS_URL is rediss://:<password>@127.0.0.1:<port>, TLS with a "
+                        "self-signed certificate and a password (default: a plain redis:// URL, no password)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("restart", help="restart the worker (or web) dyno of the running `course run`",

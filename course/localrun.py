@@ -1,9 +1,10 @@
 """`python3 -m course run`: the whole app on this machine, as Heroku runs it.
 
 Starts what the environment does not already name (a Redis server unless
-REDIS_URL is set; a local S3 with the bucket made unless S3_BUCKET is set
-without AWS_ENDPOINT_URL), then the Procfile's web and worker processes with
-honcho. Ctrl-C stops everything it started.
+REDIS_URL is set, reached as Heroku's is with --heroku-redis; a local S3 with
+the bucket made unless S3_BUCKET is set without AWS_ENDPOINT_URL), then the
+Procfile's web and worker processes with honcho. Ctrl-C stops everything it
+started.
 """
 import os
 import re
@@ -98,7 +99,7 @@ SHARED = ("REDIS_URL", "S3_BUCKET", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AW
           "AWS_DEFAULT_REGION", "REPORT_SECONDS", "REPORT_BROKEN_SECTIONS")
 
 
-def run(app_dir="solution", port=None, with_worker=False, web_only=False):
+def run(app_dir="solution", port=None, with_worker=False, web_only=False, heroku_redis=False):
     app_path = (ROOT / app_dir).resolve() if not Path(app_dir).is_absolute() else Path(app_dir)
     if not (app_path / "app.py").exists():
         print(f"course: {app_path} has no app.py; name an app folder such as solution or starter.", file=sys.stderr)
@@ -126,17 +127,19 @@ def run(app_dir="solution", port=None, with_worker=False, web_only=False):
     env = dict(os.environ)
     _become_subreaper()
     try:
-        return _serve(env, commands, app_path, procfile, port)
+        return _serve(env, commands, app_path, procfile, port, heroku_redis)
     finally:
         _sweep()
 
 
-def _serve(env, commands, app_path, procfile, port):
+def _serve(env, commands, app_path, procfile, port, heroku_redis=False):
     redis_pids = []
     with ExitStack() as stack:
         try:
             if env.get("REDIS_URL"):
-                print("course: using Redis from REDIS_URL")
+                print("course: using Redis from REDIS_URL" + (" (so --heroku-redis starts none)" if heroku_redis else ""))
+            elif heroku_redis:
+                env["REDIS_URL"] = _heroku_like_redis(stack, redis_pids)
             else:
                 # Append-only: a job queued before Redis restarts is still there after it.
                 env["REDIS_URL"] = stack.enter_context(services.redis_server(appendonly=True, pids=redis_pids))
@@ -186,6 +189,19 @@ def _serve(env, commands, app_path, procfile, port):
             _stop_guard(guard)
             _say(f"\ncourse: stopped {', '.join(commands)}, Redis and the local S3.")
             return 0
+
+
+def _heroku_like_redis(stack, redis_pids):
+    """A local Redis reached as Heroku's is: a password, and TLS with a self-signed
+    certificate in front (rediss://:<password>@host:port). Returns its URL."""
+    plain = stack.enter_context(services.redis_server(appendonly=True, pids=redis_pids,
+                                                      password=services.new_password()))
+    url, _ca = stack.enter_context(services.tls_front(plain))
+    print(f"course: Redis   {url} (as Heroku's: TLS with a self-signed certificate, and a password; "
+          "append-only file: its data lasts the session)")
+    # The rq command builds its client from the URL alone, and checks the certificate.
+    print("course: for `rq info --url`, end the URL with ?ssl_cert_reqs=none, as on Heroku")
+    return url
 
 
 def _stop_guard(guard):

@@ -1,12 +1,14 @@
 """Real local services for the grader and the local run: a Redis server, a
 local S3 (moto's server), and a TLS front that makes a plain Redis look like
-Heroku's (rediss://, self-signed certificate). Each starts on a free loopback
+Heroku's (rediss://, self-signed certificate; with the Redis's password, if it
+has one, as Heroku's always does). Each starts on a free loopback
 port and stops when its `with` block ends, so no service outlives its user.
 """
 import importlib.util
 import logging
 import os
 import platform
+import secrets
 import shutil
 import socket
 import socketserver
@@ -18,6 +20,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 LOOPBACK = "127.0.0.1"
 REGION = "us-east-1"
@@ -124,11 +127,25 @@ def no_redis_message():
 NO_REDIS = no_redis_message()
 
 
+def new_password():
+    """A random password for a throwaway Redis, safe in a URL as it is."""
+    return secrets.token_hex(16)
+
+
+def loopback_url(port, password=None, scheme="redis", path="/0"):
+    """The URL a client needs for a Redis on loopback: with its password, as Heroku's
+    (redis://:<password>@host:port), when it has one."""
+    auth = f":{password}@" if password else ""
+    return f"{scheme}://{auth}{LOOPBACK}:{port}{path}"
+
+
 @contextmanager
-def redis_server(timeout=10, appendonly=False, pids=None):
+def redis_server(timeout=10, appendonly=False, pids=None, password=None):
     """Start a throwaway Redis on a free loopback port; yield its redis:// URL.
     appendonly: log every write to an append-only file (fsync each second) in
     its folder, so a Redis restarted there within the block keeps its data.
+    password: the server refuses every command until a client gives it, as
+    Heroku's Redis does; the URL carries it.
     Its process id is added to `pids` when given (for a guard that outlives the caller)."""
     binary = find_redis_server()
     if not binary:
@@ -137,7 +154,7 @@ def redis_server(timeout=10, appendonly=False, pids=None):
     with tempfile.TemporaryDirectory(prefix="course-redis-") as workdir:
         process = subprocess.Popen(
             [binary, "--port", str(port), "--bind", LOOPBACK, "--save", "", "--appendonly", "yes" if appendonly else "no",
-             "--dir", workdir, "--protected-mode", "yes"],
+             "--dir", workdir, "--protected-mode", "yes", *(["--requirepass", password] if password else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
             # Its own session: a Ctrl-C in the terminal reaches the app's processes, which
             # may still need Redis while they shut down; this block stops Redis after them.
@@ -153,7 +170,7 @@ def redis_server(timeout=10, appendonly=False, pids=None):
                     f"Redis could not start: {error}. Run `{binary} --port {port}` to see why. Name another "
                     "server binary in REDIS_SERVER (unset it to use the course's own), or install Redis: "
                     f"`{install_redis_command()}`.") from None
-            yield f"redis://{LOOPBACK}:{port}/0"
+            yield loopback_url(port, password)
         finally:
             process.terminate()
             try:
@@ -234,11 +251,16 @@ def _copy(source, sink):
 
 
 @contextmanager
-def tls_front(upstream_port):
-    """Terminate TLS on a free loopback port and pass bytes to a plain Redis,
-    so a client sees what Heroku's Redis shows it: rediss:// with a
-    self-signed certificate. Yields (rediss_url, ca_pem_path)."""
+def tls_front(upstream_url):
+    """Terminate TLS on a free loopback port and pass bytes to the plain Redis
+    at upstream_url (a redis:// URL on loopback), so a client sees what Heroku's
+    Redis shows it: a self-signed certificate, and a URL of Heroku's shape,
+    rediss://:<password>@host:port, with the upstream's password if it has one.
+    Yields (rediss_url, ca_pem_path)."""
     import trustme
+
+    upstream = urlsplit(upstream_url)
+    upstream_port = upstream.port
 
     ca = trustme.CA()
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -264,7 +286,7 @@ def tls_front(upstream_port):
         ca_path = Path(folder) / "ca.pem"
         ca.cert_pem.write_to_path(str(ca_path))
         try:
-            yield f"rediss://{LOOPBACK}:{server.server_address[1]}/0", str(ca_path)
+            yield loopback_url(server.server_address[1], upstream.password, scheme="rediss", path=""), str(ca_path)
         finally:
             server.shutdown()
             server.server_close()

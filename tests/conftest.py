@@ -135,9 +135,11 @@ def started(stack, service):
 
 @pytest.fixture(scope="session")
 def redis_url():
-    """A real Redis server on a free loopback port, for the whole grading run."""
+    """A real Redis server on a free loopback port, for the whole grading run. Like
+    Heroku's, it has a password (a new one each run), and the URL carries it: a
+    connection that drops it fails here, not first on Heroku."""
     with ExitStack() as stack:
-        url, problem = started(stack, services.redis_server())
+        url, problem = started(stack, services.redis_server(password=services.new_password()))
         if problem:
             pytest.fail(problem, pytrace=False)
         yield url

@@ -22,6 +22,14 @@ EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]{0,100}(?:Error|Exception|Exit|Int
 WARNING_LINE = re.compile(r"^\S{1,300}:\d{1,7}: \w{0,60}Warning: ")
 NOT_FOUND = re.compile(r"(?:^|[\s:])([^\s:]{1,100}): (?:command )?not found")
 TRACEBACK = "Traceback (most recent call last):"
+# What Redis (and redis-py) say to a client that gave no password, or the wrong one.
+NO_PASSWORD = re.compile(r"AuthenticationError|NOAUTH|WRONGPASS|Authentication required|"
+                         r"invalid username-password pair")
+PASSWORD_NOT_USED = (
+    "the password in REDIS_URL was not used, so Redis refused the connection. Heroku's REDIS_URL carries "
+    "one too (rediss://:<password>@host:port): build the client from the whole URL, "
+    "`redis.Redis.from_url(redis_url)`, not from its host and port alone (or pass the parsed URL's password "
+    "with them).")
 CHAIN_LINES = ("During handling of the above exception", "The above exception was the direct cause")
 
 
@@ -99,6 +107,8 @@ def explain(output, what="your code"):
         if not last:
             return ""
         return f"{what} stopped without a Python error; the last thing it printed was {last[:200]!r}."
+    if NO_PASSWORD.search(exception):
+        return f"{what} raised {exception.split(':')[0]}: {PASSWORD_NOT_USED}"
     if "NoSuchBucket" in exception:
         return (f"{what} uploaded to a bucket that does not exist ({location or 'NoSuchBucket'}). Upload to the "
                 "bucket S3_BUCKET names: `os.environ['S3_BUCKET']`.")

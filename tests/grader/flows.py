@@ -7,7 +7,7 @@ import tomllib
 import uuid
 
 from course import manifest, quiz
-from grader import jobs
+from grader import diagnose, jobs
 from grader.checks import attempt, pdf_problem
 from grader.feedback import LearnerFailure, fail
 from grader.learner import wait_until
@@ -165,6 +165,9 @@ def read_through_conn(learner, redis_client, url=None, unit=2, step=None):
     env = learner.environment(REDIS_URL=url) if url else None
     seen, error = attempt(learner.probe, CONN_PROBE.format(key=key), timeout=10, what="importing worker.py", env=env)
     if error:
+        if diagnose.PASSWORD_NOT_USED in str(error):
+            fail(f"worker.conn reached the Redis that REDIS_URL names, but {diagnose.PASSWORD_NOT_USED}",
+                 unit=unit, step=step)
         refused = re.search(r"ConnectionError: (Error \d+ connecting to [^ ]+?)\.? ", str(error))
         if refused and "SSL" not in str(error) and "certificate" not in str(error):
             fail(f"worker.conn does not reach the Redis that REDIS_URL names: it tried another one "

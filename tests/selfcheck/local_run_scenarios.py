@@ -237,3 +237,59 @@ def test_the_router_passes_normal_requests_through_with_their_status_and_body(tm
     finally:
         left = stop_run(run, marker)
     assert not left, f"`course run` left {len(left)} processes running: {left}"
+
+
+# ---------------------------------------------------------------- Heroku's Redis, locally
+
+def exported(output):
+    """{name: value} of the `export` line `course run` prints for another terminal."""
+    import shlex
+
+    line = next(line for line in output.splitlines() if line.strip().startswith("export "))
+    return dict(word.split("=", 1) for word in shlex.split(line)[1:])
+
+
+def test_heroku_redis_serves_the_finished_app_over_rediss_with_a_password(tmp_path):
+    """`course run --heroku-redis`: REDIS_URL is rediss://:<password>@127.0.0.1:<port>, as
+    Heroku's, in the export line too; the finished app makes a report through it end to
+    end; a client that drops the password is refused, one that keeps it gets in."""
+    import redis
+    from urllib.parse import urlsplit
+
+    marker, port = uuid.uuid4().hex, services.free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "REDIS_", "S3_", "REPORT_"))}
+    env.update(REPORT_SECONDS="0.5", **{MARKER: marker})
+    log = tmp_path / "run.log"
+    run = subprocess.Popen([sys.executable, "-m", "course", "run", "--port", str(port), "--heroku-redis"], cwd=ROOT,
+                           env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    try:
+        services.wait_for_port(port, 60, run, what="`course run --heroku-redis`")
+        assert wait_until(lambda: "export " in log.read_text(), 10), log.read_text()[-1500:]
+        url = exported(log.read_text()).get("REDIS_URL", "")
+        assert re.fullmatch(r"rediss://:[0-9a-f]{32}@127\.0\.0\.1:\d+", url), \
+            f"the export line's REDIS_URL is {url!r}, not Heroku's rediss://:<password>@host:port"
+        status, body, _ = http("POST", f"http://127.0.0.1:{port}/report", body={})
+        assert status == 202, (status, body)
+        status_url = f"http://127.0.0.1:{port}{body['status_url']}"
+        done = wait_until(lambda: http("GET", status_url)[1].get("status") in ("finished", "failed") and
+                          http("GET", status_url)[1], 60, interval=0.2)
+        assert done and done["status"] == "finished", done
+        parts = urlsplit(url)
+        dropped = redis.Redis(host=parts.hostname, port=parts.port, ssl=True, ssl_cert_reqs=None)
+        try:
+            dropped.ping()
+            refused = None
+        except redis.exceptions.AuthenticationError as error:
+            refused = error
+        finally:
+            dropped.close()
+        assert refused is not None, "a client without the URL's password was let in"
+        kept = redis.Redis.from_url(url, ssl_cert_reqs=None)
+        try:
+            assert kept.ping() and kept.exists(f"rq:job:{body['job_id']}"), "the job is not in the Redis REDIS_URL names"
+        finally:
+            kept.close()
+    finally:
+        left = stop_run(run, marker)
+    assert run.returncode == 0, log.read_text()[-1500:]
+    assert not left, f"`course run --heroku-redis` left {len(left)} processes running: {left}"

@@ -54,9 +54,8 @@ def test_conn_reaches_the_redis_named_by_REDIS_URL(learner, redis):
 
 
 def test_conn_works_with_the_tls_redis_heroku_gives(learner, redis, redis_url):
-    """Heroku's Redis: rediss://, self-signed certificate."""
-    port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
-    with services.tls_front(port) as (tls_url, _ca):
+    """Heroku's Redis: rediss://, self-signed certificate, a password in the URL."""
+    with services.tls_front(redis_url) as (tls_url, _ca):
         seen, error = attempt(flows.read_through_conn, learner, redis, url=tls_url, unit=UNIT, step=4)
     if error:
         text = str(error)

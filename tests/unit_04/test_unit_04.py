@@ -293,8 +293,7 @@ def test_procfile_processes_turn_a_request_into_a_pdf(learner, target, redis, re
                  "you need web and worker.", unit=UNIT, step=1)
     top, app_dir = heroku_layout(target, tmp_path)
     port = services.free_port()
-    redis_port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
-    with services.tls_front(redis_port) as (tls_url, _ca), stopped_on_failure(learner):
+    with services.tls_front(redis_url) as (tls_url, _ca), stopped_on_failure(learner):
         heroku = learner.environment(PORT=port, REDIS_URL=tls_url, PYTHONPATH=None, APP_DIR=app_dir)
         local = learner.environment(PORT=port, PYTHONPATH=None, APP_DIR=app_dir)
         web = start_line(learner, "web", types["web"], top, heroku, repr(types["web"]))

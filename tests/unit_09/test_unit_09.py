@@ -111,14 +111,16 @@ def json_queue(redis, name="default"):
 @contextmanager
 def own_redis():
     """A Redis only this check uses, on a port it keeps, with its data in an
-    append-only file, so it can be stopped and started again. Yields restart(seconds, until):
+    append-only file, so it can be stopped and started again; with a password, as
+    Heroku's (a client rebuilt after the restart must still give it). Yields restart(seconds, until):
     Redis stops, starts again after `seconds` or as soon as until() is true, and
     restart returns until()'s last answer."""
     binary = services.find_redis_server()
-    port = services.free_port()
+    port, password = services.free_port(), services.new_password()
     with tempfile.TemporaryDirectory(prefix="course-restart-") as folder:
         command = [binary, "--port", str(port), "--bind", services.LOOPBACK, "--dir", folder, "--save", "",
-                   "--appendonly", "yes", "--appendfsync", "always", "--protected-mode", "yes"]
+                   "--appendonly", "yes", "--appendfsync", "always", "--protected-mode", "yes",
+                   "--requirepass", password]
         processes = []
 
         def start():
@@ -140,7 +142,7 @@ def own_redis():
 
         start()
         try:
-            yield f"redis://{services.LOOPBACK}:{port}/0", restart
+            yield services.loopback_url(port, password), restart
         finally:
             for process in processes:
                 if process.poll() is None:
