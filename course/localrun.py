@@ -238,16 +238,6 @@ def _forward(source):
             out = open(os.devnull, "wb")
 
 
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-
-
 def guard(redis_pids, command):
     import threading
     import time
@@ -262,7 +252,7 @@ def guard(redis_pids, command):
     said = []
     lifeline = threading.Thread(target=lambda: said.append(sys.stdin.buffer.read()), daemon=True)
     lifeline.start()
-    while honcho.poll() is None and lifeline.is_alive():
+    while honcho.poll() is None and lifeline.isservices.process_alive():
         time.sleep(0.1)
     asked = said == [STOP]
     if honcho.poll() is None:
@@ -275,7 +265,7 @@ def guard(redis_pids, command):
     forward.join(5)
     if said and not asked:  # `course run` is gone without a word, and cannot stop Redis itself
         for pid in redis_pids:
-            if _alive(pid):
+            if services.process_alive(pid):
                 os.kill(pid, signal.SIGTERM)
     return honcho.returncode
 

@@ -16,7 +16,7 @@ import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from course import dyno, progress
+from course import dyno, progress, services
 
 
 def runs_folder():
@@ -26,7 +26,7 @@ def runs_folder():
 def _forget_ended_runs():
     """Remove the folders of runs that were killed before they could remove their own."""
     for folder in runs_folder().glob("[0-9]*"):
-        if not _alive(int(folder.name)):
+        if not services.process_alive(int(folder.name)):
             shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -53,16 +53,6 @@ class Run:
     dynos: dict = field(default_factory=dict)  # {process type: its keeper's process id}
 
 
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-
-
 def _is_keeper(pid):
     """The process is a dyno keeper (a process id can be reused once its process ended)."""
     shown = subprocess.run(["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True)
@@ -83,7 +73,7 @@ def running():
                 pid = int(pid_file.read_text())
             except (OSError, ValueError):
                 continue
-            if _alive(pid) and _is_keeper(pid):
+            if services.process_alive(pid) and _is_keeper(pid):
                 run.dynos[pid_file.stem] = pid
         if run.dynos:
             runs.append(run)

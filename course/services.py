@@ -30,6 +30,17 @@ class ServiceError(RuntimeError):
     """A local service could not start; the message says which and what to do."""
 
 
+def process_alive(pid):
+    """True while a process with this id exists (ours or, if we may not signal it, another user's)."""
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
 def free_port():
     """A TCP port on loopback that nothing listens on right now."""
     with socket.socket() as s:

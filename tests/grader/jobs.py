@@ -15,6 +15,7 @@ that would unpickle fails loudly instead of running learner code.
 """
 import json
 import pickletools
+import zlib
 from base64 import b64decode
 
 from rq.job import Job
@@ -56,6 +57,22 @@ class ReadJob(Job):
     def func_name(self):
         value = decode(self.data, first_string=True)
         return value if isinstance(value, str) else ""
+
+
+def payload_problem(redis, job_id):
+    """'' if the job's data field is zlib-compressed JSON, else what it is."""
+    raw = redis.hget(f"rq:job:{job_id}", "data")
+    if raw is None:
+        return "missing"
+    try:
+        raw = zlib.decompress(raw)
+    except zlib.error:
+        pass
+    try:
+        json.loads(raw)
+        return ""
+    except ValueError:
+        return "pickle" if raw[:1] == b"\x80" else "not JSON"
 
 
 def fetch(redis, job_id):

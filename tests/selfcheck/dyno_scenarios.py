@@ -20,7 +20,8 @@ import redis
 
 from course import ROOT, services, stages
 from grader.checks import http
-from grader.learner import command_line, marked_processes, wait_until
+from grader.learner import wait_until
+from selfcheck.local_run_scenarios import leftovers as run_leftovers
 
 MARKER = "COURSE_DYNO_CHECK"
 # Named here, not imported, so the checks also run (and fail) on a `course run` without dynos.
@@ -39,16 +40,7 @@ def course_env(tmp_path, marker, **extra):
 
 
 def leftovers(marker, seconds):
-    """What is still running after `seconds` (stopped here, so no check leaves them behind)."""
-    gone = wait_until(lambda: not marked_processes(marker, MARKER), seconds)
-    left = [] if gone else marked_processes(marker, MARKER)
-    described = [command_line(pid) for pid in left]
-    for pid in left:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-    return described
+    return run_leftovers(marker, seconds, MARKER)
 
 
 @contextmanager

@@ -90,10 +90,11 @@ def port_open(port):
         return False
 
 
-def leftovers(marker, seconds):
-    """What is still running after `seconds` (stopped here, so no check leaves them behind)."""
-    gone = wait_until(lambda: not marked_processes(marker, MARKER), seconds)
-    left = [] if gone else marked_processes(marker, MARKER)
+def leftovers(marker, seconds, variable=MARKER):
+    """What is still running after `seconds` (stopped here, so no check leaves them behind),
+    among the processes whose environment has `variable` set to `marker`."""
+    gone = wait_until(lambda: not marked_processes(marker, variable), seconds)
+    left = [] if gone else marked_processes(marker, variable)
     described = [command_line(pid) for pid in left]
     for pid in left:
         try:

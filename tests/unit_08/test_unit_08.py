@@ -1,8 +1,6 @@
 """Unit 08: trusted jobs and input. Job payloads in Redis are JSON and the worker refuses pickled
 ones; it runs only the app's own job functions; a body over the limit is refused with 413."""
-import json
 import tempfile
-import zlib
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -24,29 +22,13 @@ def learner_files(target, request):
 DONE = ("finished", "failed", "stopped", "canceled")
 
 
-def payload_problem(redis, job_id):
-    """'' if the job's data field is zlib-compressed JSON, else what it is."""
-    raw = redis.hget(f"rq:job:{job_id}", "data")
-    if raw is None:
-        return "missing"
-    try:
-        raw = zlib.decompress(raw)
-    except zlib.error:
-        pass
-    try:
-        json.loads(raw)
-        return ""
-    except ValueError:
-        return "pickle" if raw[:1] == b"\x80" else "not JSON"
-
-
 def test_job_payloads_in_redis_are_json(learner, redis):
     answers = fanout.post_many(learner, [("json", {}), ("json", {"sections": True})])
     ids = [flows.job_id_from(answer, UNIT, 2) for answer in answers]
     merge = jobs.fetch(redis, ids[1])
     ids += list(merge.dependency_ids) if merge is not None else []
     for job_id in ids:
-        problem = payload_problem(redis, job_id)
+        problem = jobs.payload_problem(redis, job_id)
         if problem:
             fail(f"The job {job_id} is stored in Redis as {problem}, not JSON. Create every Queue in app.py with "
                  "serializer=JSONSerializer, so the worker never has to unpickle what it reads from Redis.",

@@ -3,7 +3,6 @@ ended jobs leave Redis within a month; the worker builds one S3 client, not one 
 import json
 import os
 import uuid
-import zlib
 
 import pytest
 
@@ -23,22 +22,6 @@ def learner_files(target, request):
 
 
 CLEANUP = "delete_old_reports"
-
-
-def payload_problem(redis, job_id):
-    """'' if the job's data field is zlib-compressed JSON, else what it is."""
-    raw = redis.hget(f"rq:job:{job_id}", "data")
-    if raw is None:
-        return "missing"
-    try:
-        raw = zlib.decompress(raw)
-    except zlib.error:
-        pass
-    try:
-        json.loads(raw)
-        return ""
-    except ValueError:
-        return "pickle" if raw[:1] == b"\x80" else "not JSON"
 
 
 def put(s3, bucket, key):
@@ -173,7 +156,7 @@ def test_worker_schedules_the_cleanup(learner, redis, s3, bucket, target):
              "worker schedule it when it starts (queue.enqueue_in with a Repeat, or a job that schedules "
              "the next one).", unit=UNIT, step=2)
     # A clean-up the worker cannot read is the one to explain, whatever else was scheduled.
-    job = next((j for j in found if payload_problem(redis, j.id) == "pickle"), found[0])
+    job = next((j for j in found if jobs.payload_problem(redis, j.id) == "pickle"), found[0])
     ran = wait_until(lambda: fanout.fast_forward_retries(redis) or (job.refresh() or job.ended_at), 20)
     if not ran:
         fail(f"The scheduled clean-up job was made due, but your worker did not run it within 20 s (it is "
@@ -182,7 +165,7 @@ def test_worker_schedules_the_cleanup(learner, redis, s3, bucket, target):
     latest = job.latest_result()
     if latest is not None and latest.type.name != "SUCCESSFUL":
         error = flows.job_error_summary(job)
-        if payload_problem(redis, job.id) == "pickle":
+        if jobs.payload_problem(redis, job.id) == "pickle":
             if enqueued_by_cron(redis, job.id):
                 fail(f"rq's cron scheduler enqueued the clean-up and your worker refused it ({error}): "
                      + CRON_PICKLES, unit=UNIT, step=2)
