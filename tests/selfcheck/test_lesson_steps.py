@@ -10,8 +10,7 @@ walk checks, step after step, from the end of the unit before:
   types the blocks gets that app and no line is left to guess;
 - that app still imports and serves its home page, with only the names this
   step and the ones before it defined (no ImportError for a later step's
-  function, no NameError at import).
-
+  function, no NameError at import);
 - every "Try it" the step gives (a bash block the learner runs) does what the
   lesson says it does, run at its step against the app as it stands then.
 
@@ -38,15 +37,13 @@ commands only, which are counted as not run:
   the unit, once its output shows what the note expects; `until` the same, but
   it is stopped (Ctrl-C) once it has shown it;
 - `pause N` N seconds between the block's commands (a learner typing the next);
-- `before` run with the app as the step before left it (the block comes ahead
-  of the step's code);
 - `not run: why` the block is not run here, and why (counted, not hidden).
 
 How a block runs: in a scratch copy of the repository (`starter/` the app at
 the block's step, the Procfile beside it, `.venv` the course's Python, first on
 PATH), one command a line, each within 30 s, each of which must succeed. A line
 that starts `python3 -m course run` starts it in the background with `--app`
-naming that copy and the unit's one local S3; it runs till the next run, a new
+naming that copy and a local S3 all units share; it runs till the next run, a new
 step's app, or the unit's end, and the commands after it get the environment
 its `export ...` line prints. Before any run, REDIS_URL names the Redis of port
 6379. The lesson's fixed ports, 8000 (the router) and 6379 (unit 02's Redis),
@@ -239,17 +236,12 @@ def try_its(unit, folder, s3_endpoint):
     readme = where(unit.readme)
     if problems:
         return f"{readme}: " + f"\n{readme}: ".join(problems), ""
-    first_step = min(steps_and_blocks(unit))
     ran, skipped, problem = [], [b for b in blocks if b.not_run], None
     started = time.monotonic()
     session = try_it.Session(unit, folder, s3_endpoint)
     try:
         for block in (b for b in blocks if not b.not_run):
-            stage = stages.Step(unit.number, block.step)
-            if block.before:
-                stage = stages.Step(unit.number, block.step - 1) if block.step > first_step \
-                    else max(unit.number - 1, 1)
-            session.write_app(stage)
+            session.write_app(stages.Step(unit.number, block.step))
             try:
                 session.run_block(block)
             except try_it.Failure as failure:
@@ -281,21 +273,22 @@ class TryItWalk:
             self.thread.start()
 
     def _walk(self, units):
-        folder = Path(tempfile.mkdtemp(prefix="course-try-it-"))
         try:
             with services.s3_server() as s3_endpoint:
                 for unit in units:
+                    folder = Path(tempfile.mkdtemp(prefix=f"course-try-it-{unit.code}-"))
                     try:
-                        self.results[unit.code] = try_its(unit, folder / unit.code, s3_endpoint)
+                        self.results[unit.code] = try_its(unit, folder, s3_endpoint)
                     except Exception as error:  # a bug here must fail the check, not hang it
                         self.results[unit.code] = (f"the Try-it walk of unit {unit.code} broke: "
                                                    f"{type(error).__name__}: {error}", "")
                     finally:
+                        # Removed before the check hears: the session may end right after the last.
+                        shutil.rmtree(folder, ignore_errors=True)
                         self.done[unit.code].set()
         finally:
             for event in self.done.values():
                 event.set()
-            shutil.rmtree(folder, ignore_errors=True)
 
     def result(self, unit):
         if self.thread is None:  # not prefetched (a single check picked by its node id): run it now

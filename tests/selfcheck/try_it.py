@@ -72,16 +72,15 @@ class Block:
     expects: list = field(default_factory=list)
     needs: set = field(default_factory=set)
     pause: float = 0.0
-    before: bool = False  # with the app as the step before left it
     not_run: str = ""  # why it is not run here
 
 
 def parse_note(text):
-    """(mode, expects, needs, pause, before, not_run) from the text of a try: note."""
+    """(mode, expects, needs, pause, not_run) from the text of a try: note."""
     skipped = NOT_RUN.match(text)
     if skipped:
-        return "run", [], set(), 0.0, False, skipped.group(1)
-    mode, expects, needs, pause, before = "run", [], set(), 0.0, False
+        return "run", [], set(), 0.0, skipped.group(1)
+    mode, expects, needs, pause = "run", [], set(), 0.0
     words = shlex.split(text, posix=True)
     in_log = False
     i = 0
@@ -89,8 +88,6 @@ def parse_note(text):
         word = words[i]
         if word in ("keep", "until"):
             mode = word
-        elif word == "before":
-            before = True
         elif word == "needs" and i + 1 < len(words):
             needs.add(words[i + 1])
             i += 1
@@ -113,7 +110,7 @@ def parse_note(text):
         i += 1
     if needs - {"run", "redis"}:
         raise NoteError(f"unknown need(s) {sorted(needs - {'run', 'redis'})}: a block needs run or redis")
-    return mode, expects, needs, pause, before, ""
+    return mode, expects, needs, pause, ""
 
 
 def commands_of(lines):
@@ -152,8 +149,7 @@ def notes(unit):
             block = Block(step, i + 1, commands)
             if note:
                 try:
-                    (block.mode, block.expects, block.needs, block.pause, block.before,
-                     block.not_run) = parse_note(note.group(1))
+                    block.mode, block.expects, block.needs, block.pause, block.not_run = parse_note(note.group(1))
                 except (NoteError, ValueError) as error:
                     problems.append(f"line {i + 1}: its try: note does not read: {error}")
             if all(HEROKU.match(c) for c in commands):
@@ -372,10 +368,10 @@ class Session:
                 self.start_run(command, cwd)
                 log_from = 0
                 continue
-            command = self.rewrite(command)
+            lesson, command = command, self.rewrite(command)
             if JOB_PLACEHOLDER.search(command):
                 if not self.job_id:
-                    raise Failure(f"`{command}` names a job id, and no command before it printed one")
+                    raise Failure(f"`{lesson}` names a job id, and no command before it printed one")
                 command = JOB_PLACEHOLDER.sub(self.job_id, command)
             if n and block.pause:
                 time.sleep(block.pause)
@@ -393,13 +389,13 @@ class Session:
                 done = subprocess.run(["bash", "-c", command], cwd=cwd, env=self.block_env(), capture_output=True,
                                       text=True, timeout=SECONDS, stdin=subprocess.DEVNULL)
             except subprocess.TimeoutExpired:
-                raise Failure(f"`{command}` did not end within {SECONDS} s") from None
+                raise Failure(f"`{lesson}` did not end within {SECONDS} s") from None
             statuses += HTTP_STATUS.findall(done.stderr)
             shown = done.stdout + _without_headers(done.stderr)
             output += shown
             self.job_id = (JOB_ID.findall(shown) or [self.job_id])[-1]
             if done.returncode != 0:
-                raise Failure(f"`{command}` exited with code {done.returncode}:\n{shown[-1500:]}")
+                raise Failure(f"`{lesson}` exited with code {done.returncode}:\n{shown[-1500:]}")
         expects = [Expect(self.rewrite(e.text), e.regex, e.in_log, e.status) for e in block.expects]
         if kept is not None:
             own = [e for e in expects if not e.in_log]
@@ -407,8 +403,7 @@ class Session:
                              SECONDS)
             output += kept.output()
             if block.mode == "until" or not seen or kept.process.poll() is not None:
-                kept.stop()
-                output = kept.output()
+                kept.stop()  # Ctrl-C, as the lesson says; or it failed
             else:
                 self.kept.append(kept)
         missing = [e for e in expects if not e.in_log and not e.found_in(output, statuses)]
