@@ -37,6 +37,8 @@ commands only, which are counted as not run:
   the unit, once its output shows what the note expects; `until` the same, but
   it is stopped (Ctrl-C) once it has shown it;
 - `pause N` N seconds between the block's commands (a learner typing the next);
+- `env NAME=VALUE` the block's `course run` gets this setting too, where the
+  lesson offers it (a shorter grace);
 - `not run: why` the block is not run here, and why (counted, not hidden).
 
 How a block runs: in a scratch copy of the repository (`starter/` the app at

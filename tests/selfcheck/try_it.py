@@ -72,15 +72,16 @@ class Block:
     expects: list = field(default_factory=list)
     needs: set = field(default_factory=set)
     pause: float = 0.0
+    settings: dict = field(default_factory=dict)  # for its `course run`, where the lesson offers them
     not_run: str = ""  # why it is not run here
 
 
 def parse_note(text):
-    """(mode, expects, needs, pause, not_run) from the text of a try: note."""
+    """(mode, expects, needs, pause, settings, not_run) from the text of a try: note."""
     skipped = NOT_RUN.match(text)
     if skipped:
-        return "run", [], set(), 0.0, skipped.group(1)
-    mode, expects, needs, pause = "run", [], set(), 0.0
+        return "run", [], set(), 0.0, {}, skipped.group(1)
+    mode, expects, needs, pause, settings = "run", [], set(), 0.0, {}
     words = shlex.split(text, posix=True)
     in_log = False
     i = 0
@@ -90,6 +91,10 @@ def parse_note(text):
             mode = word
         elif word == "needs" and i + 1 < len(words):
             needs.add(words[i + 1])
+            i += 1
+        elif word == "env" and i + 1 < len(words) and "=" in words[i + 1]:
+            name, value = words[i + 1].split("=", 1)
+            settings[name] = value
             i += 1
         elif word == "pause" and i + 1 < len(words):
             pause = float(words[i + 1])
@@ -110,7 +115,7 @@ def parse_note(text):
         i += 1
     if needs - {"run", "redis"}:
         raise NoteError(f"unknown need(s) {sorted(needs - {'run', 'redis'})}: a block needs run or redis")
-    return mode, expects, needs, pause, ""
+    return mode, expects, needs, pause, settings, ""
 
 
 def commands_of(lines):
@@ -149,7 +154,8 @@ def notes(unit):
             block = Block(step, i + 1, commands)
             if note:
                 try:
-                    block.mode, block.expects, block.needs, block.pause, block.not_run = parse_note(note.group(1))
+                    (block.mode, block.expects, block.needs, block.pause, block.settings,
+                     block.not_run) = parse_note(note.group(1))
                 except (NoteError, ValueError) as error:
                     problems.append(f"line {i + 1}: its try: note does not read: {error}")
             if all(HEROKU.match(c) for c in commands):
@@ -305,7 +311,7 @@ class Session:
             env["REDIS_URL"] = f"redis://localhost:{self.ports['6379']}"
         return env
 
-    def start_run(self, command, cwd):
+    def start_run(self, command, cwd, settings=None):
         """`course run` as the line says, on a free port for 8000 and with the step's app;
         ready once the router answers the home page and the worker (if any) listens."""
         self.stop_run()
@@ -314,6 +320,7 @@ class Session:
         command = re.sub(r"--app\s+starter\b", f"--app {shlex.quote(str(self.repo / 'starter'))}", command)
         env = dict(self.env)
         env.update(services.s3_environment(self.s3, "reports"))  # the bucket `course run` makes
+        env.update(settings or {})
         self.run = self._background(command, cwd, env)
         said = lambda: "Another terminal reaches the same Redis and S3 after:" in self.run.output() \
             and "restart" in self.run.output()
@@ -365,7 +372,7 @@ class Session:
         kept = None
         for n, command in enumerate(block.commands):
             if COURSE_RUN.match(command):
-                self.start_run(command, cwd)
+                self.start_run(command, cwd, block.settings)
                 log_from = 0
                 continue
             lesson, command = command, self.rewrite(command)
