@@ -252,7 +252,7 @@ def guard(redis_pids, command):
     said = []
     lifeline = threading.Thread(target=lambda: said.append(sys.stdin.buffer.read()), daemon=True)
     lifeline.start()
-    while honcho.poll() is None and lifeline.isservices.process_alive():
+    while honcho.poll() is None and lifeline.is_alive():
         time.sleep(0.1)
     asked = said == [STOP]
     if honcho.poll() is None:
