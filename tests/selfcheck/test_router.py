@@ -12,6 +12,7 @@ from flask import Flask, Response, request
 from werkzeug.serving import make_server
 
 from course import router, services
+from grader.learner import wait_until
 
 SHORT_TIMEOUT = 0.5  # seconds: the router's window for these checks
 
@@ -62,6 +63,13 @@ def routed(web):
         connection.close()
 
 
+def _logged(lines, count):
+    """The router's log lines once it has written `count` of them: it writes a
+    request's line when the answer is sent, a moment after the client has read it."""
+    wait_until(lambda: len(lines) >= count, 5)
+    return lines
+
+
 def _ask(connection, method, path, **kwargs):
     connection.request(method, path, **kwargs)
     response = connection.getresponse()
@@ -79,6 +87,7 @@ def test_requests_pass_through_on_one_kept_alive_connection(routed):
     response, body = _ask(connection, "GET", "/nowhere")
     assert response.status == 404 and b"Not Found" in body
     assert connection.sock is sock, "the router closed the browser's connection between requests"
+    _logged(lines, 3)
     assert len(lines) == 3 and all(line.startswith("at=info method=") for line in lines), lines
     assert 'method=POST path="/echo"' in lines[0] and "status=201" in lines[0] and "dyno=web.1" in lines[0]
     assert 'path="/nowhere"' in lines[2] and "status=404" in lines[2]
@@ -89,7 +98,7 @@ def test_the_app_sees_heroku_s_request_headers(routed):
     response, _ = _ask(connection, "GET", "/echo", headers={"X-Request-Id": "a-request-id-of-my-own-42"})
     assert response.getheader("X-Seen-Request-Id") == "a-request-id-of-my-own-42"
     assert response.getheader("X-Seen-Forwarded-For") == "127.0.0.1"
-    assert "request_id=a-request-id-of-my-own-42" in lines[0]
+    assert "request_id=a-request-id-of-my-own-42" in _logged(lines, 1)[0]
 
 
 def test_a_streamed_answer_arrives_in_parts(routed):
@@ -111,6 +120,7 @@ def test_no_first_byte_in_time_is_a_503_and_an_h12_while_the_app_goes_on(routed)
     seconds = time.monotonic() - started
     assert response.status == 503 and b"Application error" in body
     assert SHORT_TIMEOUT <= seconds < SHORT_TIMEOUT + 0.4, f"the 503 came after {seconds:.2f} s"
+    _logged(lines, 1)
     assert lines and lines[-1].startswith('at=error code=H12 desc="Request timeout" method=POST path="/slow"'), lines
     assert "status=503 bytes=0" in lines[-1]
     assert not app.finished.is_set()
