@@ -73,3 +73,19 @@ def http(method, url, body=None, timeout=10, headers=None):
         return status, json.loads(raw), seconds
     except ValueError:
         return status, raw.decode(errors="replace"), seconds
+
+
+def wait_for_app(base_url, seconds, give_up=lambda: False):
+    """True once GET base_url/ answers at all, within `seconds` (or until give_up()
+    says waiting is pointless). A web server opens its port before its workers have
+    imported the app (gunicorn does), and a busy machine can take seconds to import
+    Flask, rq and boto3: a request sent at once would wait on the import, not on the
+    route."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not give_up():
+        try:
+            http("GET", f"{base_url}/", timeout=min(5, max(0.5, deadline - time.monotonic())))
+            return True
+        except LearnerFailure:
+            time.sleep(0.2)
+    return False

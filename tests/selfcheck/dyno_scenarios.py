@@ -19,7 +19,7 @@ import pytest
 import redis
 
 from course import ROOT, services, stages
-from grader.checks import http
+from grader.checks import http, wait_for_app
 from grader.learner import wait_until
 from selfcheck.local_run_scenarios import leftovers as run_leftovers
 
@@ -164,6 +164,7 @@ def job_field(conn, job_id, name):
 
 
 def post_report(port):
+    assert wait_for_app(f"http://127.0.0.1:{port}", 60), "the app behind course run's router never answered"
     status, body, _ = http("POST", f"http://127.0.0.1:{port}/report", body={})
     assert status == 202, (status, body)
     return body["job_id"]

@@ -15,7 +15,7 @@ import uuid
 import pytest
 
 from course import ROOT, services
-from grader.checks import http, pdf_problem
+from grader.checks import http, pdf_problem, wait_for_app
 from grader.learner import command_line, marked_processes, wait_until
 
 MARKER = "COURSE_RUN_CHECK"
@@ -31,6 +31,7 @@ def test_run_serves_the_finished_app_and_stops_everything(stop_with, tmp_path):
                            stdout=log.open("w"), stderr=subprocess.STDOUT)
     try:
         services.wait_for_port(port, 60, run, what="`course run`")
+        assert wait_for_app(f"http://127.0.0.1:{port}", 60), "the app behind course run's router never answered"
         status, body, _ = http("POST", f"http://127.0.0.1:{port}/report", body={})
         assert status == 202, (status, body)
         status_url = f"http://127.0.0.1:{port}{body['status_url']}"
@@ -269,6 +270,7 @@ def test_heroku_redis_serves_the_finished_app_over_rediss_with_a_password(tmp_pa
         url = exported(log.read_text()).get("REDIS_URL", "")
         assert re.fullmatch(r"rediss://:[0-9a-f]{32}@127\.0\.0\.1:\d+", url), \
             f"the export line's REDIS_URL is {url!r}, not Heroku's rediss://:<password>@host:port"
+        assert wait_for_app(f"http://127.0.0.1:{port}", 60), "the app behind course run's router never answered"
         status, body, _ = http("POST", f"http://127.0.0.1:{port}/report", body={})
         assert status == 202, (status, body)
         status_url = f"http://127.0.0.1:{port}{body['status_url']}"

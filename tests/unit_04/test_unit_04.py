@@ -13,7 +13,7 @@ import pytest
 
 from course import services
 from grader import flows, jobs, requirements
-from grader.checks import attempt, bucket_keys, http, pdf_problem
+from grader.checks import attempt, bucket_keys, http, pdf_problem, wait_for_app
 from grader.feedback import LearnerFailure, fail
 from grader.learner import descendants, listening_ports, marked_processes, wait_until
 
@@ -311,6 +311,9 @@ def test_procfile_processes_turn_a_request_into_a_pdf(learner, target, redis, re
             fail(f"The Procfile's web process did not listen on $PORT ({port}) within 20 s: "
                  f"{why or 'bind to 0.0.0.0:$PORT'}", unit=UNIT, step=1)
         wait_for_workers(redis, workers)
+        # The POST's 10 s are the route's, not the app's import on a busy machine.
+        wait_for_app(f"http://127.0.0.1:{port}", 30,
+                     give_up=lambda: web.popen.poll() is not None or not_importable(web.log()))
         answer, error = attempt(http, "POST", f"http://127.0.0.1:{port}/report", body={})
         if error:  # gunicorn opens the port before its workers import the app
             if not_importable(web.log()):
