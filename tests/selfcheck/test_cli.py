@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from course import cli, grading, manifest, quiz, stages, ui
-from course import challenge, checkpoint, progress, watch
+from course import browser, challenge, checkpoint, progress, watch
 from course import ROOT
 
 ANSI = "\x1b["
@@ -44,6 +44,8 @@ def course(*args, stdin="", **settings):
     with these environment settings added."""
     env = dict(os.environ, COURSE_NO_VENV="1", **settings)
     env.pop("NO_COLOR", None)  # no colour must follow from the pipe alone
+    for handed_down in (browser.BROWSER_FOUND, browser.BROWSER_MISSING):
+        env.pop(handed_down, None)  # a learner's command finds its own browser, as this session's did
     done = subprocess.run([sys.executable, "-m", "course", *map(str, args)], cwd=ROOT, env=env,
                           input=stdin, capture_output=True, text=True, timeout=180)
     assert ANSI not in done.stdout + done.stderr, "colour codes in output that is not a terminal"
