@@ -49,4 +49,6 @@ def test_notebook_runs_and_draws_a_plot(path, notebook_runs):
     assert not run.leaked, (f"{path.name} left {len(run.leaked)} process(es) running (pids {run.leaked}); "
                             "stop them in its last cell")
     assert run.images >= 1, f"{path.name} ran but drew no plot (no image/png output)"
-    assert run.seconds < 90, f"{path.name} took {run.seconds:.0f} s; keep each notebook under half a minute"
+    # A notebook should run in about half a minute alone; it runs here beside the whole
+    # suite on 2 cores, which can triple that. The bound catches a runaway, not a busy machine.
+    assert run.seconds < 180, f"{path.name} took {run.seconds:.0f} s; keep each notebook to about half a minute"
