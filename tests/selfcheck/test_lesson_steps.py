@@ -68,7 +68,7 @@ import pytest
 
 from course import manifest, services, stages
 from selfcheck import try_it
-from selfcheck.test_lessons import FILE_NOTE, FENCE, STEP, readme_lines, where
+from selfcheck.test_lessons import FILE_NOTE, FENCE, STEP, added_lines, first_mismatch, readme_lines, where
 
 UNITS = manifest.units()
 
@@ -107,9 +107,7 @@ def app_at(stage):
 
 
 def is_slice(block, text):
-    source = [l.rstrip() for l in text.splitlines()]
-    n = len(block)
-    return any(source[i:i + n] == block for i in range(len(source) - n + 1))
+    return first_mismatch(block, [l.rstrip() for l in text.splitlines()]) is None
 
 
 def docstring_lines(name, text):
@@ -129,15 +127,6 @@ def docstring_lines(name, text):
                     and isinstance(first.value.value, str):
                 found.update(range(first.lineno - 1, first.end_lineno))
     return found
-
-
-def added_lines(old, new, skip=()):
-    """The lines of `new` a diff from `old` inserts, but for line numbers in `skip`."""
-    import difflib
-
-    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
-    return [new[j] for tag, _, _, j1, j2 in matcher.get_opcodes() if tag in ("insert", "replace")
-            for j in range(j1, j2) if j not in skip]
 
 
 def walk(unit):
@@ -160,7 +149,7 @@ def test_each_step_shows_exactly_what_it_changes(unit):
                 later = not is_slice(block, app_at(unit.number).get(name, ""))
                 problems.append(f"{readme}:{lineno}: Step {step}'s block is not {name} as it stands after Step {step}"
                                 + ("" if later else " (it is the unit's final code: mark the lines in course/source/ "
-                                   f"with the step that writes them, or move the block to that step)"))
+                                   "with the step that writes them, or move the block to that step)"))
         shown = {}
         for _, name, block in blocks[step]:
             shown.setdefault(name, set()).update(block)

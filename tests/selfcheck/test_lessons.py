@@ -223,13 +223,14 @@ def test_challenge_shows_every_quiz_question(unit):
                         f"{q.question!r}", pytrace=False)
 
 
-def added_lines(old, new):
-    """The lines of `new` that are not carried over from `old` (a diff's inserted lines)."""
+def added_lines(old, new, skip=()):
+    """The lines of `new` that are not carried over from `old` (a diff's inserted lines),
+    but for those whose line numbers are in `skip`."""
     import difflib
 
     matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
-    return [line for tag, _, _, j1, j2 in matcher.get_opcodes() if tag in ("insert", "replace")
-            for line in new[j1:j2]]
+    return [new[j] for tag, _, _, j1, j2 in matcher.get_opcodes() if tag in ("insert", "replace")
+            for j in range(j1, j2) if j not in skip]
 
 
 def stage_text(name, stage):
