@@ -6,7 +6,6 @@ import json
 import math
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -15,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from course import ROOT, browser, manifest, progress, ui, warm
+from course import ROOT, browser, manifest, progress, sandbox, ui, warm
 from course.target import display
 
 
@@ -253,6 +252,9 @@ def grade(numbers, target, verbose=False, results_path=None, record=True, exerci
         return 2
     what = f"unit {gradable[0].code} ({gradable[0].title})" if len(units) == 1 else f"{len(gradable)} units"
     ui.say(f"Grading {display(target)} on {what} ...")
+    unenforced = sandbox.missing()
+    if unenforced:  # fine for a learner's own code; `course class` refuses others' code here
+        ui.say(f"  (sandbox not complete here: {'; '.join(unenforced)})")
     if any(needs_browser(u) for u in gradable):
         browser.prepare()
     run = None

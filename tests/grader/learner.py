@@ -19,7 +19,6 @@ import select
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ import time
 import uuid
 from pathlib import Path
 
+from course import sandbox
 from grader import diagnose
 from grader.feedback import LearnerFailure
 
@@ -216,8 +216,6 @@ def stop_everything():
     everything = descendants([os.getpid()], table) - {os.getpid()}
     kill_all(everything)
     reap(everything)
-    if Preloader._instance:  # its socket's folder: every run left one behind in the temp dir
-        shutil.rmtree(Preloader._instance.folder, ignore_errors=True)
 
 
 def _kill_group(pgid, sig=signal.SIGKILL):
@@ -305,24 +303,41 @@ os._exit(0)
 
 # ---------------------------------------------------------------- starting learner code
 
-def spawn(args, *, cwd, env, output, shell=False):
+def spawn(args, *, cwd, env, output, shell=False, rules=None):
     """Start learner code in a session and group of its own (stopping it stops its
-    children too), stdin from /dev/null, stdout and stderr to the open file `output`.
+    children too), stdin from /dev/null, stdout and stderr to the open file `output`,
+    confined to the sandbox `rules` (course/sandbox.py) before any of its code runs.
     Forked from the preloaded Python where it can be (grader/preload.py says when),
     else started plainly. Returns a Popen, or what stands for one."""
     server = Preloader.get()
-    popen = server.spawn(args, cwd, env, output, shell) if server is not None else None
+    popen = server.spawn(args, cwd, env, output, shell, rules) if server is not None else None
     if popen is not None:
         return popen
     return subprocess.Popen(args, cwd=cwd, env=env, shell=shell, executable="/bin/bash" if shell else None,
                             stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_confining(rules))
+
+
+def _confining(rules):
+    """A preexec_fn that enters the sandbox (None: no sandbox)."""
+    if rules is None:
+        return None
+
+    def confine():
+        try:
+            sandbox.apply(rules)
+        except OSError as error:
+            os.write(2, f"the grader could not confine this process: {error}\n".encode())
+            os._exit(126)
+    return confine
 
 
 class Preloader:
     """The grader's preloaded Python (grader/preload.py), started once per grading run,
     on Linux, unless COURSE_PRELOAD=0. Learner processes it forks start with Flask, rq,
-    redis, boto3 and reportlab already imported: most of a second of CPU saved on each."""
+    redis, boto3 and reportlab already imported: most of a second of CPU saved on each.
+    It is reached through one end of a socket pair only this process holds: learner
+    code cannot ask it to start anything."""
 
     SCRIPT = Path(__file__).with_name("preload.py")
     TITLE_ROOM = 1024   # empty arguments: room for a forked process's own command line
@@ -345,36 +360,44 @@ class Preloader:
         return server if server.popen is not None else None
 
     def __init__(self):
-        self.folder = tempfile.mkdtemp(prefix="course-preload-")  # its socket; removed by stop_everything()
-        self.path = os.path.join(self.folder, "socket")
+        self.control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.control.set_inheritable(False)
         env = {**allowed_environment(), "PYTHONDONTWRITEBYTECODE": "1"}  # learner code may read it: no secrets
         try:
             self.popen = subprocess.Popen(
-                [sys.executable, str(self.SCRIPT), self.path, *[""] * self.TITLE_ROOM], cwd=self.folder, env=env,
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                start_new_session=True)
+                [sys.executable, str(self.SCRIPT), str(theirs.fileno()), *[""] * self.TITLE_ROOM],
+                cwd=tempfile.gettempdir(), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, start_new_session=True, pass_fds=[theirs.fileno()])
         except OSError:
             self.popen = None
+        theirs.close()
         self.ready = False
+        self._sending = threading.Lock()
 
     def _wait_ready(self):
         if not self.ready:
-            self.ready = bool(wait_until(lambda: os.path.exists(self.path) or self.popen.poll() is not None,
-                                         self.READY_WITHIN, 0.02)) and self.popen.poll() is None
+            with self._sending:
+                if not self.ready and select.select([self.control], [], [], self.READY_WITHIN)[0]:
+                    try:
+                        self.ready = self.control.recv(16) == b"ready"
+                    except OSError:
+                        self.ready = False
+            self.ready = self.ready and self.popen.poll() is None
         return self.ready
 
-    def spawn(self, args, cwd, env, output, shell):
+    def spawn(self, args, cwd, env, output, shell, rules=None):
         """A ForkedPopen for the new process, or None if the preloader cannot start it."""
         if self.popen.poll() is not None or not self._wait_ready():
             return None
         request = json.dumps({"args": args if shell else [str(a) for a in args], "cwd": str(cwd),
-                              "env": dict(env), "shell": bool(shell)}).encode()
-        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                              "env": dict(env), "shell": bool(shell), "rules": rules}).encode()
+        conn, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             conn.settimeout(20)
-            conn.connect(self.path)
             output.flush()
-            socket.send_fds(conn, [struct.pack("!I", len(request)) + request], [output.fileno()])
+            with self._sending:
+                socket.send_fds(self.control, [request], [output.fileno(), theirs.fileno()])
+            theirs.close()
             line = b""
             while not line.endswith(b"\n"):
                 more = conn.recv(64)
@@ -383,6 +406,7 @@ class Preloader:
                 line += more
             pid = int(line.split(b"\n", 1)[0])
         except (OSError, ValueError):
+            theirs.close()
             conn.close()
             return None
         conn.setblocking(False)
@@ -459,10 +483,10 @@ class ForkedPopen:
 class Process:
     """A learner process running in the background (a worker, a web server)."""
 
-    def __init__(self, args, cwd, env, name, shell=False):
+    def __init__(self, args, cwd, env, name, shell=False, rules=None):
         self.name = name
         self.log_file = tempfile.NamedTemporaryFile(prefix="course-log-", suffix=".txt", delete=False)
-        self.popen = spawn(args, cwd=cwd, env=env, shell=shell, output=self.log_file)
+        self.popen = spawn(args, cwd=cwd, env=env, shell=shell, output=self.log_file, rules=rules)
         self.tree = {self.popen.pid}  # every process seen below it
         self.detached = {}            # pid -> command line of those below it in a session of their own
         self.needed_kill = False
@@ -570,15 +594,19 @@ class Learner:
         self.target = target
         self.marker = uuid.uuid4().hex
         self.home = tempfile.mkdtemp(prefix="course-home-")  # a throwaway HOME: no ~/.aws, no dotfiles
+        self.tmp = os.path.join(self.home, "tmp")            # and a temp dir of its own, not the grader's
+        os.mkdir(self.tmp)
         # The grader's own bin/ first on PATH, so `python`, `gunicorn` and `rq` in a
         # Procfile mean the pinned ones, as they do on a Heroku dyno.
         path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)])
         self.env = {**allowed_environment(), **env, MARKER_VAR: self.marker, "HOME": self.home,
                     "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(target.path),
-                    "PATH": path, "AWS_EC2_METADATA_DISABLED": "true"}
+                    "PATH": path, "AWS_EC2_METADATA_DISABLED": "true", "TMPDIR": self.tmp}
         self.processes = []
         self.groups = set()      # the sessions this learner's processes were started in
         self.probe_outputs = []  # what recent probes printed: Flask logs a 500's traceback there
+        self.shared = []         # files of the grader's that learner processes may write (a check's log)
+        self.group = sandbox.Group.make(f"course-{self.marker}")  # None where no cgroup can be made
 
     def environment(self, **overrides):
         env = dict(self.env)
@@ -598,7 +626,9 @@ class Learner:
             path.write_text(PROBE_TEMPLATE.format(code=textwrap.dedent(code), result_path=str(result_path)))
             out_path = Path(folder) / "out.txt"
             with open(out_path, "wb") as out:
-                popen = spawn([sys.executable, str(path)], cwd=self.target.path, env=env or self.env, output=out)
+                args, env = [sys.executable, str(path)], env or self.env
+                popen = spawn(args, cwd=self.target.path, env=env, output=out,
+                              rules=self.rules(args, self.target.path, env, write=[folder]))
                 self.groups.add(popen.pid)
                 try:
                     popen.wait(timeout)
@@ -625,10 +655,33 @@ class Learner:
 
     def start(self, args, *, name, shell=False, env=None, cwd=None):
         """Start a background process (stopped, with everything below it, after the check)."""
-        process = Process(args, cwd or self.target.path, env or self.env, name, shell=shell)
+        cwd, env = cwd or self.target.path, env or self.env
+        process = Process(args, cwd, env, name, shell=shell, rules=self.rules(args, cwd, env))
         self.processes.append(process)
         self.groups.add(process.popen.pid)
         return process
+
+    def rules(self, args, cwd, env, write=()):
+        """The sandbox of one learner process: it reads Python, the venv, the app folder
+        and what its environment names; it writes the app folder, its HOME and `write`;
+        it reaches the loopback ports its arguments and environment name, nothing else."""
+        texts = [args] if isinstance(args, str) else [str(a) for a in args]
+        texts += [str(v) for v in env.values()]
+        read = [sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable)), self.target.path]
+        read += [part for part in env.get("PYTHONPATH", "").split(os.pathsep) if part]
+        read += [v for v in env.values() if os.path.isabs(v) and os.path.isfile(v)]  # a CA file, a config file
+        top = Path(cwd).resolve()
+        if top in Path(__file__).resolve().parents:  # the course's own checkout: its deploy files only
+            read += [top / name for name in sandbox.PROJECT_FILES]
+        else:
+            read.append(top)
+        ports = sandbox.loopback_ports(texts)
+        return sandbox.policy(read=read, write=[self.home, self.target.path, *self.shared, *write],
+                              connect=ports, bind=ports, group=self.group)
+
+    def may_write(self, path):
+        """Let the learner processes started from now on write `path` (a log a check reads)."""
+        self.shared.append(str(path))
 
     def start_python(self, script, *, name=None, env=None):
         return self.start([sys.executable, script], name=name or f"`python {script}`", env=env)
@@ -701,6 +754,8 @@ class Learner:
                     break
                 time.sleep(0.02)
             reap(everything)
+        if self.group:  # what hid from ancestry and the marker is still in the group
+            reap(self.group.stop())
         shutil.rmtree(self.home, ignore_errors=True)
         return leftovers
 

@@ -279,6 +279,7 @@ def test_worker_builds_its_s3_client_once_not_per_job(learner, redis, s3, bucket
     (folder / "sitecustomize.py").write_text(CLIENT_COUNTER)
     log = tmp_path / "clients.log"
     log.touch()
+    learner.may_write(log)
     env = learner.environment(PYTHONPATH=os.pathsep.join([str(folder), learner.env["PYTHONPATH"]]),
                               COURSE_CLIENT_LOG=log)
     answers = fanout.post_many(learner, [("json", {})] * 3)

@@ -1,0 +1,309 @@
+"""The sandbox every learner process runs in: what it may read, write, reach and use.
+
+A policy is plain data (a dict, so it crosses to the preloader as JSON): the
+folders learner code may read, the folders it may write, the loopback TCP ports
+it may connect to and bind, and its resource limits. `apply(policy)` is called
+in the new process after its fork and before any learner code runs; the
+restrictions then hold for it and everything it starts, and cannot be lifted.
+
+Layers, each used where the kernel offers it (`layers()` says which):
+- Landlock (Linux 5.13+, no privilege needed): files outside the policy's
+  folders cannot be opened, so the real HOME, the course's tests and other
+  students' folders are out of reach, and so is /proc (no other process's
+  environment, memory or command line). Linux 6.7+ adds TCP ports: connect and
+  bind only where the policy says. Linux 6.12+ adds scopes: no signal to a
+  process outside the sandbox, no abstract Unix socket outside it.
+- Resource limits: CPU seconds, file size, address space, core dumps, and
+  processes where the user is not root (the kernel does not count root's).
+- A process group of the kernel's (a cgroup with a pids limit, where this user
+  may make one: root, or a delegated cgroup v2 tree): it bounds a fork bomb
+  when the grader runs as root, and every process in it is found and stopped at
+  the end of the check, whatever it did to hide from its ancestry.
+Without Landlock, learner code runs with the grader's view of the machine; the
+grader says so (`missing()`), and `course class` refuses to grade others' code.
+
+This module imports only the standard library: the preloader (tests/grader/preload.py)
+imports it too, and so does `course class`, which is not run by the course's venv.
+"""
+import ctypes
+import os
+import re
+import resource
+import struct
+import sys
+
+SYS_CREATE_RULESET, SYS_ADD_RULE, SYS_RESTRICT_SELF = 444, 445, 446  # the same on every architecture
+RULE_PATH_BENEATH, RULE_NET_PORT = 1, 2
+PR_SET_NO_NEW_PRIVS = 38
+
+FS_EXECUTE, FS_WRITE_FILE, FS_READ_FILE, FS_READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
+FS_WRITE_DIR = sum(1 << n for n in range(4, 13))  # remove and make files, folders, links, sockets, fifos
+FS_REFER, FS_TRUNCATE, FS_IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15
+FILE_ONLY = FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | FS_TRUNCATE | FS_IOCTL_DEV  # what a rule on a file may grant
+NET_BIND_TCP, NET_CONNECT_TCP = 1 << 0, 1 << 1
+SCOPE_ABSTRACT_UNIX, SCOPE_SIGNAL = 1 << 0, 1 << 1
+
+READ = FS_EXECUTE | FS_READ_FILE | FS_READ_DIR
+WRITE = READ | FS_WRITE_FILE | FS_WRITE_DIR | FS_REFER | FS_TRUNCATE
+
+# What any Python program needs to start and to find its libraries, locale, time
+# zone, certificates and host names. Not /etc as a whole: it may hold secrets.
+SYSTEM_READ = ["/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc/ssl", "/etc/ca-certificates",
+               "/etc/pki", "/etc/alternatives", "/etc/ld.so.cache", "/etc/localtime", "/etc/hosts",
+               "/etc/nsswitch.conf", "/etc/resolv.conf", "/etc/host.conf", "/etc/gai.conf", "/etc/passwd",
+               "/etc/group", "/etc/mime.types", "/etc/os-release", "/usr/share/zoneinfo", "/dev/urandom",
+               "/dev/random"]
+SYSTEM_WRITE = ["/dev/null", "/dev/tty"]
+
+# The deploy files a Procfile line may read from the course checkout's top folder.
+PROJECT_FILES = ("Procfile", "requirements.txt", "constraints-course.txt", ".python-version", "runtime.txt",
+                 "app.json")
+LOOPBACK_PORT = re.compile(r"(?:127\.0\.0\.1|localhost|0\.0\.0\.0|\[?::1\]?)?:(\d{2,5})\b")
+
+LIMITS = {  # per process; generous for the course's apps, fatal to a runaway
+    "cpu_seconds": 600,
+    "file_bytes": 256 * 2**20,
+    "memory_bytes": 8 * 2**30,   # address space: Python's threads reserve far more than they touch
+    "processes": 1024,  # more than the user runs already (the kernel counts them all)
+}
+
+
+def abi():
+    """The Landlock version the kernel offers (0: none)."""
+    if not sys.platform.startswith("linux"):
+        return 0
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        version = libc.syscall(SYS_CREATE_RULESET, None, ctypes.c_size_t(0), ctypes.c_uint32(1))
+    except (OSError, AttributeError):
+        return 0
+    return max(version, 0)
+
+
+def wanted():
+    """Whether to confine learner code at all: COURSE_SANDBOX=off runs it with the
+    grader's view of the machine (to measure the sandbox's cost, or to find out
+    whether it is what breaks a check); `course class` refuses that."""
+    return os.environ.get("COURSE_SANDBOX", "on") != "off"
+
+
+def layers():
+    """{layer: whether it holds here}, for the grader's one line and `course class`."""
+    if not wanted():
+        return dict.fromkeys(("files", "network", "signals", "limits", "processes"), False)
+    version = abi()
+    return {"files": version >= 1, "network": version >= 4, "signals": version >= 6,
+            "limits": hasattr(resource, "RLIMIT_AS"),
+            "processes": os.geteuid() != 0 or Group.base() is not None}
+
+
+MEANS = {"files": "learner code can read the grader's HOME and environment and write the course's files",
+         "network": "learner code can reach any host",
+         "signals": "learner code can signal the grader's processes",
+         "limits": "learner code has no memory or CPU limit",
+         "processes": "the number of learner processes is not limited (the grader runs as root)"}
+
+
+def missing():
+    """What is not enforced here, as short phrases ([] when everything is)."""
+    return [MEANS[name] for name, holds in layers().items() if not holds]
+
+
+def loopback_ports(texts):
+    """The TCP ports named in these arguments and environment values: URLs and binds
+    on loopback (`127.0.0.1:6380`, `redis://:pw@localhost:6380/0`, `:8000`)."""
+    ports = set()
+    for text in texts:
+        ports.update(int(p) for p in LOOPBACK_PORT.findall(text) if 0 < int(p) < 65536)
+        if text.isdigit() and 1024 <= int(text) < 65536:  # PORT=8000
+            ports.add(int(text))
+    return ports
+
+
+def policy(read=(), write=(), connect=(), bind=(), limits=None, group=None):
+    """A policy: the system folders and these; ports as ints. None if COURSE_SANDBOX=off."""
+    if not wanted():
+        return None
+    limits = dict(LIMITS if limits is None else limits)
+    if limits.get("processes"):
+        limits["processes"] += _tasks_of_this_user()
+    return {"read": [*SYSTEM_READ, *map(str, read)], "write": [*SYSTEM_WRITE, *map(str, write)],
+            "connect": sorted({int(p) for p in connect}), "bind": sorted({int(p) for p in bind}),
+            "limits": limits, "group": group.procs if group else None}
+
+
+_tasks = []
+
+
+def _tasks_of_this_user():
+    """How many threads this user runs (what RLIMIT_NPROC counts), read once."""
+    if not _tasks:
+        uid, count = os.getuid(), 0
+        try:
+            for entry in os.scandir("/proc"):
+                if entry.name.isdigit():
+                    try:
+                        if entry.stat().st_uid == uid:
+                            count += len(os.listdir(f"/proc/{entry.name}/task"))
+                    except OSError:
+                        continue
+        except OSError:
+            pass
+        _tasks.append(count)
+    return _tasks[0]
+
+
+def apply(rules):
+    """Confine this process (and all it will start) to `rules`. Called after a fork,
+    before learner code runs. Raises OSError if Landlock is there but refuses."""
+    _limit(rules["limits"])
+    if rules.get("group"):
+        with open(rules["group"], "w") as procs:  # join it before Landlock closes /sys
+            procs.write(str(os.getpid()))
+    version = abi()
+    if version < 1:
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    handled_fs = READ | FS_WRITE_FILE | FS_WRITE_DIR
+    handled_fs |= FS_REFER if version >= 2 else 0
+    handled_fs |= FS_TRUNCATE if version >= 3 else 0
+    handled_net = NET_BIND_TCP | NET_CONNECT_TCP if version >= 4 else 0
+    scoped = SCOPE_ABSTRACT_UNIX | SCOPE_SIGNAL if version >= 6 else 0
+    attr = struct.pack("QQQ", handled_fs, handled_net, scoped)
+    size = 8 if version < 4 else 16 if version < 6 else 24
+    ruleset = libc.syscall(SYS_CREATE_RULESET, ctypes.c_char_p(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
+    if ruleset < 0:
+        raise OSError(ctypes.get_errno(), "landlock_create_ruleset")
+    try:
+        for path, access in [*((p, READ) for p in rules["read"]), *((p, WRITE) for p in rules["write"])]:
+            _allow_path(libc, ruleset, path, access & handled_fs)
+        if handled_net:
+            for port, access in [*((p, NET_CONNECT_TCP) for p in rules["connect"]),
+                                 *((p, NET_BIND_TCP) for p in rules["bind"])]:
+                rule = struct.pack("QQ", access, port)
+                if libc.syscall(SYS_ADD_RULE, ruleset, RULE_NET_PORT, ctypes.c_char_p(rule), 0) < 0:
+                    raise OSError(ctypes.get_errno(), f"landlock_add_rule port {port}")
+        if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
+        if libc.syscall(SYS_RESTRICT_SELF, ruleset, 0) < 0:
+            raise OSError(ctypes.get_errno(), "landlock_restrict_self")
+    finally:
+        os.close(ruleset)
+
+
+def _allow_path(libc, ruleset, path, access):
+    try:
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    except OSError:
+        return  # not on this machine: nothing to allow
+    try:
+        if not os.path.isdir(path):
+            access &= FILE_ONLY
+        rule = struct.pack("=Qi", access, fd)
+        if libc.syscall(SYS_ADD_RULE, ruleset, RULE_PATH_BENEATH, ctypes.c_char_p(rule), 0) < 0:
+            raise OSError(ctypes.get_errno(), f"landlock_add_rule {path}")
+    finally:
+        os.close(fd)
+
+
+def _limit(limits):
+    for name, value in (("RLIMIT_CPU", limits.get("cpu_seconds")), ("RLIMIT_FSIZE", limits.get("file_bytes")),
+                        ("RLIMIT_AS", limits.get("memory_bytes")), ("RLIMIT_NPROC", limits.get("processes")),
+                        ("RLIMIT_CORE", 0)):
+        kind = getattr(resource, name, None)
+        if kind is None or value is None:
+            continue
+        soft, hard = resource.getrlimit(kind)
+        value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+        try:
+            resource.setrlimit(kind, (value, value))
+        except (ValueError, OSError):
+            pass
+
+
+class Group:
+    """A cgroup holding one learner's processes, with a pids limit."""
+
+    PIDS_MAX = 512
+    _base = []
+
+    @classmethod
+    def base(cls):
+        """A cgroup folder with the pids controller where this process may make groups, or None."""
+        if not cls._base:
+            cls._base.append(cls._find_base())
+        return cls._base[0]
+
+    @staticmethod
+    def _find_base():
+        if not sys.platform.startswith("linux") or not wanted():
+            return None
+        try:
+            lines = open("/proc/self/cgroup").read().splitlines()
+        except OSError:
+            return None
+        for line in lines:
+            _, controllers, path = line.split(":", 2)
+            if controllers == "":  # cgroup v2: delegated to this user, with pids enabled below it
+                for mount in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
+                    folder = mount + path.rstrip("/")
+                    try:
+                        enabled = open(os.path.join(folder, "cgroup.subtree_control")).read().split()
+                    except OSError:
+                        continue
+                    if "pids" in enabled and os.access(folder, os.W_OK):
+                        return folder
+            elif "pids" in controllers.split(","):
+                folder = "/sys/fs/cgroup/pids" + path.rstrip("/")
+                if os.path.isdir(folder) and os.access(folder, os.W_OK):
+                    return folder
+        return None
+
+    @classmethod
+    def make(cls, name):
+        """A new group under the base, or None where none can be made."""
+        base = cls.base()
+        if base is None:
+            return None
+        folder = os.path.join(base, name)
+        try:
+            os.mkdir(folder)
+            with open(os.path.join(folder, "pids.max"), "w") as limit:
+                limit.write(str(cls.PIDS_MAX))
+        except OSError:
+            return None
+        return cls(folder)
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.procs = os.path.join(folder, "cgroup.procs")
+
+    def pids(self):
+        try:
+            with open(self.procs) as procs:
+                return {int(line) for line in procs if line.strip()}
+        except OSError:
+            return set()
+
+    def stop(self, within=2.0):
+        """SIGKILL every process in the group until none is left, then remove it.
+        Returns the pids it found."""
+        import signal
+        import time
+
+        found, deadline = set(), time.monotonic() + within
+        while True:
+            alive = self.pids()
+            found |= alive
+            for pid in alive:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            try:
+                os.rmdir(self.folder)
+                return found
+            except OSError:
+                if time.monotonic() > deadline:
+                    return found
+                time.sleep(0.01)
