@@ -3,6 +3,12 @@ student with the points of each unit (CSV, or JSON when --out ends in .json).
 
 A student folder is either an app folder (it has app.py) or a copy of the
 whole course (its starter/ is graded, with the course's Procfile beside it).
+Only the student's own files are taken from it (the learner files, the quiz
+answers and the deploy files the units name), copied beside this course's
+provided files: a student's tests/ or course/, rigged or not, never runs, and the
+roster folder is never written. Each student is graded in the sandbox
+(course/sandbox.py); where it cannot hold, the command refuses unless told
+--unsafe (for a throwaway account).
 Students are graded several at once (--jobs), each in its own grader run with
 its own Redis and S3, and a line is printed as each one finishes. A check that
 did not run (no browser on this machine) is named in the `not_graded` column:
@@ -10,11 +16,13 @@ worth no points, and never counted as failed.
 """
 import csv
 import json
+import shutil
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from course import browser, grading, manifest, ui
+from course import ROOT, browser, grading, manifest, sandbox, ui
 
 
 def app_folder(student):
@@ -22,6 +30,25 @@ def app_folder(student):
         if (folder / "app.py").is_file():
             return folder
     return None
+
+
+def student_copy(folder, into):
+    """A copy of the student's own files from app `folder`, beside the course's
+    provided files, in `into`; returns the app folder of the copy."""
+    app = into / "starter"
+    shutil.copytree(ROOT / "starter", app, ignore=shutil.ignore_patterns("__pycache__"))
+    units = list(manifest.units())
+    own = {manifest.ANSWERS_FILE, *(name for u in units for name in u.files)}
+    for name in own:
+        (app / name).unlink(missing_ok=True)
+        if (folder / name).is_file() and not (folder / name).is_symlink():
+            shutil.copyfile(folder / name, app / name)
+    for name in {name for u in units for name in u.project_files}:
+        for source in (folder / name, folder.parent / name):
+            if source.is_file() and not source.is_symlink():
+                shutil.copyfile(source, (app if source.parent == folder else into) / name)
+                break
+    return app
 
 
 def grade_student(student, units):
@@ -33,7 +60,8 @@ def grade_student(student, units):
     if folder is None:
         row["error"] = "no app.py in the folder or its starter/"
         return row, {}
-    run = grading.run_grader(units, folder, record=False)
+    with tempfile.TemporaryDirectory(prefix=f"course-class-{student.name}-") as tmp:
+        run = grading.run_grader(units, student_copy(folder, Path(tmp)), record=False)
     if not run.units:
         tail = [line for line in run.output.strip().splitlines() if line.strip()][-1:]
         row["error"] = f"the grader did not run: {tail[0] if tail else 'no output'}"
@@ -50,7 +78,31 @@ def grade_student(student, units):
     return row, run.data
 
 
-def grade_class(roster, out, numbers=None, jobs=1):
+def refusal(unsafe):
+    """Why others' code may not be graded here ('' if it may)."""
+    missing = [sandbox.MEANS[name] for name in ("files", "network") if not sandbox.layers()[name]]
+    if not missing or unsafe:
+        return ""
+    return ("Not grading others' code here: " + "; ".join(missing) + ". Grade on Linux 6.7 or newer (Landlock "
+            "with TCP rules; GitHub's ubuntu-24.04 runners have it), or add --unsafe on a throwaway account.")
+
+
+def summary_table(rows, units):
+    """The rows as a Markdown table (a CI job's summary page)."""
+    head = ["student", *(f"unit {u.code}" for u in units), "points", "note"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        cells = [row["student"], *(f"{row[f'unit_{u.code}']:g}" for u in units),
+                 f"{row['earned']:g}/{row['points']}", row["error"] or row["not_graded"]]
+        lines.append("| " + " | ".join(str(c).replace("|", "/") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def grade_class(roster, out, numbers=None, jobs=1, unsafe=False, summary=None):
+    refused = refusal(unsafe)
+    if refused:
+        ui.warn(refused)
+        return 2
     roster = Path(roster)
     if not roster.is_dir():
         ui.warn(f"{roster} is not a folder. Give a folder holding one folder per student.")
@@ -89,4 +141,7 @@ def grade_class(roster, out, numbers=None, jobs=1):
             writer.writeheader()
             writer.writerows(rows)
     ui.say(f"One row per student written to {out}")
+    if summary:
+        with open(summary, "a") as handle:
+            handle.write(summary_table(rows, units))
     return 0

@@ -199,7 +199,8 @@ def cmd_class(args):
     from course import classroom
 
     numbers = [u.number for u in args.units] if args.units else None
-    return classroom.grade_class(args.roster, args.out, numbers, jobs=args.jobs)
+    return classroom.grade_class(args.roster, args.out, numbers, jobs=args.jobs, unsafe=args.unsafe,
+                                 summary=args.summary)
 
 
 def _learner_parser():
@@ -269,6 +270,9 @@ def build_parser():
     p.add_argument("--jobs", "-j", type=int, default=CLASS_JOBS,
                    help=f"grade this many students at once (default here {CLASS_JOBS}: half the cores, since "
                         "one grading keeps about two busy)")
+    p.add_argument("--summary", metavar="FILE", help="also append the rows to FILE as a Markdown table")
+    p.add_argument("--unsafe", action="store_true",
+                   help="grade even where the sandbox cannot hold (only on a throwaway account)")
     p.set_defaults(func=cmd_class)
 
     p = sub.add_parser("test", help="run the course's whole test suite (maintainers, CI)",

@@ -9,6 +9,7 @@ import dataclasses
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -412,6 +413,36 @@ def test_class_grades_every_student_folder(tmp_path):
     assert float(rows["ada"]["unit_02"]) > float(rows["bob"]["unit_02"]) == 0
     assert rows["cy"]["error"]
     assert "2 at a time" in done.stdout and "[3/3]" in done.stdout  # a line as each student finishes
+
+
+def test_class_grades_a_rigged_repository_by_its_own_files(tmp_path):
+    """A student's copy of the whole course whose tests/ and course/ were rigged to pass,
+    and whose app.py is the untouched starter, earns what the starter earns: nothing.
+    The roster folder is not written."""
+    student = tmp_path / "roster" / "mallory"
+    shutil.copytree(ROOT / "starter", student / "starter")
+    for name in ("Procfile", "requirements.txt", ".python-version", "app.json"):
+        shutil.copyfile(ROOT / name, student / name)
+    (student / "tests" / "unit_03").mkdir(parents=True)
+    (student / "tests" / "conftest.py").write_text(
+        "import pytest\n@pytest.hookimpl(hookwrapper=True)\ndef pytest_runtest_makereport(item, call):\n"
+        "    outcome = yield\n    outcome.get_result().outcome = 'passed'\n")
+    (student / "tests" / "unit_03" / "test_unit_03.py").write_text("def test_everything():\n    pass\n")
+    (student / "course").mkdir()
+    (student / "course" / "grading.py").write_text("raise SystemExit('PASS 20/20')\n")
+    before = sorted((p.relative_to(student), p.stat().st_mtime_ns) for p in student.rglob("*"))
+    out = tmp_path / "grades.json"
+    done = course("class", tmp_path / "roster", "--units", "3", "--out", out)
+    assert done.returncode == 0, done.stdout + done.stderr
+    row = json.loads(out.read_text())["students"][0]
+    assert row["unit_03"] == 0 and not row["error"], row
+    assert sorted((p.relative_to(student), p.stat().st_mtime_ns) for p in student.rglob("*")) == before
+
+
+def test_class_refuses_others_code_without_the_sandbox(tmp_path):
+    done = course("class", tmp_path, "--units", "2", COURSE_SANDBOX="off")
+    assert done.returncode == 2 and "Not grading others' code here" in done.stdout + done.stderr
+    assert "--unsafe" in done.stdout + done.stderr
 
 
 # ---------------------------------------------------------------- grading platforms
