@@ -7,6 +7,8 @@ log takes time in proportion to its (already bounded) size.
 """
 import re
 
+from course import sandbox
+
 LINE_CHARS = 400
 PROBE_FILE = "course_probe.py"  # the grader's own probe script: never named to the learner
 RQ_CONNECTION = (
@@ -119,9 +121,19 @@ def explain(output, what="your code"):
             return f"{module}.py is missing (or not in the app folder), so {what} cannot import it."
         return (f"{what} imports `{module}`, which is not installed. If it is a library, add it to "
                 f"requirements.txt and run `python3 -m course test` once to install; if it is a typo, fix it.")
-    if location:
-        return f"{what} raised {exception} ({location})."
-    return f"{what} raised {exception}."
+    said = f"{what} raised {exception} ({location})." if location else f"{what} raised {exception}."
+    return said + limit_met(exception, text)
+
+
+def limit_met(exception, text):
+    """The sandbox limit (course/sandbox.py) an exception shows learner code ran into, as a sentence."""
+    if exception.startswith("MemoryError"):
+        return f" Learner code gets at most {sandbox.LIMITS['memory_bytes'] >> 30} GiB of memory when graded."
+    if "File too large" in exception:
+        return f" The grader allows no file larger than {sandbox.LIMITS['file_bytes'] >> 20} MiB."
+    if exception.startswith("BlockingIOError") and "fork" in text:
+        return " It met the grader's limit on processes: start a fixed, small number of them."
+    return ""
 
 
 REQUEST = re.compile(r"\b(GET|POST|PUT|DELETE|PATCH) (/[^\s'\"]{0,300})")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from course import sandbox
 from grader.learner import command_line, descendants, process_table, wait_until
 from selfcheck import runner
 
@@ -46,6 +47,9 @@ DAEMON = hostile("daemon", 3, "test_conn_still_follows_REDIS_URL")
 IMPORT_LOOP = hostile("import_loop", 3, "test_conn_still_follows_REDIS_URL")
 HUGE_OUTPUT = hostile("huge_output", 3, "test_worker_listens_on_high_default_low_in_order")
 LOOPING_JOB = hostile("job_loops_for_ever", 3, "test_worker_runs_the_job_to_a_pdf_in_the_bucket")
+FORK_BOMB = hostile("fork_bomb", 3, "test_conn_still_follows_REDIS_URL")
+MEMORY_HOG = hostile("memory_hog", 3, "test_conn_still_follows_REDIS_URL")
+DISK_FILL = hostile("disk_fill", 3, "test_conn_still_follows_REDIS_URL")
 
 
 def daemons_alive(tag="course-hostile-daemon"):
@@ -103,6 +107,23 @@ def test_pathological_code_gets_its_verdict_quickly(gradings, grading, expect):
     assert check["seconds"] < VERDICT_SECONDS, (
         f"the verdict took {check['seconds']:.0f} s (bound {VERDICT_SECONDS} s)\n" + outcome.describe())
     assert len(check["message"]) < 600, "the message quotes too much of what the code printed\n" + outcome.describe()
+
+
+@pytest.mark.parametrize("grading, expect, layer", [
+    (FORK_BOMB, "limit on processes", "processes"),
+    (MEMORY_HOG, "MemoryError", "limits"),
+    (DISK_FILL, "no file larger than 256 MiB", "limits")], ids=["fork_bomb", "memory_hog", "disk_fill"])
+def test_a_runaway_meets_the_sandbox_limits_and_gets_one_line(gradings, grading, expect, layer):
+    """Each worker.py, when imported, forks 3,000 processes, asks for 12 GiB, or writes
+    300 MiB: the sandbox's limits stop it, the message says which, and nothing is left."""
+    if not sandbox.layers()[layer]:
+        pytest.skip(f"the sandbox's {layer} layer does not hold here")
+    outcome = gradings.outcome(grading)
+    check = outcome.checks.get(grading.check, {})
+    assert check.get("outcome") == "failed" and expect in check.get("message", ""), outcome.describe()
+    assert check["seconds"] < VERDICT_SECONDS, (
+        f"the verdict took {check['seconds']:.0f} s (bound {VERDICT_SECONDS} s)\n" + outcome.describe())
+    assert not outcome.leftovers and not outcome.problem, outcome.describe()
 
 
 @pytest.mark.parametrize("grading", [LOOPING_JOB], ids=["job_loops_for_ever"])
