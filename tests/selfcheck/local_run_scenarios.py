@@ -283,6 +283,42 @@ def test_the_router_passes_normal_requests_through_with_their_status_and_body(tm
     assert not left, f"`course run` left {len(left)} processes running: {left}"
 
 
+# ---------------------------------------------------------------- unit 12: one click, one report
+
+def test_unit_12_s_two_clicks_with_one_key_make_one_report(tmp_path):
+    """Unit 12, Step 1, as the learner does it: the lesson's `course run` with a short report,
+    and its two POSTs with one Idempotency-Key in a second terminal. Both answers name one
+    job; the worker runs it once and the run's (fresh) bucket holds one report, even after
+    a second run of the job, had there been one, would have ended."""
+    from grader.checks import bucket_keys
+    from selfcheck.try_it import COURSE_RUN
+
+    commands = lesson_block(12, "Idempotency-Key: try-1")
+    start = next(command for command in commands if COURSE_RUN.match(command))
+    settings = dict(re.findall(r"([A-Z_]+)=(\S*)\s", start.split("python3")[0]))
+    seconds = float(settings.get("REPORT_SECONDS", "35"))
+    marker = uuid.uuid4().hex
+    run, port, log = run_app(12, tmp_path, marker, **settings)
+    try:
+        terminal = {**os.environ, **exported(log.read_text())}
+        answers = [in_second_terminal(command, port, terminal) for command in commands if command != start]
+        ids = [json.loads(answer).get("job_id") for answer in answers]
+        assert len(ids) == 2 and ids[0] == ids[1] == "report-try-1", \
+            f"the lesson's two POSTs with one key were answered with jobs {ids}, not report-try-1 twice"
+        built = lambda: re.findall(r"default: Job OK \((\S+)\)", log.read_text())
+        assert wait_until(built, seconds + 30), "the worker never finished the report:\n" + log.read_text()[-1500:]
+        # A second run would start as the first ends: wait as long as one more report takes.
+        wait_until(lambda: len(built()) > 1, seconds + 10)
+        started = re.findall(r"default: utils\.make_report\(\) \((\S+)\)", log.read_text())
+        assert started == built() == ["report-try-1"], \
+            f"two POSTs with one key: the worker started {started} and finished {built()}, not report-try-1 once"
+        keys = bucket_keys(services.s3_client(terminal["AWS_ENDPOINT_URL"]), terminal["S3_BUCKET"])
+        assert len(keys) == 1, f"two POSTs with one key left {len(keys)} reports in the bucket, not one: {keys}"
+    finally:
+        left = stop_run(run, marker)
+    assert not left, f"`course run` left {len(left)} processes running: {left}"
+
+
 # ---------------------------------------------------------------- Heroku's Redis, locally
 
 def exported(output):
