@@ -243,6 +243,33 @@ def test_the_starter_s_report_gets_the_router_s_503_after_30_s_and_lands_later(t
     assert not left, f"`course run` left {len(left)} processes running: {left}"
 
 
+def test_the_starter_s_page_says_working_then_the_router_s_503(tmp_path):
+    """Unit 01, Step 2, in a real browser: a click on the starter's button shows "Working..."
+    for the router's whole window, then "The server answered 503." (A short window, a check's,
+    never a learner's: the test above times Heroku's 30 s.)"""
+    from grader.browser import open_page
+
+    window = 4
+    marker = uuid.uuid4().hex
+    run, port, log = run_unit_01_app(tmp_path, marker, REPORT_SECONDS=str(window + 4),
+                                     COURSE_TEST_ROUTER_TIMEOUT_SECONDS=str(window))
+    try:
+        with open_page(f"http://127.0.0.1:{port}/") as page:
+            page.click("#start")
+            clicked = time.monotonic()
+            said = lambda: page.inner_text("#message")
+            assert said() == "Working...", f"right after the click the page says {said()!r}, not 'Working...'"
+            page.wait_for_function("document.getElementById('message').innerText !== 'Working...'",
+                                   timeout=(window + 15) * 1000)
+            seconds = time.monotonic() - clicked
+            assert said() == "The server answered 503.", f"after the router's window the page says {said()!r}"
+        assert window - 0.5 <= seconds <= window + 3, (
+            f"the page said so {seconds:.1f} s after the click, not once the router's {window} s were up")
+    finally:
+        left = stop_run(run, marker)
+    assert not left, f"`course run` left {len(left)} processes running: {left}"
+
+
 def test_the_router_passes_normal_requests_through_with_their_status_and_body(tmp_path):
     """With a short router window (a check's, never a learner's) and a quick query: what the web
     process answers is what the browser gets, on one kept-alive connection, each request logged."""
