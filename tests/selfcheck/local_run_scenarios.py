@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -149,9 +150,16 @@ H12_LINE = re.compile(r'router +\| at=error code=H12 desc="Request timeout" meth
 def run_unit_01_app(tmp_path, marker, **settings):
     """`course run` on the app as unit 01 hands it out (its Procfile: the web process only),
     with `settings` in its environment; (the run, its port, its output file)."""
+    return run_app(1, tmp_path, marker, **settings)
+
+
+def run_app(stage, tmp_path, marker, **settings):
+    """`course run` on the app as it stands at `stage`, with `settings` in its environment,
+    once its web process (and its worker, if its Procfile has one) is ready; (the run, its
+    port, its output file)."""
     from course import stages
 
-    app = stages.write_stage(1, tmp_path / "app")
+    app = stages.write_stage(stage, tmp_path / "app")
     port = services.free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "REDIS_", "S3_", "REPORT_", "COURSE_TEST_"))}
     env.update(settings, **{MARKER: marker})
@@ -162,7 +170,29 @@ def run_unit_01_app(tmp_path, marker, **settings):
     # The router listens before the web process does: ask until the web process answers.
     assert wait_until(lambda: http("GET", f"http://127.0.0.1:{port}/", timeout=60)[0] == 200, 60, interval=0.5), \
         "the web process never answered GET /:\n" + log.read_text()[-1500:]
+    if "only the web process runs" not in log.read_text():
+        assert wait_until(lambda: "Listening on" in log.read_text(), 60), \
+            "the worker never started:\n" + log.read_text()[-1500:]
     return run, port, log
+
+
+def lesson_block(unit_number, containing):
+    """The commands of the lesson's bash block that has a line holding `containing`, as a
+    learner types them: a check that runs them follows the lesson when it changes."""
+    from course import manifest
+    from selfcheck import try_it
+
+    blocks, _ = try_it.notes(manifest.unit(unit_number))
+    found = [b.commands for b in blocks if any(containing in command for command in b.commands)]
+    assert len(found) == 1, f"unit {unit_number:02d}'s lesson has {len(found)} bash blocks with {containing!r}, not one"
+    return found[0]
+
+
+def in_second_terminal(command, port, env):
+    """A lesson's command, run as in a second terminal (8000 is the run's port); its output."""
+    command = re.sub(r"\b8000\b", str(port), command)
+    done = subprocess.run(["bash", "-c", command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
+    return done.stdout
 
 
 def stop_run(run, marker):
@@ -188,14 +218,53 @@ def test_the_starter_s_report_gets_the_router_s_503_after_30_s_and_lands_later(t
         status, body, seconds = http("POST", f"http://127.0.0.1:{port}/report", timeout=60)
         assert status == 503, f"POST /report answered {status} after {seconds:.1f} s, not the router's 503: {body}"
         assert abs(seconds - 30) <= 1, f"the router's 503 came after {seconds:.1f} s, not 30 s"
+        answered = time.monotonic()
+        # The lesson's own listing, in a second terminal after the run's export line.
+        terminal = {**os.environ, **exported(log.read_text())}
+        listing = lesson_block(1, "$AWS_ENDPOINT_URL/reports")
+        shown = "".join(in_second_terminal(command, port, terminal) for command in listing)
+        assert shown == "", f"right after the 503 the lesson's listing printed {shown!r}, not nothing"
         assert bucket_keys(s3, "reports") == [], "the report was in the bucket before its 35 s query ended"
         h12 = wait_until(lambda: H12_LINE.search(log.read_text()), 5)
         assert h12, "the output has no H12 line:\n" + log.read_text()[-1500:]
         # The app's request goes on without the browser: its 35 s end about 5 s after the 503.
-        keys = wait_until(lambda: bucket_keys(s3, "reports"), 30, interval=0.2)
-        assert keys, "no report landed in the bucket within 30 s of the router's 503"
+        shown = wait_until(lambda: "".join(in_second_terminal(command, port, terminal) for command in listing), 30,
+                           interval=0.5)
+        later = time.monotonic() - answered
+        assert shown and "<Key>reports/" in shown, \
+            f"the lesson's listing showed no report within 30 s of the router's 503: {shown!r}"
+        assert 2 <= later <= 15, f"the report landed {later:.1f} s after the 503, not about 5 s after it"
+        keys = bucket_keys(s3, "reports")
+        assert len(keys) == 1 and f"<Key>{keys[0]}</Key>" in shown, (keys, shown)
         pdf = s3.get_object(Bucket="reports", Key=keys[0])["Body"].read()
         assert pdf_problem(pdf) == "", pdf_problem(pdf)
+    finally:
+        left = stop_run(run, marker)
+    assert not left, f"`course run` left {len(left)} processes running: {left}"
+
+
+def test_the_starter_s_page_says_working_then_the_router_s_503(tmp_path):
+    """Unit 01, Step 2, in a real browser: a click on the starter's button shows "Working..."
+    for the router's whole window, then "The server answered 503." (A short window, a check's,
+    never a learner's: the test above times Heroku's 30 s.)"""
+    from grader.browser import open_page
+
+    window = 4
+    marker = uuid.uuid4().hex
+    run, port, log = run_unit_01_app(tmp_path, marker, REPORT_SECONDS=str(window + 4),
+                                     COURSE_TEST_ROUTER_TIMEOUT_SECONDS=str(window))
+    try:
+        with open_page(f"http://127.0.0.1:{port}/") as page:
+            page.click("#start")
+            clicked = time.monotonic()
+            said = lambda: page.inner_text("#message")
+            assert said() == "Working...", f"right after the click the page says {said()!r}, not 'Working...'"
+            page.wait_for_function("document.getElementById('message').innerText !== 'Working...'",
+                                   timeout=(window + 15) * 1000)
+            seconds = time.monotonic() - clicked
+            assert said() == "The server answered 503.", f"after the router's window the page says {said()!r}"
+        assert window - 0.5 <= seconds <= window + 3, (
+            f"the page said so {seconds:.1f} s after the click, not once the router's {window} s were up")
     finally:
         left = stop_run(run, marker)
     assert not left, f"`course run` left {len(left)} processes running: {left}"
@@ -236,6 +305,42 @@ def test_the_router_passes_normal_requests_through_with_their_status_and_body(tm
         assert said, "the output has no at=info line per request:\n" + log.read_text()[-1500:]
         for method, path, status in [("GET", "/", 200), ("GET", "/nowhere", 404), ("POST", "/report", 200)]:
             assert re.search(rf'at=info method={method} path="{path}" .* status={status} ', said), (method, path)
+    finally:
+        left = stop_run(run, marker)
+    assert not left, f"`course run` left {len(left)} processes running: {left}"
+
+
+# ---------------------------------------------------------------- unit 12: one click, one report
+
+def test_unit_12_s_two_clicks_with_one_key_make_one_report(tmp_path):
+    """Unit 12, Step 1, as the learner does it: the lesson's `course run` with a short report,
+    and its two POSTs with one Idempotency-Key in a second terminal. Both answers name one
+    job; the worker runs it once and the run's (fresh) bucket holds one report, even after
+    a second run of the job, had there been one, would have ended."""
+    from grader.checks import bucket_keys
+    from selfcheck.try_it import COURSE_RUN
+
+    commands = lesson_block(12, "Idempotency-Key: try-1")
+    start = next(command for command in commands if COURSE_RUN.match(command))
+    settings = dict(re.findall(r"([A-Z_]+)=(\S*)\s", start.split("python3")[0]))
+    seconds = float(settings.get("REPORT_SECONDS", "35"))
+    marker = uuid.uuid4().hex
+    run, port, log = run_app(12, tmp_path, marker, **settings)
+    try:
+        terminal = {**os.environ, **exported(log.read_text())}
+        answers = [in_second_terminal(command, port, terminal) for command in commands if command != start]
+        ids = [json.loads(answer).get("job_id") for answer in answers]
+        assert len(ids) == 2 and ids[0] == ids[1] == "report-try-1", \
+            f"the lesson's two POSTs with one key were answered with jobs {ids}, not report-try-1 twice"
+        built = lambda: re.findall(r"default: Job OK \((\S+)\)", log.read_text())
+        assert wait_until(built, seconds + 30), "the worker never finished the report:\n" + log.read_text()[-1500:]
+        # A second run would start as the first ends: wait as long as one more report takes.
+        wait_until(lambda: len(built()) > 1, seconds + 10)
+        started = re.findall(r"default: utils\.make_report\(\) \((\S+)\)", log.read_text())
+        assert started == built() == ["report-try-1"], \
+            f"two POSTs with one key: the worker started {started} and finished {built()}, not report-try-1 once"
+        keys = bucket_keys(services.s3_client(terminal["AWS_ENDPOINT_URL"]), terminal["S3_BUCKET"])
+        assert len(keys) == 1, f"two POSTs with one key left {len(keys)} reports in the bucket, not one: {keys}"
     finally:
         left = stop_run(run, marker)
     assert not left, f"`course run` left {len(left)} processes running: {left}"

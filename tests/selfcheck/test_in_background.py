@@ -7,8 +7,9 @@ test here reports one of their checks, pass, fail or skip, with its message.
   with its work horse, Redis away from the web app, slow clients, signed links).
 - local_run_scenarios.py: the README's run command serves the finished app and
   leaves nothing running however it is stopped; its router answers unit 01's 35 s
-  report with Heroku's 503 and H12 after 30 s while the report still lands, and
-  passes normal requests through.
+  report with Heroku's 503 and H12 after 30 s while the report still lands (and
+  the page, in a browser, says so), and passes normal requests through; unit 12's
+  two clicks with one key make one report.
 - dyno_scenarios.py: `course run` stops and restarts each process type as Heroku
   stops a dyno, so a plain Worker loses a job cut into and HerokuWorker finishes it.
 
