@@ -55,9 +55,10 @@ def run_grader(units, target, verbose=False, record=True, checks=None, nodes=Non
             except warm.HostGone:
                 code = None  # graded in a run of its own instead
         if code is None and verbose:
-            code = subprocess.call(command, cwd=ROOT, env=env)
+            code = subprocess.call(command, cwd=ROOT, env=env, preexec_fn=sandbox.own_network())
         elif code is None:
-            done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+            done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                                  preexec_fn=sandbox.own_network())
             code, output = done.returncode, done.stdout + done.stderr
         run = GradeRun(returncode=code, output=output, seconds=time.monotonic() - started)
         if results.is_file():

@@ -15,6 +15,11 @@ Layers, each used where the kernel offers it (`layers()` says which):
   process outside the sandbox, no abstract Unix socket outside it.
 - Resource limits: CPU seconds, file size, address space, core dumps, and
   processes where the user is not root (the kernel does not count root's).
+- A network of its own for the whole grading run (a user and a network
+  namespace, Linux, where unprivileged ones are allowed): the run's Redis, S3,
+  web app and learner code share a loopback of their own, and nothing else
+  is reachable, UDP included; two students graded at once cannot see each
+  other's services.
 - A process group of the kernel's (a cgroup with a pids limit, where this user
   may make one: root, or a delegated cgroup v2 tree): it bounds a fork bomb
   when the grader runs as root, and every process in it is found and stopped at
@@ -90,9 +95,10 @@ def wanted():
 def layers():
     """{layer: whether it holds here}, for the grader's one line and `course class`."""
     if not wanted():
-        return dict.fromkeys(("files", "network", "signals", "limits", "processes"), False)
+        return dict.fromkeys(("files", "network", "signals", "isolation", "limits", "processes"), False)
     version = abi()
     return {"files": version >= 1, "network": version >= 4, "signals": version >= 6,
+            "isolation": own_network() is not None,
             "limits": hasattr(resource, "RLIMIT_AS"),
             "processes": os.geteuid() != 0 or Group.base() is not None}
 
@@ -100,6 +106,7 @@ def layers():
 MEANS = {"files": "learner code can read the grader's HOME and environment and write the course's files",
          "network": "learner code can reach any host",
          "signals": "learner code can signal the grader's processes",
+         "isolation": "the grading shares this machine's network (UDP and other hosts are reachable)",
          "limits": "learner code has no memory or CPU limit",
          "processes": "the number of learner processes is not limited (the grader runs as root)"}
 
@@ -239,7 +246,8 @@ class Group:
         if not sys.platform.startswith("linux") or not wanted():
             return None
         try:
-            lines = open("/proc/self/cgroup").read().splitlines()
+            with open("/proc/self/cgroup") as own:
+                lines = own.read().splitlines()
         except OSError:
             return None
         for line in lines:
@@ -248,7 +256,8 @@ class Group:
                 for mount in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
                     folder = mount + path.rstrip("/")
                     try:
-                        enabled = open(os.path.join(folder, "cgroup.subtree_control")).read().split()
+                        with open(os.path.join(folder, "cgroup.subtree_control")) as control:
+                            enabled = control.read().split()
                     except OSError:
                         continue
                     if "pids" in enabled and os.access(folder, os.W_OK):
@@ -307,3 +316,46 @@ class Group:
                 if time.monotonic() > deadline:
                     return found
                 time.sleep(0.01)
+
+
+CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
+SIOCSIFFLAGS, IFF_UP_LOOPBACK_RUNNING = 0x8914, 0x1 | 0x8 | 0x40
+_network = []
+
+
+def own_network():
+    """A preexec_fn that gives a grading run (pytest and all it starts) a network of
+    its own with only a loopback, or None where the kernel refuses that."""
+    if not _network:
+        _network.append(_enter_own_network if wanted() and _can(_enter_own_network) else None)
+    return _network[0]
+
+
+def _enter_own_network():
+    import fcntl
+    import socket
+
+    uid, gid = os.getuid(), os.getgid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0:
+        raise OSError(ctypes.get_errno(), "unshare")
+    for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+        with open(f"/proc/self/{name}", "w") as handle:
+            handle.write(text)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as handle:
+        fcntl.ioctl(handle, SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", IFF_UP_LOOPBACK_RUNNING))
+
+
+def _can(enter):
+    """Whether `enter` works here: tried once in a throwaway child."""
+    if not sys.platform.startswith("linux"):
+        return False
+    pid = os.fork()
+    if pid == 0:
+        try:
+            enter()
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 0

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 
-from course import ROOT
+from course import ROOT, sandbox
 
 HOST = ROOT / "tests" / "grader" / "host.py"
 READY_WITHIN = 60   # seconds for a host to import everything, on a busy machine
@@ -32,7 +32,7 @@ class Host:
     def __init__(self, unit_folder):
         self.popen = subprocess.Popen(
             [sys.executable, str(HOST), str(unit_folder)], cwd=ROOT, stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, preexec_fn=sandbox.own_network())
         # In watch's process group: Ctrl-C reaches it too, and stops its grading as it stops a run of its own.
         self._ready = False
         self.swept = 0  # what the last grading left running, killed after it

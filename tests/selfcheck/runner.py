@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from course import ROOT, manifest, stages
+from course import ROOT, manifest, sandbox, stages
 from course.grading import check_nodes
 from grader.learner import command_line, environ_has, kill_all, marked_processes, reap, strays
 
@@ -212,7 +212,7 @@ def run_cold(args, env, log, timeout, on_start=None):
     problem = ""
     with open(log, "w") as out:
         popen = subprocess.Popen(args, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                 stderr=subprocess.STDOUT, start_new_session=True)
+                                 stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=sandbox.own_network())
         try:
             if on_start:
                 on_start(popen)

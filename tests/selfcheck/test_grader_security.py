@@ -7,6 +7,7 @@ import atexit
 import os
 import shutil
 import signal
+import socket
 import tempfile
 from pathlib import Path
 
@@ -187,3 +188,47 @@ def test_a_run_started_while_a_check_looks_for_leaks_is_not_taken_for_one():
         for pid in descendants([child.pid]):
             os.kill(pid, signal.SIGKILL)
         child.wait()
+
+
+NETWORK_ATTACK = """
+import socket as _socket
+_udp = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+_udp.sendto(b"reached", ("127.0.0.1", {udp}))
+try:
+    _socket.create_connection(("127.0.0.1", {tcp}), timeout=2).close()
+except OSError:
+    pass
+"""
+
+
+def test_a_grading_run_has_a_network_of_its_own(tmp_path):
+    """Importing worker.py sends a UDP datagram and opens a TCP connection to ports on this
+    machine's loopback (another student's services, or anything else): the grading run's
+    network is its own, so neither arrives, and the check still runs and passes."""
+    if not sandbox.layers()["isolation"]:
+        pytest.skip("no network namespace here: " + sandbox.MEANS["isolation"])
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    tcp = socket.socket()
+    tcp.bind(("127.0.0.1", 0))
+    tcp.listen(1)
+    overlay = tmp_path / "network_attack"
+    overlay.mkdir()
+    worker = (HOSTILE / "memory_hog" / "worker.py").read_text().split("# Importing this module")[0]
+    (overlay / "worker.py").write_text(worker + NETWORK_ATTACK.format(udp=udp.getsockname()[1], tcp=tcp.getsockname()[1])
+                                       + "\n\nif __name__ == '__main__':\n    Worker(listen, connection=conn).work()\n")
+    grading = runner.Grading(unit=3, stage=3, overlay=overlay, check="test_conn_still_follows_REDIS_URL",
+                             label="network attack", alone=True)
+    try:
+        outcome = runner.grade(grading)
+        udp.settimeout(0.2)
+        tcp.settimeout(0.2)
+        with pytest.raises(socket.timeout):
+            udp.recvfrom(64)
+        with pytest.raises(socket.timeout):
+            tcp.accept()
+    finally:
+        udp.close()
+        tcp.close()
+    check = outcome.checks.get(grading.check, {})
+    assert check.get("outcome") == "passed", "the attack's worker.py should pass this check\n" + outcome.describe()
