@@ -475,6 +475,30 @@ def test_the_grading_workflow_runs_the_graders_own_command_on_push():
     assert upload["if"] == "always()" and upload["with"]["path"] == str(Path(args.results).parent) + "/"
 
 
+def test_grades_of_record_come_from_the_instructors_workflow():
+    """The template grades with the course at a pinned commit, keeps no credentials,
+    gives the grading step no secret, and runs `course class` as the CLI parses it."""
+    import yaml
+
+    student = yaml.safe_load((ROOT / ".github" / "workflows" / "grade.yml").read_text())
+    assert "self-check" in student["name"].lower() and "not a grade of record" in student["name"]
+    workflow = yaml.safe_load((ROOT / "docs" / "workflows" / "grades-of-record.yml").read_text())
+    assert workflow["permissions"] == {"contents": "read"}
+    assert "course_ref" in workflow["on"]["workflow_dispatch"]["inputs"]
+    for job in (student["jobs"]["grade"], *workflow["jobs"].values()):
+        for step in job["steps"]:
+            if step.get("uses", "").startswith("actions/checkout"):
+                assert step["with"]["persist-credentials"] is False, step
+    steps = workflow["jobs"]["grade"]["steps"]
+    course_checkout = next(s for s in steps if s.get("uses", "").startswith("actions/checkout"))
+    assert course_checkout["with"]["ref"] == "${{ inputs.course_ref }}"
+    grade = next(s for s in steps if "course class" in s.get("run", ""))
+    assert "secrets." not in str(grade) and "env" not in grade, "the grading step must hold no secret"
+    args = cli.build_parser().parse_args(grade["run"].replace('"$GITHUB_STEP_SUMMARY"', "SUMMARY").split()[3:])
+    assert args.roster == "../roster" and args.summary == "SUMMARY" and not args.unsafe
+    assert "matrix" in workflow["jobs"]["grade"]["strategy"]
+
+
 def test_exercism_results_follow_version_3():
     unit = manifest.unit(3)
     checks = [{"check": "test_worker_listens_on_high_default_low_in_order", "outcome": "passed", "seconds": 1},
