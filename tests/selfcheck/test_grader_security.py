@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import tempfile
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -48,9 +49,31 @@ DAEMON = hostile("daemon", 3, "test_conn_still_follows_REDIS_URL")
 IMPORT_LOOP = hostile("import_loop", 3, "test_conn_still_follows_REDIS_URL")
 HUGE_OUTPUT = hostile("huge_output", 3, "test_worker_listens_on_high_default_low_in_order")
 LOOPING_JOB = hostile("job_loops_for_ever", 3, "test_worker_runs_the_job_to_a_pdf_in_the_bucket")
-FORK_BOMB = hostile("fork_bomb", 3, "test_conn_still_follows_REDIS_URL")
-MEMORY_HOG = hostile("memory_hog", 3, "test_conn_still_follows_REDIS_URL")
-DISK_FILL = hostile("disk_fill", 3, "test_conn_still_follows_REDIS_URL")
+MAIN = 'if __name__ == "__main__":'
+
+
+def on_import(name, code, unit=3, check="test_conn_still_follows_REDIS_URL"):
+    """The unit's own worker.py, running `code` when it is imported."""
+    edit = ("worker.py", MAIN, textwrap.dedent(code) + "\n\n" + MAIN)
+    return runner.Grading(unit=unit, stage=unit, edits=(edit,), check=check,
+                          label=f"worker.py that {name} on import, on unit {unit:02d}", alone=True)
+
+
+FORK_BOMB = on_import("forks 3,000 processes", """
+    import time
+    for _ in range(3000):
+        if os.fork() == 0:
+            time.sleep(60)
+            os._exit(0)
+""")
+MEMORY_HOG = on_import("asks for 12 GiB", "hog = bytearray(12 * 2**30)")
+DISK_FILL = on_import("writes 300 MiB", """
+    import tempfile
+    with tempfile.NamedTemporaryFile() as fill:
+        for _ in range(300):
+            fill.write(b"x" * 2**20)
+            fill.flush()
+""")
 
 
 def daemons_alive(tag="course-hostile-daemon"):
@@ -191,17 +214,17 @@ def test_a_run_started_while_a_check_looks_for_leaks_is_not_taken_for_one():
 
 
 NETWORK_ATTACK = """
-import socket as _socket
-_udp = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
-_udp.sendto(b"reached", ("127.0.0.1", {udp}))
-try:
-    _socket.create_connection(("127.0.0.1", {tcp}), timeout=2).close()
-except OSError:
-    pass
+    import socket
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.sendto(b"reached", ("127.0.0.1", {udp}))
+    try:
+        socket.create_connection(("127.0.0.1", {tcp}), timeout=2).close()
+    except OSError:
+        pass
 """
 
 
-def test_a_grading_run_has_a_network_of_its_own(tmp_path):
+def test_a_grading_run_has_a_network_of_its_own():
     """Importing worker.py sends a UDP datagram and opens a TCP connection to ports on this
     machine's loopback (another student's services, or anything else): the grading run's
     network is its own, so neither arrives, and the check still runs and passes."""
@@ -212,13 +235,8 @@ def test_a_grading_run_has_a_network_of_its_own(tmp_path):
     tcp = socket.socket()
     tcp.bind(("127.0.0.1", 0))
     tcp.listen(1)
-    overlay = tmp_path / "network_attack"
-    overlay.mkdir()
-    worker = (HOSTILE / "memory_hog" / "worker.py").read_text().split("# Importing this module")[0]
-    (overlay / "worker.py").write_text(worker + NETWORK_ATTACK.format(udp=udp.getsockname()[1], tcp=tcp.getsockname()[1])
-                                       + "\n\nif __name__ == '__main__':\n    Worker(listen, connection=conn).work()\n")
-    grading = runner.Grading(unit=3, stage=3, overlay=overlay, check="test_conn_still_follows_REDIS_URL",
-                             label="network attack", alone=True)
+    grading = on_import("reaches for the machine's loopback",
+                        NETWORK_ATTACK.format(udp=udp.getsockname()[1], tcp=tcp.getsockname()[1]))
     try:
         outcome = runner.grade(grading)
         udp.settimeout(0.2)
