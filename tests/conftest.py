@@ -23,25 +23,25 @@ from pathlib import Path
 import pytest
 
 from course import manifest, progress, services
-from grader import jobs, learner as harness
+from grader import jobs, processes, spawning
 from grader.feedback import LearnerFailure, step_ref
-from grader.learner import Learner, describe_leaks
+from grader.learner import Learner, describe_leaks, syntax_problem
 from grader.target import resolve
 
 # No learner data is unpickled in this process: rq's pickle serializer refuses here.
 jobs.guard()
 # Orphans of learner code come to this process (a subreaper, on Linux), so they are found by ancestry.
-harness.contain()
+processes.contain()
 # Learner processes are forked from a Python that has the course's libraries imported
 # (grader/preload.py); it starts importing now, while Redis and the local S3 start.
-harness.Preloader.get()
+spawning.Preloader.get()
 
 
 def _stop(signum, frame):
     """SIGTERM or SIGHUP: stop as Ctrl-C does (fixtures stop Redis, S3 and learner processes);
     a second one kills everything below this process at once."""
     def again(signum, frame):
-        harness.stop_everything()
+        processes.stop_everything()
         signal.signal(signum, signal.SIG_DFL)
         signal.raise_signal(signum)
 
@@ -52,7 +52,7 @@ def _stop(signum, frame):
 
 for _sig in (signal.SIGTERM, signal.SIGHUP):
     signal.signal(_sig, _stop)
-atexit.register(harness.stop_everything)  # whatever a teardown could not stop
+atexit.register(processes.stop_everything)  # whatever a teardown could not stop
 
 
 def pytest_addoption(parser):
@@ -186,7 +186,7 @@ def bucket(s3):
 @pytest.fixture
 def app_env(redis_url, s3_endpoint, bucket):
     """What learner code is told, besides an allow-listed few of the grader's own variables
-    (see grader.learner.ALLOWED): the grader's Redis and S3, a short REPORT_SECONDS."""
+    (see grader.spawning.ALLOWED): the grader's Redis and S3, a short REPORT_SECONDS."""
     env = services.s3_environment(s3_endpoint, bucket)
     env.update(REDIS_URL=redis_url, REPORT_SECONDS="0.3")
     env.update(services.fork_safety_environment())  # macOS: rq's forking worker
@@ -198,7 +198,7 @@ def learner(target, app_env, request):
     """Runs the learner's code in child processes; after the check, stops them all
     and fails the check if any process was left behind. A learner file that does
     not parse fails the check first, naming the file and line."""
-    problem = harness.syntax_problem(target.path)
+    problem = syntax_problem(target.path)
     if problem:
         pytest.fail(with_unit(problem, request.node.nodeid), pytrace=False)
     attempts = len(jobs.UNPICKLING_ATTEMPTS)

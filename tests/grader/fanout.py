@@ -1,7 +1,7 @@
 """Unit 07's shared steps: post several reports in one go, ask the status route
 about a job, and find the jobs a merge job waits for."""
 from grader import jobs
-from grader.learner import wait_until
+from grader.processes import wait_until
 
 POST_MANY = '''
 from app import app

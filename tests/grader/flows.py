@@ -10,7 +10,7 @@ from course import manifest, quiz
 from grader import diagnose, jobs
 from grader.checks import attempt, pdf_problem
 from grader.feedback import LearnerFailure, fail
-from grader.learner import wait_until
+from grader.processes import wait_until
 
 POST_REPORT = '''
 import time, traceback

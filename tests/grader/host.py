@@ -77,13 +77,14 @@ def sweep():
     """Kill whatever a grading left running below this process, but the preloaded Python:
     each check stops its own processes and fails on a leak, so this finds nothing unless
     the grader itself slipped; then the next grading must not be blamed for it."""
-    from grader import learner
+    from grader.processes import descendants, kill_all
+    from grader.spawning import Preloader
 
     keep = {os.getpid()}
-    if learner.Preloader._instance:
-        keep.add(learner.Preloader._instance.popen.pid)
-    left = learner.descendants([os.getpid()]) - keep
-    learner.kill_all(left)
+    if Preloader._instance:
+        keep.add(Preloader._instance.popen.pid)
+    left = descendants([os.getpid()]) - keep
+    kill_all(left)
     for pid in left:
         try:
             os.waitpid(pid, 0)  # killed: an orphan this process inherited ends at once

@@ -1,29 +1,20 @@
-"""Run learner code safely: its own session, an allow-listed environment, a
-time bound, bounded output, and clean-up by containment.
+"""Run learner code: a Learner runs one app folder's code in child processes
+(probes, web, worker, Procfile lines) and stops them all after the check.
 
 Every piece of learner code runs in a child process started here, never in
 the grader's own process, so an import that hangs, a worker that never exits
 or a crash cannot take the grader down. Learner code sees only an allow-listed
-environment (PATH, locale, temp dir, the grader's own Redis and S3 values) and
-a throwaway HOME, never the grader's own variables or ~/.aws.
-
-Leaks are found by containment: on Linux the grader is a child subreaper, so a
-learner process that detaches (setsid, double fork, a dropped environment) is
-re-parented to the grader when its parent exits, and found by ancestry.
-Elsewhere, the process groups the grader started are swept.
+environment (grader/spawning.py) and a throwaway HOME, and runs in the sandbox
+(course/sandbox.py) this module draws for each process.
 """
-import ctypes
 import json
 import os
-import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -31,252 +22,11 @@ from pathlib import Path
 from course import sandbox
 from grader import diagnose
 from grader.feedback import LearnerFailure
+from grader.processes import (MARKER_VAR, command_line, contain, descendants, environ_has, kill_all, kill_group,
+                              marked_processes, process_table, read_bounded, reap, strays)
+from grader.spawning import allowed_environment, spawn
 
-MARKER_VAR = "COURSE_GRADER_RUN"
 PROBE_FILE = "course_probe.py"   # diagnose never quotes it
-KEEP_BYTES = 32 * 1024           # of learner output: this much from its start, and this much from its end
-# What learner code may see of the grader's environment: what a program needs to start and
-# to find its locale and temp dir. Everything else (tokens, database URLs, AWS keys) stays out.
-ALLOWED = {"PATH", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TEMP", "TMP", "TERM", "LD_LIBRARY_PATH",
-           "DYLD_LIBRARY_PATH", "SYSTEMROOT", "SYSTEMDRIVE", "WINDIR", "COMSPEC", "PATHEXT"}
-ALLOWED_PREFIXES = ("LC_",)
-PR_SET_CHILD_SUBREAPER = 36
-
-
-def allowed_environment(source=None):
-    """The part of `source` (default: this process's environment) learner code may see."""
-    source = os.environ if source is None else source
-    return {k: v for k, v in source.items() if k in ALLOWED or k.startswith(ALLOWED_PREFIXES)}
-
-
-# ---------------------------------------------------------------- containment
-
-SPAWNED = set()                 # pids of the children this process started itself
-_spawn_lock = threading.RLock()
-_contained = False
-
-
-def contain():
-    """Make this process the reaper of every orphan below it (Linux), and record
-    the children it starts, so an orphan is told apart from them. Idempotent."""
-    global _contained
-    if _contained:
-        return _contained
-    original = subprocess.Popen.__init__
-
-    def recording_init(self, *args, **kwargs):
-        with _spawn_lock:  # a scan never sees a child between its fork and this record
-            original(self, *args, **kwargs)
-            SPAWNED.add(self.pid)
-
-    subprocess.Popen.__init__ = recording_init
-    _contained = "sweep"
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0:
-                _contained = "subreaper"
-        except (OSError, AttributeError):
-            pass
-    return _contained
-
-
-def process_table():
-    """{pid: (ppid, state, pgid, sid)} for every process that can be seen."""
-    table = {}
-    if os.path.isdir("/proc"):
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry.name}/stat", "rb") as f:
-                    rest = f.read().rsplit(b")", 1)[1].split()
-                table[int(entry.name)] = (int(rest[1]), rest[0].decode(), int(rest[2]), int(rest[3]))
-            except (OSError, IndexError, ValueError):
-                continue
-        return table
-    try:
-        out = subprocess.run(["ps", "-A", "-o", "pid=,ppid=,stat=,pgid="], capture_output=True, text=True,
-                             timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        return table
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 4 and parts[0].isdigit():
-            table[int(parts[0])] = (int(parts[1]), parts[2][:1], int(parts[3]), int(parts[3]))
-    return table
-
-
-def listening_ports(pids):
-    """The TCP ports the given processes listen on, read from /proc (Linux);
-    None where that cannot be read, so a caller falls back to waiting."""
-    if not os.path.isdir("/proc/net"):
-        return None
-    inodes = set()
-    for pid in pids:
-        try:
-            for fd in os.scandir(f"/proc/{pid}/fd"):
-                try:
-                    link = os.readlink(fd.path)
-                except OSError:
-                    continue
-                if link.startswith("socket:["):
-                    inodes.add(link[8:-1])
-        except OSError:
-            continue
-    ports = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as f:
-                next(f)
-                for line in f:
-                    fields = line.split()
-                    if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
-                        ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-        except (OSError, IndexError, ValueError):
-            continue
-    return ports
-
-
-def descendants(roots, table=None):
-    """Every live process below (and including) the given pids."""
-    table = process_table() if table is None else table
-    children = {}
-    for pid, (ppid, *_rest) in table.items():
-        children.setdefault(ppid, []).append(pid)
-    found, todo = set(), [p for p in roots if p in table]
-    while todo:
-        pid = todo.pop()
-        if pid in found:
-            continue
-        found.add(pid)
-        todo.extend(children.get(pid, ()))
-    return {p for p in found if table[p][1] != "Z"}
-
-
-def strays(table=None):
-    """Orphans re-parented to this process (not children it started) and what
-    runs below them. Reaps the ones that already exited."""
-    me = os.getpid()
-    with _spawn_lock:
-        table = process_table() if table is None else table
-        mine = {p for p, (ppid, *_r) in table.items() if ppid == me}
-        # Forget only children that are gone: a table read before a child was started (by
-        # another thread: the self-checks start grading runs all along) does not list it, and
-        # forgetting it there made that grading run and its Redis look like orphans next time.
-        SPAWNED.difference_update({p for p in SPAWNED - mine if not _exists(p)})
-        orphans = mine - SPAWNED
-    for pid in [p for p in orphans if table[p][1] == "Z"]:
-        try:
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
-    return descendants([p for p in orphans if table[p][1] != "Z"], table)
-
-
-def _exists(pid):
-    """Whether pid is a process that has not been reaped yet (a zombie counts)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def environ_has(pid, needle):
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            return needle in f.read()
-    except OSError:
-        return False
-
-
-def kill_all(pids, sig=signal.SIGKILL):
-    for pid in pids:
-        try:
-            os.kill(pid, sig)
-        except OSError:
-            pass
-
-
-def reap(pids):
-    """Collect the exit of those that are this process's children (orphans it inherited)."""
-    for pid in pids:
-        try:
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
-
-
-def stop_everything():
-    """Kill every process below this one (at exit, or when the grader is stopped)."""
-    table = process_table()
-    everything = descendants([os.getpid()], table) - {os.getpid()}
-    kill_all(everything)
-    reap(everything)
-
-
-def _kill_group(pgid, sig=signal.SIGKILL):
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def marked_processes(marker, variable=MARKER_VAR):
-    """PIDs (other than ours) of live processes whose environment has
-    variable=marker. Linux only (elsewhere: none found). A process that drops its
-    environment escapes this: the grader finds leaks by ancestry (strays()); this
-    serves the checks of processes started with a known environment."""
-    needle = f"{variable}={marker}".encode()
-    found = []
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return found
-    for entry in proc.iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if needle in (entry / "environ").read_bytes().split(b"\0"):
-                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-                if state != "Z":
-                    found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
-
-
-def command_line(pid):
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        pass
-    if os.path.isdir("/proc"):
-        return "?"
-    try:  # no /proc (macOS): ask ps, at full width
-        out = subprocess.run(["ps", "-ww", "-o", "command=", "-p", str(pid)], capture_output=True, text=True,
-                             timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "?"
-    return out or "?"
-
-
-def read_bounded(path, keep=KEEP_BYTES):
-    """A file's text, or its first and last `keep` bytes if it is longer."""
-    try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size <= 2 * keep:
-                data = f.read()
-            else:
-                head = f.read(keep)
-                f.seek(size - keep)
-                data = head + f"\n[... {size - 2 * keep} bytes not shown ...]\n".encode() + f.read(keep)
-    except OSError:
-        return ""
-    return data.decode(errors="replace")
 
 
 PROBE_TEMPLATE = '''\
@@ -299,185 +49,6 @@ sys.stdout.flush()
 sys.stderr.flush()
 os._exit(0)
 '''
-
-
-# ---------------------------------------------------------------- starting learner code
-
-def spawn(args, *, cwd, env, output, shell=False, rules=None):
-    """Start learner code in a session and group of its own (stopping it stops its
-    children too), stdin from /dev/null, stdout and stderr to the open file `output`,
-    confined to the sandbox `rules` (course/sandbox.py) before any of its code runs.
-    Forked from the preloaded Python where it can be (grader/preload.py says when),
-    else started plainly. Returns a Popen, or what stands for one."""
-    server = Preloader.get()
-    popen = server.spawn(args, cwd, env, output, shell, rules) if server is not None else None
-    if popen is not None:
-        return popen
-    return subprocess.Popen(args, cwd=cwd, env=env, shell=shell, executable="/bin/bash" if shell else None,
-                            stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-                            start_new_session=True, preexec_fn=_confining(rules))
-
-
-def _confining(rules):
-    """A preexec_fn that enters the sandbox (None: no sandbox)."""
-    if rules is None:
-        return None
-
-    def confine():
-        try:
-            sandbox.apply(rules)
-        except OSError as error:
-            os.write(2, f"the grader could not confine this process: {error}\n".encode())
-            os._exit(126)
-    return confine
-
-
-class Preloader:
-    """The grader's preloaded Python (grader/preload.py), started once per grading run,
-    on Linux, unless COURSE_PRELOAD=0. Learner processes it forks start with Flask, rq,
-    redis, boto3 and reportlab already imported: most of a second of CPU saved on each.
-    It is reached through one end of a socket pair only this process holds: learner
-    code cannot ask it to start anything."""
-
-    SCRIPT = Path(__file__).with_name("preload.py")
-    TITLE_ROOM = 1024   # empty arguments: room for a forked process's own command line
-    READY_WITHIN = 30   # seconds to import everything, on a busy machine
-    _instance = None
-
-    @classmethod
-    def get(cls):
-        """The running preloader (started now if need be), or None: use plain starts."""
-        with _spawn_lock:
-            if cls._instance is None:
-                cls._instance = cls._start() or False
-            return cls._instance or None
-
-    @classmethod
-    def _start(cls):
-        if not sys.platform.startswith("linux") or os.environ.get("COURSE_PRELOAD") == "0":
-            return None
-        server = cls()
-        return server if server.popen is not None else None
-
-    def __init__(self):
-        self.control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.control.set_inheritable(False)
-        env = {**allowed_environment(), "PYTHONDONTWRITEBYTECODE": "1"}  # learner code may read it: no secrets
-        try:
-            self.popen = subprocess.Popen(
-                [sys.executable, str(self.SCRIPT), str(theirs.fileno()), *[""] * self.TITLE_ROOM],
-                cwd=tempfile.gettempdir(), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL, start_new_session=True, pass_fds=[theirs.fileno()])
-        except OSError:
-            self.popen = None
-        theirs.close()
-        self.ready = False
-        self._sending = threading.Lock()
-
-    def _wait_ready(self):
-        if not self.ready:
-            with self._sending:
-                if not self.ready and select.select([self.control], [], [], self.READY_WITHIN)[0]:
-                    try:
-                        self.ready = self.control.recv(16) == b"ready"
-                    except OSError:
-                        self.ready = False
-            self.ready = self.ready and self.popen.poll() is None
-        return self.ready
-
-    def spawn(self, args, cwd, env, output, shell, rules=None):
-        """A ForkedPopen for the new process, or None if the preloader cannot start it."""
-        if self.popen.poll() is not None or not self._wait_ready():
-            return None
-        request = json.dumps({"args": args if shell else [str(a) for a in args], "cwd": str(cwd),
-                              "env": dict(env), "shell": bool(shell), "rules": rules}).encode()
-        conn, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            conn.settimeout(20)
-            output.flush()
-            with self._sending:
-                socket.send_fds(self.control, [request], [output.fileno(), theirs.fileno()])
-            theirs.close()
-            line = b""
-            while not line.endswith(b"\n"):
-                more = conn.recv(64)
-                if not more:
-                    raise OSError("the preloader closed the connection")
-                line += more
-            pid = int(line.split(b"\n", 1)[0])
-        except (OSError, ValueError):
-            theirs.close()
-            conn.close()
-            return None
-        conn.setblocking(False)
-        return ForkedPopen(pid, conn, args)
-
-
-class ForkedPopen:
-    """Stands for subprocess.Popen for a process the preloader forked: its pid,
-    and poll() and wait() with the exit code its parent, the preloader, reports."""
-
-    def __init__(self, pid, conn, args):
-        self.pid, self.args, self.returncode = pid, args, None
-        self._conn, self._said = conn, b""
-
-    def _listen(self, timeout):
-        if self.returncode is not None or self._conn is None:
-            return
-        ready, _, _ = select.select([self._conn], [], [], timeout)
-        if not ready:
-            return
-        try:
-            data = self._conn.recv(256)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            data = b""
-        self._said += data
-        if b"\n" in self._said:
-            word, _, code = self._said.split(b"\n", 1)[0].partition(b" ")
-            if word == b"exit":
-                self.returncode = int(code)
-        if not data or self.returncode is not None:
-            self._conn.close()
-            self._conn = None
-
-    def _orphan_gone(self):
-        """The preloader went before reporting: the process is an orphan now, or gone."""
-        table = process_table()
-        return table.get(self.pid, (0, "Z"))[1] == "Z"
-
-    def poll(self):
-        self._listen(0)
-        if self.returncode is None and self._conn is None and self._orphan_gone():
-            reap([self.pid])
-            self.returncode = -signal.SIGKILL
-        return self.returncode
-
-    def wait(self, timeout=None):
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.poll() is None:
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                raise subprocess.TimeoutExpired(self.args, timeout)
-            if self._conn is None:
-                time.sleep(0.02 if left is None else min(0.02, left))
-            else:
-                self._listen(0.5 if left is None else min(0.5, left))
-        return self.returncode
-
-    def send_signal(self, sig):
-        if self.poll() is None:
-            try:
-                os.kill(self.pid, sig)
-            except ProcessLookupError:
-                pass
-
-    def terminate(self):
-        self.send_signal(signal.SIGTERM)
-
-    def kill(self):
-        self.send_signal(signal.SIGKILL)
 
 
 class Process:
@@ -533,7 +104,7 @@ class Process:
         """SIGTERM it and everything below it (as Heroku does), then SIGKILL what is left after `grace` s."""
         self._survey()
         if self.alive():
-            _kill_group(self.popen.pid, signal.SIGTERM)
+            kill_group(self.popen.pid, signal.SIGTERM)
             kill_all(self.tree - {self.popen.pid}, signal.SIGTERM)
             try:
                 self.popen.wait(grace)
@@ -541,7 +112,7 @@ class Process:
                 self.needed_kill = True
         if self.needed_kill:  # still running: what it started meanwhile goes too
             self.tree |= descendants(self.tree)
-        _kill_group(self.popen.pid)
+        kill_group(self.popen.pid)
         kill_all(self.tree)  # what ran below it and detached since is found by the learner's sweep
         try:
             self.popen.wait(5)
@@ -555,7 +126,7 @@ class Process:
         graceful stop costs a second or two (gunicorn's, a worker's). What detached from
         it is recorded first, as terminate() does."""
         self._survey()
-        _kill_group(self.popen.pid)
+        kill_group(self.popen.pid)
         kill_all(self.tree)
         try:
             self.popen.wait(5)
@@ -633,7 +204,7 @@ class Learner:
                 try:
                     popen.wait(timeout)
                 except subprocess.TimeoutExpired:
-                    _kill_group(popen.pid)
+                    kill_group(popen.pid)
                     popen.wait()
                     raise LearnerFailure(
                         f"{what} did not finish within {timeout:.0f} s, so the grader stopped it. "
@@ -641,7 +212,7 @@ class Learner:
                         "(a worker should start only under `if __name__ == '__main__':`)."
                     ) from None
                 finally:
-                    _kill_group(popen.pid)  # anything it left behind in its group
+                    kill_group(popen.pid)  # anything it left behind in its group
             output = read_bounded(out_path)
             try:
                 values = json.loads(result_path.read_text())
@@ -731,7 +302,7 @@ class Learner:
         for process in self.processes:
             ours |= process.tree
         everything = descendants(ours, table) | self._strays(table)
-        if _contained != "subreaper":  # no subreaper: a sweep of what kept the marker
+        if contain() != "subreaper":  # no subreaper: a sweep of what kept the marker
             everything |= set(marked_processes(self.marker))
         detached = {p: command_line(p) for p in everything if table.get(p, (0, "", 0, 0))[3] not in self.groups}
         for process in self.processes:
@@ -743,7 +314,7 @@ class Learner:
         for process in self.processes:
             process.close()
         for group in self.groups:
-            _kill_group(group)
+            kill_group(group)
         leftovers, everything = self.leaked()
         if everything:
             kill_all(everything)
@@ -770,13 +341,3 @@ def describe_leaks(leftovers):
     shown = "; ".join(f"`{_program(cmd)[:60]}`" for _pid, cmd in leftovers[:2])
     return (f"Your code left {len(leftovers)} process(es) running after the check ({shown}): start workers "
             "only from worker.py or the Procfile, never from code the web app or a job imports.")
-
-
-def wait_until(condition, timeout, interval=0.05):
-    """Poll condition() until it returns something truthy; return it (or None at the deadline)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)

@@ -1,5 +1,5 @@
 """A Python that has already imported the course's libraries and starts learner
-processes by forking itself (Linux only; see grader.learner.spawn).
+processes by forking itself (Linux only; see grader.spawning.spawn).
 
 Each learner process (a worker, gunicorn, a probe) would otherwise spend most of
 a second of CPU importing Flask, rq, redis, boto3 and reportlab before its first

@@ -4,7 +4,7 @@ import os
 import signal
 import time
 
-from grader.learner import process_table
+from grader.processes import process_table
 
 
 def stop_like_heroku(learner, grace):

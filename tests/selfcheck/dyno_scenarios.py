@@ -20,7 +20,7 @@ import redis
 
 from course import ROOT, services, stages
 from grader.checks import http, wait_for_app
-from grader.learner import wait_until
+from grader.processes import wait_until
 from selfcheck.local_run_scenarios import leftovers as run_leftovers
 
 MARKER = "COURSE_DYNO_CHECK"

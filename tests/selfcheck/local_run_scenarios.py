@@ -17,7 +17,7 @@ import pytest
 
 from course import ROOT, services
 from grader.checks import http, pdf_problem, wait_for_app
-from grader.learner import command_line, marked_processes, wait_until
+from grader.processes import command_line, marked_processes, wait_until
 
 MARKER = "COURSE_RUN_CHECK"
 

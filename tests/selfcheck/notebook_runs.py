@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from course import ROOT
-from grader.learner import marked_processes
+from grader.processes import marked_processes
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 # What a notebook needs from the repository; it runs in a copy, so nothing it writes lands here.

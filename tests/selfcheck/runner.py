@@ -23,7 +23,7 @@ from pathlib import Path
 
 from course import ROOT, manifest, sandbox, stages
 from course.grading import check_nodes
-from grader.learner import command_line, environ_has, kill_all, marked_processes, reap, strays
+from grader.processes import command_line, environ_has, kill_all, marked_processes, reap, strays
 
 TESTS = ROOT / "tests"
 CORPUS = Path(__file__).resolve().parent / "corpus"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from course import sandbox
-from grader.learner import command_line, descendants, process_table, wait_until
+from grader.processes import command_line, descendants, process_table, wait_until
 from selfcheck import runner
 
 HOSTILE = Path(__file__).resolve().parent / "hostile"
@@ -197,7 +197,7 @@ def test_a_run_started_while_a_check_looks_for_leaks_is_not_taken_for_one():
     import subprocess
     import sys
 
-    from grader.learner import strays
+    from grader.processes import strays
 
     stale = process_table()  # read before the child exists
     child = subprocess.Popen([sys.executable, "-c", "import subprocess, sys, time; "

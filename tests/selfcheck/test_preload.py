@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from grader.learner import ForkedPopen, Preloader, command_line, spawn, wait_until
+from grader.processes import command_line, wait_until
+from grader.spawning import ForkedPopen, Preloader, spawn
 
 pytestmark = pytest.mark.skipif(Preloader.get() is None, reason="the preloader runs on Linux only")
 

@@ -12,7 +12,7 @@ from flask import Flask, Response, request
 from werkzeug.serving import make_server
 
 from course import router, services
-from grader.learner import wait_until
+from grader.processes import wait_until
 
 SHORT_TIMEOUT = 0.5  # seconds: the router's window for these checks
 

@@ -22,7 +22,8 @@ import pytest
 
 from course import ROOT
 from course import sandbox
-from grader.learner import Learner, process_table
+from grader.learner import Learner
+from grader.processes import process_table
 from grader.target import Target
 
 pytestmark = pytest.mark.skipif(sandbox.abi() < 1,

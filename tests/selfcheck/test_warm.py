@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from course import ROOT, grading, manifest, stages, warm
-from grader.learner import command_line, descendants
+from grader.processes import command_line, descendants
 
 
 

@@ -271,7 +271,7 @@ class Session:
         self.env = {"PATH": os.pathsep.join([str(shim), str(VENV / "bin"), system_path]),
                     "HOME": str(self.folder), "LANG": "C.UTF-8", "COURSE_VENV": str(VENV),
                     "COURSE_STATE_DIR": str(self.folder / "state"),
-                    # Marks them as a self-check's own, not a grading check's leftovers (grader.learner).
+                    # Marks them as a self-check's own, not a grading check's leftovers (grader.processes).
                     RUN_MARKER: f"try-it-{unit.code}", "TMPDIR": str(self._made("tmp"))}
 
     def _made(self, name):

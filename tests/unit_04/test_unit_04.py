@@ -15,7 +15,7 @@ from course import services
 from grader import flows, jobs, requirements
 from grader.checks import attempt, bucket_keys, http, pdf_problem, wait_for_app
 from grader.feedback import LearnerFailure, fail
-from grader.learner import descendants, listening_ports, marked_processes, wait_until
+from grader.processes import descendants, listening_ports, marked_processes, wait_until
 
 UNIT = 4
 # Heroku Key-Value Store's plans today: mini, and the premium, private and shield tiers

@@ -10,7 +10,7 @@ import pytest
 from grader import fanout, flows, jobs
 from grader.checks import bucket_keys
 from grader.feedback import fail
-from grader.learner import wait_until
+from grader.processes import wait_until
 
 UNIT = 7
 PRIORITIES = ["high", "default", "low"]

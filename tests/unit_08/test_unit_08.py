@@ -8,7 +8,7 @@ import pytest
 
 from grader import fanout, flows, jobs
 from grader.feedback import fail
-from grader.learner import wait_until
+from grader.processes import wait_until
 
 UNIT = 8
 

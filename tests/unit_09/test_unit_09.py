@@ -12,7 +12,7 @@ import pytest
 from course import services
 from grader import fanout, flows, jobs
 from grader.feedback import fail
-from grader.learner import process_table, wait_until
+from grader.processes import process_table, wait_until
 from grader.shutdown import stop_like_heroku
 
 UNIT = 9

@@ -10,7 +10,7 @@ from grader import fanout, flows, jobs, retries
 from grader.checks import attempt, backdated_objects, bucket_keys
 from grader.faults import s3_fault_proxy
 from grader.feedback import LearnerFailure, fail
-from grader.learner import wait_until
+from grader.processes import wait_until
 
 UNIT = 10
 

@@ -10,7 +10,7 @@ import pytest
 
 from grader import flows, jobs
 from grader.feedback import fail
-from grader.learner import descendants, wait_until
+from grader.processes import descendants, wait_until
 from grader.shutdown import stop_like_heroku
 
 UNIT = 11
