@@ -199,25 +199,13 @@ def passed(result):
     return progress.unit_state(result) == "passed"
 
 
-def _unit_line(unit, result, seconds=None):
-    """seconds: what the learner waited for this unit, when it was graded on its own
-    (else the time its checks took)."""
-    state = progress.unit_state(result)
-    word = {"passed": ui.paint("PASS", "green"), "failed": ui.paint("FAIL", "red")}.get(state, ui.paint("PART", "yellow"))
-    not_run = f" ({state}: {result['not_run']} not run)" if state == progress.NOT_FULLY_GRADED else ""
-    text = (f"{word}  unit {unit.code} {unit.title:<38} "
-            f"{result['passed']}/{result['total']} checks{not_run}  {result['earned']:g}/{unit.points} points  "
-            f"{result['seconds'] if seconds is None else seconds:.1f} s")
-    return text
-
-
 def _indent(text, prefix="    "):
     return "\n".join(prefix + line.strip() for line in text.splitlines())
 
 
 def report_unit(unit, result, detailed, seconds=None):
     """Print one unit's grade; detailed adds a line per check."""
-    ui.say(_unit_line(unit, result, seconds))
+    ui.say(progress.unit_line(unit.code, result, seconds, ui.paint))
     if detailed:
         for check in result["checks"]:
             ui.say(f"    {ui.mark(check['outcome'])} {ui.check_name(check['check'])}")

@@ -157,6 +157,17 @@ def unit_result(unit, checks):
     return result
 
 
+def unit_line(code, result, seconds=None, paint=lambda word, colour: word):
+    """A unit's grade on one line: PASS/FAIL/PART, checks, points, seconds (what the learner
+    waited for it when graded alone, else the time its checks took)."""
+    state = unit_state(result)
+    word = {"passed": paint("PASS", "green"), "failed": paint("FAIL", "red")}.get(state, paint("PART", "yellow"))
+    not_run = f" ({state}: {result['not_run']} not run)" if state == NOT_FULLY_GRADED else ""
+    return (f"{word}  unit {code} {result['title']:<38} {result['passed']}/{result['total']} checks{not_run}  "
+            f"{result['earned']:g}/{result['points']} points  "
+            f"{result['seconds'] if seconds is None else seconds:.1f} s")
+
+
 def unit_state(result):
     """'passed', 'failed', NOT_FULLY_GRADED (every check that ran passed, some did not run),
     or 'not started'."""

@@ -10,31 +10,18 @@ a real Redis server, a local S3 (moto's server), a fresh bucket per check.
 """
 import atexit
 import json
-import os
-import re
 import signal
-import sys
-import time
 import uuid
-from collections import defaultdict
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
-from course import manifest, progress, services
+from course import services
 from grader import jobs, processes, spawning
-from grader.feedback import LearnerFailure, step_ref
 from grader.learner import Learner, describe_leaks, syntax_problem
+from grader.plugin import UNSCORED, GradingPlugin, with_unit
 from grader.target import resolve
-
-# No learner data is unpickled in this process: rq's pickle serializer refuses here.
-jobs.guard()
-# Orphans of learner code come to this process (a subreaper, on Linux), so they are found by ancestry.
-processes.contain()
-# Learner processes are forked from a Python that has the course's libraries imported
-# (grader/preload.py); it starts importing now, while Redis and the local S3 start.
-spawning.Preloader.get()
 
 
 def _stop(signum, frame):
@@ -48,11 +35,6 @@ def _stop(signum, frame):
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, again)
     raise KeyboardInterrupt
-
-
-for _sig in (signal.SIGTERM, signal.SIGHUP):
-    signal.signal(_sig, _stop)
-atexit.register(processes.stop_everything)  # whatever a teardown could not stop
 
 
 def pytest_addoption(parser):
@@ -212,163 +194,18 @@ def learner(target, app_env, request):
                     "please report it); read jobs through grader.jobs.", pytrace=False)
 
 
-def with_unit(message, nodeid):
-    """The message and, unless it names one already, the unit whose lesson it is about."""
-    unit = unit_of(nodeid)
-    return message if unit is None or "-> Unit" in message else f"{message}\n  -> {step_ref(unit)}"
-
-
-# ---------------------------------------------------------------- reporting
-
-def unit_of(nodeid):
-    m = re.match(r"(?:tests/)?unit_(\d\d)/", nodeid)  # a unit's own checks, not self-checks naming one
-    return m.group(1) if m else None
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
-    if batch_plan(item.config) is not None and hasattr(item, "callspec"):
-        report.course_target = item.callspec.params.get("target")
-    if call.excinfo is not None and call.excinfo.errisinstance(LearnerFailure):
-        report.longrepr = with_unit(str(call.excinfo.value), item.nodeid)  # already plain: no traceback
-    learner = getattr(item, "funcargs", {}).get("learner")
-    message = str(report.longrepr)
-    if report.failed and call.when == "call" and learner is not None and re.search(r"\b50\d\b", message):
-        why = learner.web_error(message)  # a 500 for the request the message names: what the app logged
-        said = why.removeprefix("the route raised ").rstrip(".").split(" (")[0]
-        if why and said not in message:
-            report.longrepr = f"{report.longrepr}\n  The app logged: {why}"
-
-
-# A check marked @pytest.mark.unscored("why") checks something the unit does not ask
-# the learner to do (the environment, a provided file): reported, worth no points.
-UNSCORED = "unscored"
-
-
-class Results:
-    """Collects each check's outcome, per unit, for the summary and --results."""
-
-    def __init__(self):
-        self.checks = defaultdict(list)
-        self.started = time.monotonic()
-
-    def add(self, report):
-        unit = unit_of(report.nodeid)
-        if unit is None:
-            return
-        failed = report.failed
-        entry = {"check": check_name(report), "outcome": "failed" if failed else report.outcome,
-                 "seconds": round(report.duration, 2), "scored": UNSCORED not in report.keywords}
-        if failed:
-            entry["message"] = first_lines(report)
-        elif report.skipped:  # did not run (no browser): its reason, in the results too
-            entry["message"] = skip_reason(report)
-        existing = next((c for c in self.checks[unit] if c["check"] == entry["check"]), None)
-        if existing is None:
-            self.checks[unit].append(entry)
-        else:  # a teardown error (say, a leaked process) turns a passed check into a failed one
-            existing["seconds"] = round(existing["seconds"] + entry["seconds"], 2)
-            if failed:
-                existing.update(outcome="failed", message=entry["message"])
-
-    def summary(self):
-        # Points are shared by the checks of the unit's own work; an unscored check
-        # (the environment, a provided file) is reported but earns nothing.
-        return {code: progress.unit_result(manifest.unit(code), self.checks[code]) for code in sorted(self.checks)}
-
-
-def check_name(report):
-    """The check's name as a learner sees it: with --batch, without the folder's id."""
-    name = report.nodeid.split("::")[-1]
-    key = getattr(report, "course_target", None)
-    if key is None or "[" not in name:
-        return name
-    base, params = name[:-1].split("[", 1)
-    rest = [p for p in params.split("-") if p != key]
-    return f"{base}[{'-'.join(rest)}]" if rest else base
-
-
-def skip_reason(report):
-    longrepr = report.longrepr
-    text = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr or "")
-    return text.removeprefix("Skipped: ")
-
-
-def first_lines(report, count=3):
-    text = str(report.longrepr) if report.longrepr else ""
-    if hasattr(report.longrepr, "reprcrash") and report.longrepr.reprcrash:
-        text = report.longrepr.reprcrash.message
-    lines = [l for l in text.strip().splitlines() if l.strip()]
-    return "\n".join(lines[:count])
-
-
 def pytest_configure(config):
+    """Make this process a safe grader before any check runs."""
+    # No learner data is unpickled in this process: rq's pickle serializer refuses here.
+    jobs.guard()
+    # Orphans of learner code come to this process (a subreaper, on Linux), so they are found by ancestry.
+    processes.contain()
+    # Learner processes are forked from a Python that has the course's libraries imported
+    # (grader/preload.py); it starts importing now, while Redis and the local S3 start.
+    spawning.Preloader.get()
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _stop)
+    atexit.register(processes.stop_everything)  # whatever a teardown could not stop
     config.addinivalue_line("markers", f"{UNSCORED}(why): a check reported but worth no points "
                             "(it checks no work the unit asks of the learner)")
-    config._course_results = Results()
-    config._course_batch = defaultdict(Results)  # with --batch: one Results per folder of the plan
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_unconfigure(config):
-    """The last thing a grading run does: run the exit handlers (learner processes,
-    Redis and temporary folders are stopped and removed by then), flush the output, and
-    leave without tearing down the interpreter: unloading moto, boto3 and the rest took
-    0.6 s of CPU at the end of every run, and a learner waits on it. Only when pytest is
-    the program (`python -m pytest`), never inside another program's pytest.main()."""
-    if Path(sys.argv[0]).name not in ("pytest", "py.test", "__main__.py") or "pytest" not in sys.argv[0]:
-        return
-    session = getattr(config, "_course_session", None)
-    status = int(session.exitstatus) if session is not None else 0
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
-        try:
-            stream.flush()
-        except (OSError, ValueError, AttributeError):
-            pass
-    os._exit(status)
-
-
-def pytest_runtest_logreport(report):
-    results = getattr(pytest_runtest_logreport, "results", None)
-    if results is not None and (report.when == "call" or report.failed or report.skipped):
-        key = getattr(report, "course_target", None)
-        (results if key is None else pytest_runtest_logreport.batch[key]).add(report)
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_sessionstart(session):
-    session.config._course_session = session
-    pytest_runtest_logreport.results = session.config._course_results
-    pytest_runtest_logreport.batch = session.config._course_batch
-
-
-def pytest_terminal_summary(terminalreporter, config):
-    plan = batch_plan(config)
-    if plan is not None:
-        path = config.getoption("--results")
-        if path:  # per folder of the plan: its units, as one --target run would write them
-            data = {key: {"target": entry["target"], "units": config._course_batch[key].summary()}
-                    for key, entry in plan.items()}
-            Path(path).write_text(json.dumps({"batch": data}, indent=2) + "\n")
-        return
-    units = config._course_results.summary()
-    if not units:
-        return
-    target = resolve(config.getoption("--target"))
-    terminalreporter.section(f"grades for {target.display}")
-    for code, unit in units.items():
-        mark = {"passed": "PASS", "failed": "FAIL"}.get(unit["state"], "PART")
-        not_run = f" ({unit['not_run']} not run)" if unit["not_run"] else ""
-        terminalreporter.write_line(
-            f"{mark}  unit {code} {unit['title']:<38} {unit['passed']}/{unit['total']} checks{not_run}, "
-            f"{unit['earned']:g}/{unit['points']} points, graded in {unit['seconds']:.1f} s")
-    path = config.getoption("--results")
-    if path:
-        data = {"target": str(target.path), "seconds": round(time.monotonic() - config._course_results.started, 2),
-                "points": sum(u["points"] for u in units.values()),
-                "earned": round(sum(u["earned"] for u in units.values()), 2), "units": units}
-        Path(path).write_text(json.dumps(data, indent=2) + "\n")
-        terminalreporter.write_line(f"results written to {path}")
+    config.pluginmanager.register(GradingPlugin(config, batch_plan(config)), GradingPlugin.NAME)

@@ -1,6 +1,7 @@
 """Fixtures for the course's own checks (collected only with --self-check)."""
 import pytest
 
+from grader.plugin import GradingPlugin
 from course import grading as course_grading, manifest, stages
 from grader.target import resolve
 from selfcheck import runner
@@ -68,7 +69,7 @@ class Gradings:
 
     def outcome(self, grading):
         done_here = grading in _graded_here
-        checks = self.config._course_results.checks.get(f"{grading.unit:02d}", []) if done_here else []
+        checks = self.config.pluginmanager.get_plugin(GradingPlugin.NAME).results.checks.get(f"{grading.unit:02d}", []) if done_here else []
         if not checks:
             return self.pool.outcome(grading)
         outcome = runner.Outcome(grading, seconds=sum(c["seconds"] for c in checks))
