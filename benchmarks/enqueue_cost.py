@@ -1,8 +1,8 @@
 """Where an enqueue's time goes, and what the enqueueing route costs next to a no-op route.
 
-    .venv/bin/python benchmarks/enqueue_cost.py                 # about a minute
-    .venv/bin/python benchmarks/enqueue_cost.py --requests 4000 --rounds 3
-    .venv/bin/python benchmarks/enqueue_cost.py --help
+    .venv/bin/python -m benchmarks.enqueue_cost                 # about a minute
+    .venv/bin/python -m benchmarks.enqueue_cost --requests 4000 --rounds 3
+    .venv/bin/python -m benchmarks.enqueue_cost --help
 
 1. Round trips and CPU: the app is imported in this process, against a
    throwaway Redis, and POST /report is called through Flask's test client.
@@ -48,12 +48,10 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from benchmarks.report_latency import Processes, base_env, table
+from course import services
 
-from course import services  # noqa: E402
-from report_latency import Processes, base_env, table  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 LOOPBACK = services.LOOPBACK
 

@@ -1,8 +1,8 @@
 """What production does to the finished app, done to it on this machine.
 
-    .venv/bin/python benchmarks/faults.py                    # every fault, 2 trials each, 4-6 minutes
-    .venv/bin/python benchmarks/faults.py --trials 1 --faults restart-mid-job bad-input
-    .venv/bin/python benchmarks/faults.py --target path/to/app
+    .venv/bin/python -m benchmarks.faults                    # every fault, 2 trials each, 4-6 minutes
+    .venv/bin/python -m benchmarks.faults --trials 1 --faults restart-mid-job bad-input
+    .venv/bin/python -m benchmarks.faults --target path/to/app
 
 Runs the app as its Procfile does (gunicorn web, `python worker.py`) against a
 Redis this script can stop and start again (append-only file, so a restart
@@ -40,13 +40,11 @@ from contextlib import ExitStack, contextmanager
 from datetime import timedelta
 from pathlib import Path
 
+from benchmarks.report_latency import Processes, base_env, procfile_command, table
+from course import services
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(HERE))
-
-from course import services  # noqa: E402
-from report_latency import Processes, base_env, procfile_command, table  # noqa: E402
 
 LOOPBACK = services.LOOPBACK
 FAULTS = ("restart-mid-job", "restart-idle", "kill-worker", "redis-down", "bad-input")

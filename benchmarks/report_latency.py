@@ -1,7 +1,7 @@
 """How much the course's change buys, measured on this machine.
 
-    .venv/bin/python benchmarks/report_latency.py            # all three parts
-    .venv/bin/python benchmarks/report_latency.py --help
+    .venv/bin/python -m benchmarks.report_latency            # all three parts
+    .venv/bin/python -m benchmarks.report_latency --help
 
 1. Report latency: the starter's and the solution's apps, each under gunicorn
    as the Procfile runs them (the solution with its worker), get the same
@@ -32,10 +32,9 @@ import urllib.request
 from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from course import services, stages
 
-from course import services, stages  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 HERE = Path(__file__).resolve().parent
 LOOPBACK = services.LOOPBACK
@@ -246,7 +245,7 @@ def run_workers(processes, conn, redis_url, kind, count, jobs, job_seconds):
     from rq import Queue
     from rq.job import Job
 
-    import noop_jobs
+    from benchmarks import noop_jobs
 
     queue = Queue(f"bench-{kind}-{count}", connection=conn)
     queue.empty()
@@ -255,7 +254,7 @@ def run_workers(processes, conn, redis_url, kind, count, jobs, job_seconds):
         enqueued = queue.enqueue_many([Queue.prepare_data(func, call_args) for _ in range(jobs)], pipeline=pipe)
         pipe.execute()
     env = {k: v for k, v in os.environ.items() if not SCRUBBED.match(k)}
-    workers = [processes.start([sys.executable, "-c", WORKER_CODE, kind, redis_url, queue.name], env, cwd=HERE)
+    workers = [processes.start([sys.executable, "-c", WORKER_CODE, kind, redis_url, queue.name], env, cwd=ROOT)
                for _ in range(count)]
     deadline = time.monotonic() + 120
     for process in workers:
@@ -272,7 +271,7 @@ def run_workers(processes, conn, redis_url, kind, count, jobs, job_seconds):
 
 
 def direct_calls(jobs, job_seconds):
-    import noop_jobs
+    from benchmarks import noop_jobs
 
     started = time.perf_counter()
     for _ in range(jobs):
@@ -292,7 +291,6 @@ WAYS = [  # (name, worker kind, how many workers)
 def worker_throughput(args, processes, redis_url):
     import redis
 
-    sys.path.insert(0, str(HERE))
     conn = redis.Redis.from_url(redis_url)
     rates = {name: [] for name, _, _ in WAYS}
     # Rounds interleave the ways, so a busy moment on the machine hits them all alike.

@@ -21,12 +21,12 @@ from pathlib import Path
 
 from course import sandbox
 from grader import diagnose
+from grader.diagnose import PROBE_FILE
 from grader.feedback import LearnerFailure
 from grader.processes import (MARKER_VAR, command_line, contain, descendants, environ_has, kill_all, kill_group,
                               marked_processes, process_table, read_bounded, reap, strays)
 from grader.spawning import allowed_environment, spawn
 
-PROBE_FILE = "course_probe.py"   # diagnose never quotes it
 
 
 PROBE_TEMPLATE = '''\

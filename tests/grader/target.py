@@ -1,9 +1,9 @@
 """The learner app folder being graded (starter/ by default)."""
-import os
 import re
 from pathlib import Path
 
 from course import ROOT, manifest
+from course import target as course_target
 from grader.feedback import fail
 
 
@@ -56,9 +56,5 @@ class Target:
 
 
 def resolve(option):
-    """The target folder from --target, COURSE_TARGET, or starter/."""
-    value = option or os.environ.get("COURSE_TARGET") or "starter"
-    path = Path(value)
-    if not path.is_absolute():
-        path = (Path.cwd() / path) if (Path.cwd() / path).exists() else ROOT / path
-    return Target(path)
+    """The target folder from --target, COURSE_TARGET, or starter/ (as every course command reads it)."""
+    return Target(course_target.resolve(option))

@@ -16,8 +16,7 @@ import pytest
 
 from course import ROOT, services
 
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import faults  # noqa: E402
+from benchmarks import faults
 
 SOLUTION = ROOT / "solution"
 RECOVERY = 15  # seconds: worker and scheduler working again after Redis is back

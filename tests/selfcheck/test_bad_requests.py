@@ -72,10 +72,7 @@ def test_a_bad_input_set_over_http_gets_short_4xx_json_never_a_5xx():
     10 MB values, odd ids and priorities, damaged job records in Redis), sent to the
     finished app run as its Procfile runs it: no answer >= 500, every 4xx a short
     JSON error, nothing echoed back."""
-    import sys as _sys
-
-    _sys.path.insert(0, str(ROOT / "benchmarks"))
-    import faults
+    from benchmarks import faults
 
     with faults.running_app(ROOT / "solution", report_seconds=1) as (app, redis):
         rows = faults.send_bad_input(app, redis.client())
