@@ -78,10 +78,8 @@ SECONDS_PER_LANE = 6
 def lanes(seconds=None):
     """How many pytest runs `grade` shares checks among: 1 on one core; else one per
     SECONDS_PER_LANE of checks (by their last grading), at least two and at most
-    four, since a check mostly waits on learner processes and jobs. Measured on
-    2 cores, solution/: units 01-07 (1-6 s of checks) graded fastest in two runs
-    (unit 05: 4.7-6.1 s in two, 5.7-5.9 in three); the unit 08 of then (21 s, since split into units 08-12) in four (medians of
-    five: 10.8 s in three, 10.0 in four; 10.8-11.1 in five). COURSE_GRADE_LANES=N sets it."""
+    four, since a check mostly waits on learner processes and jobs (the figures
+    behind these bounds are in benchmarks/README.md). COURSE_GRADE_LANES=N sets it."""
     wanted = os.environ.get("COURSE_GRADE_LANES", "")
     if wanted.isdigit() and int(wanted) >= 1:
         return int(wanted)

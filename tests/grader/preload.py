@@ -87,9 +87,8 @@ def preload():
 def warm_boto3():
     """Load the data a boto3 S3 client is built from (the S3 API, its endpoint rules,
     the partitions) into boto3's default session, the one boto3.client() and
-    boto3.resource() use: parsing those files was 70-100 ms of CPU in every learner
-    process that made a client (a unit 08 grading: 8.6 s of CPU before, 7.2 s after,
-    with the objects frozen as below in both). No client is made and nothing is asked
+    boto3.resource() use: parsing those files otherwise costs every learner process
+    that makes a client a noticeable share of its CPU. No client is made and nothing is asked
     of AWS: region, endpoint and credentials are still read from the learner's
     environment when its code makes its client, as in a plain start."""
     try:

@@ -267,8 +267,7 @@ class Pool:
     # 2 s of CPU before its first check, and the suite is bound by CPU; but one batch
     # runs its gradings one after another, and the longest batch can end the session.
     # Counted in checks, not gradings: a batch holds up to 24, whole units or single
-    # checks, so no batch holds many long gradings (five of the old 19-check unit 08
-    # in one batch took 266 s, the session's last minute alone).
+    # checks, so no batch holds many long gradings and ends the session alone.
     BATCH_CHECKS = 24
     ALONE_WEIGHT = BATCH_CHECKS  # only for the order: a batch of its own whatever it weighs
 
