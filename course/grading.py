@@ -6,7 +6,6 @@ import json
 import math
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -14,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from course import ROOT, browser, manifest, progress, sandbox, ui, warm
+from course import ROOT, browser, manifest, progress, pytest_runs, sandbox, ui, warm
 from course.target import display
 
 
@@ -42,10 +41,7 @@ def run_grader(units, target, verbose=False, record=True, checks=None, nodes=Non
         if checks:
             args += ["-k", " or ".join(sorted(checks))]
         args += ["-v"] if verbose else ["-q", "--no-header"]
-        command = [sys.executable, "-m", "pytest", *args]
-        env = {k: v for k, v in os.environ.items() if k != "COURSE_TARGET"}
-        if not ui.colour_on():
-            env["NO_COLOR"] = "1"
+        env = pytest_runs.environment(**({} if ui.colour_on() else {"NO_COLOR": "1"}))
         started = time.monotonic()
         code, output = None, ""
         if host is not None and not verbose:
@@ -55,11 +51,11 @@ def run_grader(units, target, verbose=False, record=True, checks=None, nodes=Non
             except warm.HostGone:
                 code = None  # graded in a run of its own instead
         if code is None and verbose:
-            code = subprocess.call(command, cwd=ROOT, env=env, preexec_fn=sandbox.own_network())
+            code, _ = pytest_runs.run(args, env=env)
         elif code is None:
-            done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
-                                  preexec_fn=sandbox.own_network())
-            code, output = done.returncode, done.stdout + done.stderr
+            with open(Path(tmp) / "output.txt", "w") as out:
+                code, _ = pytest_runs.run(args, env=env, output=out)
+            output = (Path(tmp) / "output.txt").read_text(errors="replace")
         run = GradeRun(returncode=code, output=output, seconds=time.monotonic() - started)
         if results.is_file():
             run.data = json.loads(results.read_text())

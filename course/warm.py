@@ -12,10 +12,9 @@ learner edits, and stop with `watch`.
 import json
 import os
 import subprocess
-import sys
 import threading
 
-from course import ROOT, sandbox
+from course import ROOT, pytest_runs
 
 HOST = ROOT / "tests" / "grader" / "host.py"
 READY_WITHIN = 60   # seconds for a host to import everything, on a busy machine
@@ -30,9 +29,8 @@ class Host:
     """One warm pytest process. Not thread-safe: one grading at a time."""
 
     def __init__(self, unit_folder):
-        self.popen = subprocess.Popen(
-            [sys.executable, str(HOST), str(unit_folder)], cwd=ROOT, stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, preexec_fn=sandbox.own_network())
+        self.popen = pytest_runs.start([unit_folder], script=HOST, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                       stderr=subprocess.DEVNULL, text=True)
         # In watch's process group: Ctrl-C reaches it too, and stops its grading as it stops a run of its own.
         self._ready = False
         self.swept = 0  # what the last grading left running, killed after it

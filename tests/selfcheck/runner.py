@@ -10,9 +10,6 @@ a grader that hangs is reported, never waited on for ever.
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 import tomllib
@@ -21,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from course import ROOT, manifest, sandbox, stages
+from course import ROOT, manifest, pytest_runs, stages
 from course.grading import check_nodes
 from grader.processes import command_line, environ_has, kill_all, marked_processes, reap, strays
 
@@ -178,12 +175,10 @@ def grade_batch(batch, on_start=None):
         # Not beside the app folders: learner code runs there and could write them.
         results = Path(private) / "results.json"
         (Path(private) / "plan.json").write_text(json.dumps(plan))
-        args = [sys.executable, "-m", "pytest", f"tests/unit_{first.unit:02d}", "--batch", str(Path(private) / "plan.json"),
-                "--results", str(results), "-q", "-p", "no:cacheprovider"]
+        args = [f"tests/unit_{first.unit:02d}", "--batch", Path(private) / "plan.json", "--results", results, "-q",
+                "-p", "no:cacheprovider"]
         marker = uuid.uuid4().hex
-        env = {k: v for k, v in os.environ.items() if k not in ("COURSE_TARGET", "PYTEST_ADDOPTS")}
-        env.update(dict(first.env))
-        env[RUN_MARKER] = marker
+        env = pytest_runs.environment(**dict(first.env), **{RUN_MARKER: marker})
         log = Path(private) / "output.txt"
         code, problem = run_cold(args, env, log, timeout, on_start)
         output = log.read_text(errors="replace")
@@ -208,30 +203,12 @@ def grade_batch(batch, on_start=None):
 
 
 def run_cold(args, env, log, timeout, on_start=None):
-    """Run the grading command in a child pytest of its own; (exit code, problem)."""
-    problem = ""
+    """Run the grading in a child pytest of its own; (exit code, problem)."""
     with open(log, "w") as out:
-        popen = subprocess.Popen(args, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                 stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=sandbox.own_network())
-        try:
-            if on_start:
-                on_start(popen)
-            popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            problem = (f"the grading run did not finish within {timeout} s, so it was stopped: the grader "
-                       "itself hung instead of bounding the learner's code")
-            popen.terminate()  # SIGTERM: the grader stops its services and learner processes
-            try:
-                popen.wait(20)
-            except subprocess.TimeoutExpired:
-                pass
-        finally:
-            try:
-                os.killpg(popen.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            popen.wait()
-    return popen.returncode, problem
+        code, timed_out = pytest_runs.run(args, env=env, output=out, timeout=timeout, on_start=on_start)
+    problem = (f"the grading run did not finish within {timeout} s, so it was stopped: the grader itself hung "
+               "instead of bounding the learner's code") if timed_out else ""
+    return code, problem
 
 
 def leftovers_of(marker, grace=3):
