@@ -24,6 +24,11 @@ from grader.feedback import fail
 UNIT = 6
 S3_CAUSES = ("ServiceUnavailable", "reduce your request rate", "PutObject", "S3")
 DATA_CAUSES = ("data source", "north", "DataSourceError")
+# The lesson retries after 10 s, 30 s, then 60 s, for an outage of a minute or so: a first
+# wait longer than this leaves the person waiting with nothing for no reason, and is
+# most often milliseconds written where rq reads seconds.
+FIRST_RETRY_WITHIN = 5 * 60
+CLOCK_SLACK = 5
 
 
 @pytest.fixture(autouse=True)
@@ -100,6 +105,21 @@ def watch_until_retry_waits(redis, job, url, timeout=30):
          "nor waiting for a retry.", unit=UNIT, step=2)
 
 
+def duration_words(seconds):
+    if seconds >= 2 * 3600:
+        return f"{seconds:.0f} s ({seconds / 3600:.1f} hours)"
+    return f"{seconds:.0f} s ({seconds / 60:.0f} minutes)" if seconds >= 120 else f"{seconds:.0f} s"
+
+
+def check_first_wait(redis, job):
+    """The job's first retry, as rq scheduled it, is due within FIRST_RETRY_WITHIN."""
+    wait = retries.due_in(redis, job)
+    if wait is not None and wait > FIRST_RETRY_WITHIN + CLOCK_SLACK:
+        fail(f"S3 was down and rq scheduled the job's first retry {duration_words(wait)} after the run failed: "
+             "Retry's interval is in seconds, not milliseconds, and a short outage needs a first wait of seconds, "
+             f"{FIRST_RETRY_WITHIN // 60} minutes at most, as in interval=[10, 30, 60].", unit=UNIT, step=2)
+
+
 def progress_fell(seen):
     """(before, after) for the first fall in the progress the status route showed, or None."""
     top = 0
@@ -147,6 +167,7 @@ def test_transient_s3_faults_are_retried_to_success(learner, redis, s3, bucket, 
                  "with boto3.client(\"s3\"), which reads AWS_ENDPOINT_URL.", unit=UNIT, step=2)
         fail(f"With S3 down, the job ended {state} without rq scheduling a retry: {flows.job_error_summary(job)}.",
              unit=UNIT, step=2)
+    check_first_wait(redis, job)
     plan.heal()  # the outage ends while the job waits for its next run
     during = web.read_status(url, UNIT, 5)
     if during.get("status") not in ("queued", "scheduled"):
