@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from grader import flows, jobs, presigned, retries, web
+from grader import failure_sentence, flows, jobs, presigned, retries, web
 from grader.browser import chromium, open_page, save_screenshot, screenshots_folder
 from grader.checks import attempt, http, pdf_problem
 from grader.feedback import fail
@@ -229,10 +229,10 @@ def test_failed_job_says_failed_with_its_error(learner, redis, s3, bucket):
     if not isinstance(error, str) or not error.strip():
         fail(f"For a job that failed, the status JSON says failed but its error is {error!r}: the person waiting "
              "learns nothing. Add error: the last line of job.latest_result().exc_string.", unit=UNIT, step=5)
-    if "north" not in error and "DataSourceError" not in error:
+    if not failure_sentence.names(error, "data"):
         fail(f"For a job that failed because the data source for section 'north' was down, the status JSON's "
-             f"error is {error[:120]!r}, which does not say so. Give the exception's own message.",
-             unit=UNIT, step=5)
+             f"error is {error[:120]!r}, which does not say so. Give the exception's own message, or a sentence "
+             "that names the data source.", unit=UNIT, step=5)
 
 
 PAGE_STATE = """() => ({
