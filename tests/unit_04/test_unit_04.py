@@ -301,7 +301,7 @@ def check_the_router_reaches(port):
     """Fail unless the web process at port is one Heroku's router can reach and may use:
     bound to an address outside the dyno's loopback, and a production server."""
     if heroku.only_on_loopback(port):
-        fail(f"The Procfile's web process listens on $PORT ({port}) only on the dyno's loopback (127.0.0.1): "
+        fail(f"The Procfile's web process listens on $PORT ({port}) only on the dyno's loopback (127.0.0.1, localhost): "
              "Heroku's router connects from outside the dyno, so no request would ever reach it, and Heroku stops "
              "a web dyno that has not bound $PORT within 60 s (R10, boot timeout). Bind to 0.0.0.0:$PORT.",
              unit=UNIT, step=1)
@@ -314,9 +314,11 @@ def check_the_router_reaches(port):
 
 
 def test_procfile_processes_turn_a_request_into_a_pdf(learner, target, redis, redis_url, s3, bucket, tmp_path):
-    """web and worker, started from the Procfile as Heroku does: from the top of the
-    repository, with PORT and Heroku's rediss:// REDIS_URL (self-signed certificate) and no
-    PYTHONPATH. A second worker gets the plain redis:// URL `python3 -m course run` gives."""
+    """web and worker, started from the Procfile as Heroku does: from the top of a copy of
+    the repository as git pushes it (no .venv), with PORT and Heroku's rediss:// REDIS_URL
+    (self-signed certificate) and no PYTHONPATH. A second worker gets the plain redis://
+    URL `python3 -m course run` gives. The web process must answer from outside the
+    machine's loopback, as the router reaches a dyno, and not be Flask's dev server."""
     types = target.procfile()
     for kind in ("web", "worker"):
         if kind not in types:
