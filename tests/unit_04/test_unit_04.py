@@ -242,9 +242,10 @@ def venv_program(command):
 
 
 def no_venv(kind, program):
+    alone = "`gunicorn ... app:app`" if kind == "web" else "`python worker.py`"
     return (f"The Procfile's {kind} line runs {program}, but a dyno has no .venv: git leaves it out (.gitignore), "
             "so the slug Heroku builds never holds it. The buildpack installs requirements.txt into the dyno's own "
-            "Python, with python, gunicorn and rq on PATH: name the program alone (`python worker.py`).")
+            f"Python, with python, gunicorn and rq on PATH: name the program alone ({alone}).")
 
 
 NO_PYTHONPATH = ("Heroku (and `python3 -m course run`) set no PYTHONPATH and run each line from the top of the "
