@@ -81,6 +81,12 @@ def waiting(redis, job):
     return redis.zscore(ScheduledJobRegistry(job.origin, connection=redis).key, job.id) is not None
 
 
+def due_in(redis, job):
+    """Seconds from now until the job's scheduled retry is due (None if it waits for none)."""
+    due = redis.zscore(ScheduledJobRegistry(job.origin, connection=redis).key, job.id)
+    return None if due is None else due - time.time()
+
+
 def follow(redis, job, timeout):
     """Wait until the job has finished or failed for good, hurrying each scheduled
     retry. Returns (state, whether a retry ever waited in the scheduled registry).

@@ -12,7 +12,7 @@ from importlib import metadata
 import pytest
 
 from course import services
-from grader import flows, jobs, requirements
+from grader import flows, heroku, jobs, requirements
 from grader.checks import attempt, bucket_keys, http, pdf_problem, wait_for_app
 from grader.feedback import LearnerFailure, fail
 from grader.processes import descendants, listening_ports, marked_processes, wait_until
@@ -166,6 +166,21 @@ def test_app_json_names_redis_and_both_process_types(target):
     for kind in ("web", "worker"):
         if int(formation.get(kind, {}).get("quantity", 0)) < 1:
             fail(f"app.json's formation does not run a {kind} dyno (quantity 1 or more).", unit=UNIT, step=3)
+    for kind, dynos in sorted(formation.items()):
+        size = str(dynos.get("size", "")) if isinstance(dynos, dict) else ""
+        if not size:
+            continue  # Heroku picks the account's default size
+        if size.lower() in heroku.RETIRED_SIZES or not heroku.CURRENT_SIZES.fullmatch(size):
+            gone = "a dyno size Heroku no longer has (free and hobby dynos were retired in November 2022)" \
+                if size.lower() in heroku.RETIRED_SIZES else "not a Heroku dyno size"
+            fail(f"app.json's formation asks for {kind} dynos of size {size!r}, {gone}, so creating the app fails. "
+                 "Ask for a current size: basic (or eco, standard-1x, standard-2x, performance-m, performance-l).",
+                 unit=UNIT, step=3)
+        quantity = int(dynos.get("quantity", 1))
+        if size.lower() in heroku.SINGLE_DYNO_SIZES and quantity > 1:
+            fail(f"app.json's formation asks for {quantity} {kind} dynos of size {size!r}, but {size} dynos run "
+                 "one dyno per process type. Ask for 1, or for a size that scales out, like standard-1x.",
+                 unit=UNIT, step=3)
 
 
 # A web process that listens on other ports, and not on $PORT, for this long has
@@ -196,25 +211,10 @@ def wait_for_web_port(web, port, timeout):
 
 
 def heroku_layout(target, tmp_path):
-    """(folder the Procfile's lines run from, APP_DIR), as Heroku runs them: from the top
-    of the repository, where the Procfile is, with APP_DIR naming the app folder inside
-    it. A Procfile inside the app folder that uses APP_DIR is the course's top-level one
-    copied there: it runs from a repository top that holds the app folder under that name.
-    One that does not is a single-app repository's: it runs from the app folder itself."""
-    procfile = target.project_file("Procfile")
-    if procfile.parent != target.path:
-        try:
-            return procfile.parent, str(target.path.relative_to(procfile.parent))
-        except ValueError:
-            return procfile.parent, str(target.path)
-    if "APP_DIR" not in procfile.read_text():
-        return target.path, None
-    top = tmp_path / "repository"
-    top.mkdir()
-    # Named as the folder is, unless that name would shadow a module (a folder called app/).
-    name = target.path.name if target.path.name not in ("app", "utils", "worker", "report_data") else "starter"
-    (top / name).symlink_to(target.path, target_is_directory=True)
-    return top, name
+    """(folder the Procfile's lines run from, APP_DIR), in a copy of the repository laid
+    out as the slug Heroku builds: what git pushes, so nothing .gitignore leaves out
+    (no .venv), and nothing outside the repository."""
+    return heroku.build_slug(target, target.project_file("Procfile"), tmp_path / "slug")
 
 
 def start_line(learner, kind, command, top, env, label):
@@ -234,12 +234,26 @@ def not_importable(text):
     return (m.group(1) or m.group(2)) if m else None
 
 
+def venv_program(command):
+    """The program a Procfile line runs by its path in a virtual environment (like
+    ../.venv/bin/python), or None."""
+    m = re.search(r"""[^\s"'=;&|]*venv[^\s"'/]*/(bin|Scripts)/[\w.+-]+""", command)
+    return m.group(0) if m else None
+
+
+def no_venv(kind, program):
+    alone = "`gunicorn ... app:app`" if kind == "web" else "`python worker.py`"
+    return (f"The Procfile's {kind} line runs {program}, but a dyno has no .venv: git leaves it out (.gitignore), "
+            "so the slug Heroku builds never holds it. The buildpack installs requirements.txt into the dyno's own "
+            f"Python, with python, gunicorn and rq on PATH: name the program alone ({alone}).")
+
+
 NO_PYTHONPATH = ("Heroku (and `python3 -m course run`) set no PYTHONPATH and run each line from the top of the "
                  "repository, so the line must reach the app folder itself: `cd \"${APP_DIR:-starter}\" && ...` "
                  "(or gunicorn's `--chdir`).")
 
 
-def wait_for_workers(redis, workers, timeout=20):
+def wait_for_workers(redis, workers, command, timeout=20):
     """Wait until every worker process has registered an rq worker; fail naming the first that stopped."""
     from rq import Worker
 
@@ -262,6 +276,8 @@ def wait_for_workers(redis, workers, timeout=20):
         if module:
             fail(f"The Procfile's worker stopped at start-up: it cannot import {module}.py. {NO_PYTHONPATH}",
                  unit=UNIT, step=1)
+        if venv_program(command):
+            fail(no_venv("worker", venv_program(command)), unit=UNIT, step=1)
         fail(f"With a {url_kind} REDIS_URL, {process.name} stopped at start-up: {process.explain_exit()}",
              unit=UNIT, step=1)
     if not found:
@@ -282,10 +298,28 @@ def stopped_on_failure(learner):
         raise
 
 
+def check_the_router_reaches(port):
+    """Fail unless the web process at port is one Heroku's router can reach and may use:
+    bound to an address outside the dyno's loopback, and a production server."""
+    if heroku.only_on_loopback(port):
+        fail(f"The Procfile's web process listens on $PORT ({port}) only on the dyno's loopback (127.0.0.1, localhost): "
+             "Heroku's router connects from outside the dyno, so no request would ever reach it, and Heroku stops "
+             "a web dyno that has not bound $PORT within 60 s (R10, boot timeout). Bind to 0.0.0.0:$PORT.",
+             unit=UNIT, step=1)
+    server = heroku.server_software(f"http://127.0.0.1:{port}/")
+    if server.startswith("Werkzeug/"):
+        fail(f"The Procfile's web process is Flask's development server (it answers `Server: {server}`), which "
+             "`flask run` and app.run() start and which Flask itself says not to use in a production deployment. "
+             "Run the app with gunicorn: `web: exec gunicorn --chdir \"${APP_DIR:-starter}\" --bind \"0.0.0.0:$PORT\" "
+             "app:app`.", unit=UNIT, step=1)
+
+
 def test_procfile_processes_turn_a_request_into_a_pdf(learner, target, redis, redis_url, s3, bucket, tmp_path):
-    """web and worker, started from the Procfile as Heroku does: from the top of the
-    repository, with PORT and Heroku's rediss:// REDIS_URL (self-signed certificate) and no
-    PYTHONPATH. A second worker gets the plain redis:// URL `python3 -m course run` gives."""
+    """web and worker, started from the Procfile as Heroku does: from the top of a copy of
+    the repository as git pushes it (no .venv), with PORT and Heroku's rediss:// REDIS_URL
+    (self-signed certificate) and no PYTHONPATH. A second worker gets the plain redis://
+    URL `python3 -m course run` gives. The web process must answer from outside the
+    machine's loopback, as the router reaches a dyno, and not be Flask's dev server."""
     types = target.procfile()
     for kind in ("web", "worker"):
         if kind not in types:
@@ -306,14 +340,17 @@ def test_procfile_processes_turn_a_request_into_a_pdf(learner, target, redis, re
                  "Bind to 0.0.0.0:$PORT.", unit=UNIT, step=1)
         if error:
             why = cause(web)
+            if venv_program(types["web"]):
+                fail(no_venv("web", venv_program(types["web"])), unit=UNIT, step=1)
             if not_importable(web.log()):
                 fail(f"The Procfile's web process did not start: {why} {NO_PYTHONPATH}", unit=UNIT, step=1)
             fail(f"The Procfile's web process did not listen on $PORT ({port}) within 20 s: "
                  f"{why or 'bind to 0.0.0.0:$PORT'}", unit=UNIT, step=1)
-        wait_for_workers(redis, workers)
+        wait_for_workers(redis, workers, types["worker"])
         # The POST's 10 s are the route's, not the app's import on a busy machine.
-        wait_for_app(f"http://127.0.0.1:{port}", 30,
-                     give_up=lambda: web.popen.poll() is not None or not_importable(web.log()))
+        if wait_for_app(f"http://127.0.0.1:{port}", 30,
+                        give_up=lambda: web.popen.poll() is not None or not_importable(web.log())):
+            check_the_router_reaches(port)
         answer, error = attempt(http, "POST", f"http://127.0.0.1:{port}/report", body={})
         if error:  # gunicorn opens the port before its workers import the app
             if not_importable(web.log()):
