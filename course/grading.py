@@ -166,12 +166,12 @@ def planned_lanes(units, target):
 
 def needs_browser(unit):
     """Whether a unit has a check that opens the page in a browser."""
-    return any("open_page" in _check_code(unit, name) for name in check_names(unit))
+    return any("browser" in markers(unit, name) for name in check_names(unit))
 
 
 def _guess_seconds(unit, name):
-    code = _check_code(unit, name)
-    return 0.1 if "check_quiz" in code else 5.0 if "open_page" in code else 2.0
+    marks = markers(unit, name)
+    return 0.1 if "quiz" in marks else 5.0 if "browser" in marks else 2.0
 
 
 def merge_runs(first, second, units):
@@ -331,13 +331,15 @@ def check_names(unit):
 
 def check_nodes(unit):
     """{check name: its pytest node id}, in the order pytest runs them."""
-    return {name: node for name, (node, _code) in _checks(unit.tests).items()}
+    return {name: node for name, (node, _code, _marks) in _checks(unit.tests).items()}
 
 
 @functools.cache
 def _checks(folder):
-    """{check name: (pytest node id, its source)} for the test files in folder, each read
-    and parsed once per command (grading, splitting into lanes and watch all ask)."""
+    """{check name: (pytest node id, its source, its course markers)} for the test files in
+    folder, each read and parsed once per command (grading, lanes and watch all ask).
+    Markers are read from the decorators, as pytest would apply them: `quiz` (reads only
+    answers.toml) and `browser` (opens the page in a browser)."""
     import ast
 
     found = {}
@@ -346,26 +348,43 @@ def _checks(folder):
         for node in ast.parse(source).body:
             if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
                 found[node.name] = (f"{path.relative_to(ROOT).as_posix()}::{node.name}",
-                                    ast.get_source_segment(source, node) or "")
+                                    ast.get_source_segment(source, node) or "", _course_markers(node))
     return found
 
 
-# What a saved file can change, by what a check's code does: the quiz reads only
-# answers.toml; the page's files reach only checks that open it in a browser. App
-# code and the project files (a worker starts from the Procfile) reach every other.
+def _course_markers(function):
+    """The names of `@pytest.mark.NAME` (or `@pytest.mark.NAME(...)`) decorators on a test function."""
+    import ast
+
+    names = set()
+    for decorator in function.decorator_list:
+        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        if isinstance(target, ast.Attribute) and ast.unparse(target.value) == "pytest.mark":
+            names.add(target.attr)
+    return frozenset(names)
+
+
+def markers(unit, check):
+    """The markers of one of the unit's checks."""
+    return _checks(unit.tests).get(check.split("[")[0], ("", "", frozenset()))[2]
+
+
+# What a saved file can change, by the check's markers: the quiz reads only answers.toml;
+# the page's files reach only checks that open it in a browser. App code and the project
+# files (a worker starts from the Procfile) reach every other.
 
 
 def affected_checks(unit, paths):
     """The names of the unit's checks that a change to `paths` can change the verdict of."""
     found = set()
     for name in check_names(unit):
-        code = _check_code(unit, name).lower()
-        quiz = "check_quiz" in code
+        marks = markers(unit, name)
+        quiz = "quiz" in marks
         for path in map(Path, paths):
             if path.name == manifest.ANSWERS_FILE:
                 hit = quiz
             elif {"templates", "static"} & set(path.parts) or path.suffix in (".html", ".js", ".css"):
-                hit = "open_page" in code
+                hit = "browser" in marks
             else:
                 hit = not quiz
             if hit:
@@ -378,7 +397,7 @@ def affected_checks(unit, paths):
 
 def _check_code(unit, check):
     """The source of a grader check (the `test_code` Exercism shows beside a result)."""
-    return _checks(unit.tests).get(check.split("[")[0], ("", ""))[1]
+    return _checks(unit.tests).get(check.split("[")[0], ("", "", frozenset()))[1]
 
 
 def exercism_results(run, units):

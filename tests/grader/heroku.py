@@ -2,7 +2,6 @@
 it builds (what git pushes, nothing else), how its router reaches a web
 process (from outside the dyno), and the dyno sizes and plans it has today."""
 import fnmatch
-import os
 import re
 import shutil
 import socket
