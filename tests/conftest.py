@@ -208,4 +208,6 @@ def pytest_configure(config):
     atexit.register(processes.stop_everything)  # whatever a teardown could not stop
     config.addinivalue_line("markers", f"{UNSCORED}(why): a check reported but worth no points "
                             "(it checks no work the unit asks of the learner)")
+    config.addinivalue_line("markers", "quiz: a check that reads only answers.toml (the unit's challenge)")
+    config.addinivalue_line("markers", "browser: a check that opens the app's page in a browser")
     config.pluginmanager.register(GradingPlugin(config, batch_plan(config)), GradingPlugin.NAME)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from course import browser as course_browser
+from grader import feedback
 from grader.feedback import LearnerFailure
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -58,6 +59,7 @@ def open_page(url):
     """Yield a Playwright page showing url, in a fresh headless Chromium profile. url may be
     a function that returns it: it is called once the browser runs, so what it waits for
     (a web app starting) and the browser's own start overlap."""
+    feedback.require_marker("browser")
     binary = chromium()
     try:
         from playwright.sync_api import Error as PlaywrightError, sync_playwright

@@ -7,7 +7,7 @@ import tomllib
 import uuid
 
 from course import manifest, quiz
-from grader import diagnose, jobs
+from grader import diagnose, feedback, jobs
 from grader.checks import attempt, pdf_problem
 from grader.feedback import LearnerFailure, fail
 from grader.processes import wait_until
@@ -183,6 +183,7 @@ def read_through_conn(learner, redis_client, url=None, unit=2, step=None):
 
 def check_quiz(target, number):
     """Every question of the unit's challenge answered right in answers.toml."""
+    feedback.require_marker("quiz")
     unit = manifest.unit(number)
     if not unit.quiz:
         fail(f"Unit {unit.code} has no challenge questions in its unit.toml (a course bug: please report it).")

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from course import manifest, progress
+from grader import feedback
 from grader.feedback import LearnerFailure, step_ref
 from grader.target import resolve
 
@@ -108,6 +109,14 @@ class GradingPlugin:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session):
         self.session = session
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item):
+        feedback.running(item)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_teardown(self, item):
+        feedback.running(None)
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item, call):

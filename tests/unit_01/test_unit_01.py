@@ -69,5 +69,6 @@ def test_report_request_stores_a_pdf(learner, target, redis, s3, bucket):
              unit=UNIT, step=2)
 
 
+@pytest.mark.quiz
 def test_challenge(target):
     flows.check_quiz(target, UNIT)

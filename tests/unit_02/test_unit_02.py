@@ -69,5 +69,6 @@ def test_conn_works_with_the_tls_redis_heroku_gives(learner, redis, redis_url):
              "for rediss:// URLs too.", unit=UNIT, step=4)
 
 
+@pytest.mark.quiz
 def test_challenge(target):
     flows.check_quiz(target, UNIT)

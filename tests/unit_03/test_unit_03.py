@@ -105,5 +105,6 @@ def test_make_report_uploads_to_the_bucket_S3_BUCKET_names(learner, s3, bucket):
     flows.check_pdf_at(s3, bucket, seen["key"], UNIT, 2, what="make_report()")
 
 
+@pytest.mark.quiz
 def test_challenge(target):
     flows.check_quiz(target, UNIT)

@@ -376,5 +376,6 @@ def test_procfile_processes_turn_a_request_into_a_pdf(learner, target, redis, re
         fail(f"The Procfile's processes uploaded {keys[0]}, but {problem}.", unit=UNIT, step=1)
 
 
+@pytest.mark.quiz
 def test_challenge(target):
     flows.check_quiz(target, UNIT)

@@ -244,6 +244,7 @@ PAGE_STATE = """() => ({
 })"""
 
 
+@pytest.mark.browser
 def test_page_shows_progress_then_the_link(learner, redis, s3, bucket):
     chromium()  # where there is no browser, the check is skipped here, before anything starts
     seconds = SCREENSHOT_SECONDS if screenshots_folder() else WATCH_SECONDS
@@ -296,5 +297,6 @@ def test_page_shows_progress_then_the_link(learner, redis, s3, bucket):
         fail(f"The page's download link gives a file, but {problem}.", unit=UNIT, step=3)
 
 
+@pytest.mark.quiz
 def test_challenge(target):
     flows.check_quiz(target, UNIT)

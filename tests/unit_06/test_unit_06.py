@@ -259,5 +259,6 @@ def test_job_past_its_timeout_is_stopped(learner, redis, s3, bucket, env):
     check_nothing_left(s3, bucket, "a timeout")
 
 
+@pytest.mark.quiz
 def test_challenge(target):
     flows.check_quiz(target, UNIT)

@@ -284,5 +284,6 @@ def test_merge_never_runs_when_a_section_fails(learner, redis, s3, bucket):
              f"section that failed ({BROKEN!r}). Say which section job failed and why.", unit=UNIT, step=7)
 
 
+@pytest.mark.quiz
 def test_challenge(target):
     flows.check_quiz(target, UNIT)

@@ -137,5 +137,6 @@ def test_a_body_over_the_limit_is_refused(learner):
              unit=UNIT, step=4)
 
 
+@pytest.mark.quiz
 def test_challenge(target):
     flows.check_quiz(target, UNIT)

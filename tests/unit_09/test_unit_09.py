@@ -246,5 +246,6 @@ def schedulers_died(before):
     return bool(before) and all(table.get(pid, (0, "Z"))[1] == "Z" for pid in before)
 
 
+@pytest.mark.quiz
 def test_challenge(target):
     flows.check_quiz(target, UNIT)

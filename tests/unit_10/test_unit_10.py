@@ -308,5 +308,6 @@ def test_worker_builds_its_s3_client_once_not_per_job(learner, redis, s3, bucket
              unit=UNIT, step=SHARED_CLIENT_STEP)
 
 
+@pytest.mark.quiz
 def test_challenge(target):
     flows.check_quiz(target, UNIT)

@@ -171,5 +171,6 @@ def test_sigterm_lets_the_pool_finish_its_reports(learner, redis, s3, bucket):
              "handle SIGTERM: it stops its workers, and exits once they have.", unit=UNIT, step=STEP)
 
 
+@pytest.mark.quiz
 def test_challenge(target):
     flows.check_quiz(target, UNIT)

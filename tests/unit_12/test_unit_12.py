@@ -276,5 +276,6 @@ def test_a_sectioned_report_with_a_key_is_not_doubled(learner, redis):
                  "one report.", unit=UNIT, step=STEP)
 
 
+@pytest.mark.quiz
 def test_challenge(target):
     flows.check_quiz(target, UNIT)
