@@ -250,8 +250,9 @@ def schedulers_died(before):
 
 
 # A Redis that hangs: the web app's client must give up and answer 503 well before
-# Heroku's router gives up on the request (30 s). redis-py's own default gives up
-# after 5 s (socket_timeout); the worker's retrying client, after minutes.
+# Heroku's router gives up on the request (30 s). The lesson's gives up after 2 s,
+# redis-py's default after 5 s (socket_timeout); the worker's retrying client, after
+# minutes.
 PROMPT = 12  # seconds
 SOME_ID = "0123456789abcdef0123456789abcdef"
 
@@ -289,9 +290,10 @@ def test_a_hanging_redis_gets_a_prompt_503(learner):
     if late:
         fail(f"{hung}, {' and '.join(late)} had not answered after {PROMPT} s; the page would wait until Heroku's "
              "router gives up at 30 s. Each try at a Redis that hangs waits out the socket timeout, and a client "
-             "that retries waits it out again at every try: the worker's client (20 tries) must not serve the "
-             "web app, nor any client that retries TimeoutError. Give app.py a client of its own with redis-py's "
-             "defaults (it gives up after 5 s with TimeoutError) and answer that with the 503.", unit=UNIT, step=3)
+             "that retries waits it out again at every try: the worker's client (21 tries) must not serve the "
+             "web app, nor any client that retries TimeoutError. Give app.py a client of its own that gives up "
+             "after a few seconds (socket_timeout=2, socket_connect_timeout=2) and answer its TimeoutError with "
+             "the 503.", unit=UNIT, step=3)
     for route, _, _ in requests:
         answer = answers[route]
         if answer["status"] != 503:
