@@ -18,11 +18,13 @@ from report_data import SECTIONS
 from utils import download_url, fetch_section, make_report, merge_sections
 from worker import redis_url
 
-# The web app's own Redis client, with redis-py's default retries (a couple of
-# seconds' worth). The worker's client waits up to 40 s for a Redis that is
+# The web app's own Redis client. redis-py's default retries (a few quick
+# ones) are enough when Redis refuses the connection; a Redis that takes the
+# connection but never answers gets 2 s (redis-py's default is 5 s), then
+# TimeoutError. The worker's client waits up to 40 s for a Redis that is
 # restarting; a page must not, so past that, the 503 says "try again shortly".
 tls = {"ssl_cert_reqs": None} if redis_url.startswith("rediss://") else {}
-conn = redis.Redis.from_url(redis_url, **tls)
+conn = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2, **tls)
 
 app = Flask(__name__)
 

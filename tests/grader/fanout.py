@@ -1,10 +1,11 @@
 """Unit 07's shared steps: post several reports in one go, ask the status route
 about a job, and find the jobs a merge job waits for."""
-from grader import jobs
+from grader import flows, jobs
 from grader.processes import wait_until
 
 POST_MANY = '''
 from app import app
+{record_raised}
 client = app.test_client()
 if {workers}:  # post only once that many rq workers wait (they start while the app imports)
     import time
@@ -15,6 +16,7 @@ if {workers}:  # post only once that many rq workers wait (they start while the 
         time.sleep(0.02)
 answers = []
 for kind, body in {requests!r}:
+    raised.clear()
     if kind == "json":
         response = client.post("/report", json=body)
     elif kind == "form":
@@ -22,7 +24,7 @@ for kind, body in {requests!r}:
     else:  # raw bytes sent as JSON, e.g. a body that is not valid JSON
         response = client.post("/report", data=body, content_type="application/json")
     answers.append(dict(status=response.status_code, body=response.get_json(silent=True),
-                        text=response.get_data(as_text=True)[:300]))
+                        text=response.get_data(as_text=True)[:300], error=raised[-1] if raised else None))
 result(answers=answers)
 '''
 
@@ -37,8 +39,8 @@ result(status=response.status_code, body=response.get_json(silent=True),
 def post_many(learner, requests, env=None, workers=0):
     """POST /report once per (kind, body) in one child process; kind is json, form or raw.
     With `workers`, the requests wait (up to 20 s) until that many rq workers have registered."""
-    return learner.probe(POST_MANY.format(requests=list(requests), workers=workers), timeout=30,
-                         what="POST /report", env=env)["answers"]
+    code = POST_MANY.format(requests=list(requests), workers=workers, record_raised=flows.RECORD_RAISED)
+    return learner.probe(code, timeout=30, what="POST /report", env=env)["answers"]
 
 
 def get_status(learner, job_id, env=None):

@@ -6,8 +6,11 @@ which the proxy can fail with a 5xx S3 error: the next N of them (a short
 outage), or all of them until healed (a long one). It counts the uploads it
 saw, so a check can tell how many attempts were made. Like real S3 (and unlike
 moto), it refuses a DeleteObjects call with more than 1,000 keys.
+
+And a Redis that hangs (hanging_redis): it takes connections and never answers.
 """
 import http.client
+import socket
 import threading
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -147,3 +150,32 @@ def s3_fault_proxy(upstream):
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+@contextmanager
+def hanging_redis():
+    """Yield a redis:// URL whose server takes every connection and never answers:
+    a Redis that hangs (overloaded, swapping, or cut off by a network that drops
+    packets), where a refused connection would be a Redis that is down. A client
+    waits for its socket timeout, then redis-py raises TimeoutError."""
+    listener = socket.create_server((LOOPBACK, 0))
+    listener.settimeout(0.1)
+    held, stop = [], threading.Event()
+
+    def take():
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])  # kept open, never read from or written to
+            except (TimeoutError, OSError):
+                continue
+
+    thread = threading.Thread(target=take, daemon=True)
+    thread.start()
+    try:
+        yield f"redis://{LOOPBACK}:{listener.getsockname()[1]}/0"
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+        for connection in held:
+            connection.close()

@@ -32,6 +32,28 @@ result(status=response.status_code, seconds=time.monotonic() - started,
        error=errors[-1] if errors else None)
 '''
 
+# Probe code, run right after `from app import app`: every exception a route raises
+# (Flask's own 4xx aside) goes into `raised`, named with the learner's file and line,
+# whether or not an errorhandler then turns it into an answer (a catch-all 500 or 404
+# says nothing of its cause). A probe empties `raised` before each request it sends;
+# one that sends requests from several threads reads raised_in[thread id] instead.
+RECORD_RAISED = '''
+import os as _os, threading as _threading, traceback as _traceback
+from werkzeug.exceptions import HTTPException as _HTTPException
+raised, raised_in = [], {}
+_handle_user_exception = app.handle_user_exception
+
+def _record_raised(error):
+    if not isinstance(error, _HTTPException):
+        here = [f for f in _traceback.extract_tb(error.__traceback__) if f.filename.startswith(_os.getcwd())]
+        where = f" ({here[-1].filename.rsplit('/', 1)[-1]}, line {here[-1].lineno})" if here else ""
+        raised.append(f"{type(error).__name__}: {error}"[:200] + where)
+        raised_in[_threading.get_ident()] = raised[-1]
+    return _handle_user_exception(error)
+
+app.handle_user_exception = _record_raised
+'''
+
 
 def post_report(learner, body=None, timeout=30, **env):
     """POST /report through Flask's test client in a child process; returns

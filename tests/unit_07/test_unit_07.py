@@ -1,5 +1,6 @@
 """Unit 07: priorities and fan-out. POST /report takes a priority (high, default,
-low) and rejects anything else with a 400; a real worker runs high before default
+low) and rejects anything else (a list or an object too) with a 400, and puts a sectioned
+report's jobs on the queue it names; a real worker runs high before default
 before low; a sectioned report runs one job per section and a merge job that
 waits for all of them, and never runs if one of them failed; and the section jobs
 of every report share one cap on the data source (SECTION_SLOTS at a time)."""
@@ -30,10 +31,15 @@ def queued_ids(redis):
     return {name: Queue(name, connection=redis).get_job_ids() for name in PRIORITIES}
 
 
+# A sectioned report is one report: its section jobs and its merge go on the queue
+# its priority names, or a high one waits behind every default job.
+SECTIONED = [("json", {"priority": "high", "sections": True}), ("json", {"priority": "low", "sections": True})]
+
+
 def test_route_enqueues_on_the_queue_the_priority_names(learner, redis):
     requests = [("json", {"priority": p}) for p in PRIORITIES] + [("json", {}), ("form", {"priority": "high"})]
     expected = PRIORITIES + ["default", "high"]
-    answers = fanout.post_many(learner, requests)
+    answers = fanout.post_many(learner, requests + SECTIONED)
     for (kind, body), answer, want in zip(requests, answers, expected):
         sent = f"a form with priority={body['priority']}" if kind == "form" else f"the JSON body {body}"
         job_id = flows.job_id_from(answer, UNIT, 2)
@@ -44,11 +50,42 @@ def test_route_enqueues_on_the_queue_the_priority_names(learner, redis):
             fail(f"POST /report with {sent} put the job on the {job.origin!r} queue; it belongs on {want!r}. "
                  "Read priority from the JSON body or the form (default \"default\") and enqueue on that queue.",
                  unit=UNIT, step=2)
+    for (_, body), answer in zip(SECTIONED, answers[len(requests):]):
+        check_sectioned_queues(redis, body, answer)
+
+
+def check_sectioned_queues(redis, body, answer):
+    """A sectioned report's merge job and the section jobs it waits for are all on
+    the queue the request's priority names. (A route that ignores sections, as before
+    step 6, answers a plain job: the loop above judged that kind.)"""
+    want = body["priority"]
+    merge = jobs.fetch(redis, flows.job_id_from(answer, UNIT, 6))
+    if merge is None:
+        return  # test_sections_share_one_cap_on_the_data_source says what is wrong with it
+    sections = [job for job in fanout.dependencies(redis, merge) if job is not None]
+    wrong = sorted({job.origin for job in sections if job.origin != want})
+    if merge.origin == want and not wrong:
+        return
+    if wrong == [merge.origin]:
+        where = f"its section jobs and its merge job on {merge.origin!r}"
+    else:
+        where = " and ".join(
+            ([f"its section jobs on {' and '.join(repr(name) for name in wrong)}"] if wrong else [])
+            + ([f"its merge job on {merge.origin!r}"] if merge.origin != want else []))
+    fail(f"POST /report with the JSON body {body} put {where}; the section jobs and the merge job "
+         f"belong on {want!r}, or a {want}-priority sectioned report waits behind (or jumps ahead of) every other "
+         "report. Enqueue them on the queue a plain report of that priority goes on: "
+         "enqueue_sectioned_report(queue).", unit=UNIT, step=6)
+
+
+# Any JSON value can arrive as priority. A list or an object cannot be looked up in
+# a dict or a set (TypeError: unhashable type): the route must still answer 400.
+UNHASHABLE = [("json", {"priority": ["high"]}), ("json", {"priority": {}})]
 
 
 def test_bad_priority_gets_400_with_a_message(learner, redis):
     requests = [("json", {"priority": "urgent"}), ("json", {"priority": 5}), ("json", {"priority": ""}),
-                ("form", {"priority": "asap"}), ("raw", b'{"priority": "high"'), ("json", ["high"])]
+                ("form", {"priority": "asap"}), ("raw", b'{"priority": "high"'), ("json", ["high"])] + UNHASHABLE
     answers = fanout.post_many(learner, requests)
     for (kind, body), answer in zip(requests, answers):
         if kind == "raw":
@@ -57,6 +94,14 @@ def test_bad_priority_gets_400_with_a_message(learner, redis):
             sent = f"a form with priority={body['priority']!r}"
         else:
             sent = f"the JSON body {body!r}"
+        if answer["status"] != 400 and answer["error"]:
+            unhashable = "unhashable" in answer["error"]
+            fail(f"POST /report with {sent} raised {answer['error']}, so it answered {answer['status']}; it should "
+                 "answer 400 with a JSON error. "
+                 + ("A list or an object cannot be looked up in a dict or a set: check priority against a tuple, "
+                    "`priority not in (\"high\", \"default\", \"low\")` (it compares, never hashes), or "
+                    "check that it is a string first." if unhashable else
+                    "Check the priority against high, default and low before using it."), unit=UNIT, step=2)
         if answer["status"] != 400:
             fail(f"POST /report with {sent} answered {answer['status']} ({answer['text'][:80]!r}); it should answer "
                  "400. Check the priority against high, default and low before enqueueing, and answer "

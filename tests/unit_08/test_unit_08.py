@@ -1,5 +1,6 @@
 """Unit 08: trusted jobs and input. Job payloads in Redis are JSON and the worker refuses pickled
-ones; it runs only the app's own job functions; a body over the limit is refused with 413."""
+ones; it runs only the app's own job functions, named in full; a body over the limit is refused
+with 413, and bad input of every shape gets a short JSON 4xx, never a 500."""
 import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -102,18 +103,30 @@ def json_queue(redis, name="default"):
     return Queue(name, connection=redis, serializer=JSONSerializer)
 
 
+# Functions outside the app that a JSON job can name. The second is os.mkdir too,
+# reached through utils' own `import os` (rq imports "utils", then looks up os.mkdir
+# in it): a name that merely starts with "utils." is not one of the app's jobs.
+PLANTED = ("os.mkdir", "utils.os.mkdir")
+
+
 def test_worker_runs_only_the_apps_jobs(learner, redis, s3, bucket):
     with tempfile.TemporaryDirectory(prefix="course-allow-") as folder:
-        marker = Path(folder) / "ran-a-function-named-in-redis"
-        planted = json_queue(redis).enqueue("os.mkdir", str(marker))  # JSON, and still a way in
+        markers = {name: Path(folder) / f"ran-{name}-named-in-redis" for name in PLANTED}
+        planted = [json_queue(redis).enqueue(name, str(markers[name])) for name in PLANTED]  # JSON, still a way in
         worker = learner.start_worker()
         report = jobs.fetch(redis, flows.job_id_from(flows.post_report(learner), UNIT, 3))  # while it starts
         flows.wait_for_worker(learner, redis, worker)
-        wait_until(lambda: jobs.status(planted) in DONE and jobs.status(report) in DONE, 30)
-        if marker.exists():
+        wait_until(lambda: all(jobs.status(job) in DONE for job in [*planted, report]), 30)
+        if markers["os.mkdir"].exists():
             fail("A JSON job planted in Redis naming os.mkdir ran on your worker: JSON keeps pickled code out, but "
                  "the worker still calls any function a job names. Check job.func_name against your own job "
                  "functions before running it (a Job subclass, given to the Worker as job_class).",
+                 unit=UNIT, step=3)
+        if markers["utils.os.mkdir"].exists():
+            fail("A JSON job planted in Redis naming utils.os.mkdir ran on your worker: that is os.mkdir, found "
+                 "through utils.py's `import os`. A check on the name's first part (func_name.startswith(\"utils.\"), "
+                 "or split(\".\")[0]) lets through every module utils.py imports, and everything in them. Compare the whole name with "
+                 "the set of your job functions' names: `if self.func_name not in ALLOWED_JOBS`.",
                  unit=UNIT, step=3)
     if jobs.status(report) != "finished":
         fail(f"Your worker refused or failed the report job itself ({jobs.status(report)}: "
@@ -135,6 +148,77 @@ def test_a_body_over_the_limit_is_refused(learner):
         fail(f"POST /report with a 1 MB body answered 413, but not as a short JSON error ({answer['length']} "
              "characters). Add an errorhandler for HTTPException that answers jsonify(error=...).",
              unit=UNIT, step=4)
+
+
+# What the internet sends that the page never would (kind, body, what it is). Each must
+# get a short JSON 4xx, never a 5xx; a bad priority or body a 400 (the contract's).
+DEEP = 5000  # levels of nesting: json.loads raises RecursionError past about 1,000
+BAD_INPUT = [
+    ("json", {"priority": ["high"]}, "a list as priority"),
+    ("json", {"priority": {"high": 1}}, "an object as priority"),
+    ("json", {"priority": None}, "null as priority"),
+    ("json", {"priority": 5}, "a number as priority"),
+    ("raw", '{"priority": ' + "[" * DEEP + "]" * DEEP + "}", f"a priority nested {DEEP} levels deep"),
+    ("raw", "[" * DEEP + "]" * DEEP, f"a body nested {DEEP} levels deep"),
+    ("raw", '{"priority": "high"', "a body that is not valid JSON"),
+    ("raw", '"high"', "a JSON body that is not an object"),
+    ("json", {"priority": "<b>urgent</b>"}, "HTML as priority"),
+    ("form", {"priority": "urgent"}, "a form with an unknown priority"),
+]
+# Shapes of `sections` the page never sends: taken as no sections (202) or refused (4xx).
+ODD_SECTIONS = [
+    ("json", {"sections": ["north"]}, "a list as sections"),
+    ("json", {"sections": {"north": True}}, "an object as sections"),
+]
+
+BAD_INPUT_PROBE = '''
+from app import app
+{record_raised}
+client = app.test_client()
+answers = []
+for kind, body, _ in {requests!r}:
+    raised.clear()
+    if kind == "json":
+        response = client.post("/report", json=body)
+    elif kind == "form":
+        response = client.post("/report", data=body)
+    else:
+        response = client.post("/report", data=body, content_type="application/json")
+    text = response.get_data(as_text=True)
+    answers.append(dict(status=response.status_code, body=response.get_json(silent=True), text=text[:200],
+                        length=len(text), error=raised[-1] if raised else None))
+result(answers=answers)
+'''
+
+
+def test_bad_input_of_every_shape_gets_a_short_json_4xx(learner, redis):
+    requests = BAD_INPUT + ODD_SECTIONS
+    code = BAD_INPUT_PROBE.format(requests=requests, record_raised=flows.RECORD_RAISED)
+    answers = learner.probe(code, timeout=30, what="POST /report with bad input")["answers"]
+    for (kind, body, what), answer in zip(requests, answers):
+        status, sent = answer["status"], f"POST /report with {what}"
+        if kind != "raw":
+            sent += f" ({body!r})"
+        if status >= 500:
+            raised = f" raised {answer['error']}, so it" if answer["error"] else ""
+            hint = ("json.loads raises RecursionError for a body nested that deep, and get_json(silent=True) does "
+                    "not catch it: answer it with its own errorhandler, a 400." if "RecursionError" in str(answer["error"])
+                    else "A list or an object cannot be looked up in a dict or a set: compare with a tuple, or check "
+                    "that the value is a string first." if "unhashable" in str(answer["error"])
+                    else "Check each value's type and value before using it.")
+            fail(f"{sent}{raised} answered {status}; bad input gets a short JSON 4xx, never a 5xx. {hint}",
+                 unit=UNIT, step=4)
+        if (kind, body, what) in BAD_INPUT and status != 400:
+            fail(f"{sent} answered {status} ({answer['text'][:80]!r}); it should answer 400 with a JSON error: "
+                 "priority must be high, default or low, and the body a JSON object.", unit=UNIT, step=4)
+        if 400 <= status < 500:
+            error = answer["body"].get("error") if isinstance(answer["body"], dict) else None
+            if not isinstance(error, str) or not error.strip() or answer["length"] > 1000:
+                fail(f"{sent} answered {status}, but not as a short JSON error ({answer['text'][:80]!r}). Answer "
+                     "jsonify(error=\"...\") with a sentence, as the route's own errors do.", unit=UNIT, step=4)
+        if "<b>" in answer["text"]:
+            fail(f"{sent} answered with that HTML in its message. Never echo input back: say what is allowed "
+                 "instead (\"priority must be high, default or low.\").", unit=UNIT, step=4)
 
 
 @pytest.mark.quiz

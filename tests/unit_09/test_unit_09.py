@@ -1,16 +1,19 @@
 """Unit 09: restarts and lost workers. A worker stopped the way Heroku stops a dyno lets its job
 finish, a job cut off by the shutdown is failed visibly or put back, never lost, and the worker
-and its scheduler ride out a Redis restart."""
+and its scheduler ride out a Redis restart; the web app answers a hung Redis with a prompt 503,
+and the status route says "interrupted" once a job's worker has missed its heartbeats."""
 import subprocess
 import tempfile
 import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
 
 from course import services
-from grader import fanout, flows, jobs
+from grader import fanout, faults, flows, jobs
 from grader.feedback import fail
 from grader.processes import process_table, wait_until
 from grader.shutdown import stop_like_heroku
@@ -244,6 +247,166 @@ def schedulers_died(before):
     SCHEDULER_GRACE for the job it never moves took 10 s."""
     table = process_table()
     return bool(before) and all(table.get(pid, (0, "Z"))[1] == "Z" for pid in before)
+
+
+# A Redis that hangs: the web app's client must give up and answer 503 well before
+# Heroku's router gives up on the request (30 s). The lesson's gives up after 2 s,
+# redis-py's default after 5 s (socket_timeout); the worker's retrying client, after
+# minutes.
+PROMPT = 12  # seconds
+SOME_ID = "0123456789abcdef0123456789abcdef"
+
+HUNG_REDIS_PROBE = '''
+import threading, time
+from app import app
+{record_raised}
+answers = {{}}
+
+def ask(name, method, path):
+    started = time.monotonic()
+    response = getattr(app.test_client(), method)(path, json={{}} if method == "post" else None)
+    answers[name] = dict(status=response.status_code, body=response.get_json(silent=True),
+                         text=response.get_data(as_text=True)[:200], retry_after=response.headers.get("Retry-After"),
+                         seconds=time.monotonic() - started, error=raised_in.get(threading.get_ident()))
+
+asks = [threading.Thread(target=ask, args=request, daemon=True) for request in {requests!r}]
+for thread in asks:  # side by side: a page waits on both at once, and the check on the slower only
+    thread.start()
+deadline = time.monotonic() + {prompt}
+for thread in asks:
+    thread.join(max(0, deadline - time.monotonic()))
+result(answers=answers)
+'''
+
+
+def test_a_hanging_redis_gets_a_prompt_503(learner):
+    requests = [("POST /report", "post", "/report"), ("GET /report/<id>", "get", f"/report/{SOME_ID}")]
+    code = HUNG_REDIS_PROBE.format(requests=requests, prompt=PROMPT, record_raised=flows.RECORD_RAISED)
+    with faults.hanging_redis() as url:
+        answers = learner.probe(code, timeout=PROMPT + 30, env=learner.environment(REDIS_URL=url),
+                                what="POST /report and GET /report/<id> with a Redis that never answers")["answers"]
+    hung = "With a Redis that takes connections and never answers (hung, overloaded, or cut off by the network)"
+    late = [route for route, _, _ in requests if route not in answers]
+    if late:
+        fail(f"{hung}, {' and '.join(late)} had not answered after {PROMPT} s; the page would wait until Heroku's "
+             "router gives up at 30 s. Each try at a Redis that hangs waits out the socket timeout, and a client "
+             "that retries waits it out again at every try: the worker's client (21 tries) must not serve the "
+             "web app, nor any client that retries TimeoutError. Give app.py a client of its own that gives up "
+             "after a few seconds (socket_timeout=2, socket_connect_timeout=2) and answer its TimeoutError with "
+             "the 503.", unit=UNIT, step=3)
+    for route, _, _ in requests:
+        answer = answers[route]
+        if answer["status"] != 503:
+            raised = f" It raised {answer['error']}." if answer["error"] else ""
+            fail(f"{hung}, {route} answered {answer['status']} after {answer['seconds']:.1f} s; it should answer "
+                 f"503 with a Retry-After, as for a Redis that is down.{raised} A Redis that hangs raises redis-py's "
+                 "TimeoutError, not ConnectionError: answer both with the 503 (an errorhandler for each).",
+                 unit=UNIT, step=3)
+        body = answer["body"]
+        if not isinstance(body, dict) or not isinstance(body.get("error"), str) or not body["error"].strip():
+            fail(f"{hung}, {route} answered 503 but not with JSON holding an error sentence: "
+                 f"{answer['text'][:120]!r}. Answer jsonify(error=...), 503.", unit=UNIT, step=3)
+        if not answer["retry_after"]:
+            fail(f"{hung}, {route} answered 503 without a Retry-After header; say how many seconds to wait: "
+                 "return jsonify(error=...), 503, {\"Retry-After\": \"5\"}.", unit=UNIT, step=3)
+
+
+# The status route says "interrupted" for a started job nobody runs any more: its
+# worker has sent no heartbeat for several of its rounds (HEARTBEAT seconds each,
+# from the environment web and worker share). The grader writes such jobs and
+# workers into Redis as rq does, with heartbeats of chosen ages, and asks.
+STATUSES_PROBE = '''
+from app import app
+{record_raised}
+client = app.test_client()
+answers = []
+for job_id in {job_ids!r}:
+    raised.clear()
+    response = client.get("/report/" + job_id)
+    answers.append(dict(status=response.status_code, body=response.get_json(silent=True),
+                        text=response.get_data(as_text=True)[:200], error=raised[-1] if raised else None))
+result(answers=answers)
+'''
+GONE = None  # the worker's record has expired from Redis: silent for minutes
+# (HEARTBEAT, seconds since the worker's last heartbeat, what the page must say, why)
+SILENCES = [
+    (60, 45, "started", "its next heartbeat is not even due"),
+    (1, 20, "interrupted", "it has missed 20 heartbeats"),
+    (1, 600, "interrupted", "nobody has run it for 10 minutes"),
+    (1, GONE, "interrupted", "its record is gone from Redis: it expired, silent for minutes"),
+]
+
+
+def started_job(redis, silent_for):
+    """A job that a worker started, the worker's last heartbeat `silent_for` seconds
+    ago (GONE: no worker record left), as rq's Worker writes them."""
+    from rq import Worker
+    from rq.job import Job
+    from rq.serializers import JSONSerializer
+    from rq.utils import now, utcformat
+
+    job = Job.create("utils.make_report", connection=redis, serializer=JSONSerializer, origin="default")
+    job.save()
+    worker = Worker(["default"], connection=redis, name=f"course-{uuid.uuid4().hex}", serializer=JSONSerializer)
+    worker.register_birth()
+    worker.set_state("busy")
+    worker.prepare_execution(job)  # what a worker's main process records as it hands a job to its horse,
+    worker.prepare_job_execution(job)  # and what the horse records: started, by this worker, heartbeats now
+    if silent_for is GONE:
+        redis.delete(worker.key)
+        silent_for = 600
+    beat = utcformat(now() - timedelta(seconds=silent_for))
+    redis.hset(job.key, "last_heartbeat", beat)
+    if redis.exists(worker.key):
+        redis.hset(worker.key, "last_heartbeat", beat)
+    return job.id
+
+
+def test_status_says_interrupted_when_the_worker_is_silent(learner, redis):
+    by_heartbeat = {}
+    for heartbeat, silent_for, want, why in SILENCES:
+        by_heartbeat.setdefault(heartbeat, []).append((started_job(redis, silent_for), silent_for, want, why))
+    with ThreadPoolExecutor(len(by_heartbeat)) as pool:  # one probe per HEARTBEAT, side by side
+        seen = dict(zip(by_heartbeat, pool.map(lambda heartbeat: learner.probe(
+            STATUSES_PROBE.format(job_ids=[job_id for job_id, *_ in by_heartbeat[heartbeat]],
+                                  record_raised=flows.RECORD_RAISED),
+            timeout=30, what="GET /report/<id>", env=learner.environment(HEARTBEAT=heartbeat))["answers"],
+            by_heartbeat)))
+    verdicts = []
+    for heartbeat, asked in by_heartbeat.items():
+        for (job_id, silent_for, want, why), answer in zip(asked, seen[heartbeat]):
+            verdicts.append(interrupted_problem(heartbeat, silent_for, want, why, answer))
+    # The most telling first: an exception, then never saying it at all, then the threshold.
+    for problem in sorted((v for v in verdicts if v), key=lambda v: v[0]):
+        fail(problem[1], unit=UNIT, step=4)
+
+
+def interrupted_problem(heartbeat, silent_for, want, why, answer):
+    """(rank, message) of what is wrong with one status answer, or None."""
+    setting = f"With HEARTBEAT={heartbeat} (the worker's heartbeat every {heartbeat} s)"
+    if silent_for is GONE:
+        job = "a started job whose worker's record is gone from Redis"
+    else:
+        job = f"a started job whose worker last sent a heartbeat {silent_for} s ago"
+    body = answer["body"] if isinstance(answer["body"], dict) else {}
+    if answer["error"] or answer["status"] != 200:
+        raised = f"raised {answer['error']}, so it answered {answer['status']}" if answer["error"] else \
+            f"answered {answer['status']} {answer['text'][:100]!r}"
+        naive = "offset-naive" in str(answer["error"])
+        return (0, f"GET /report/<id> for {job} {raised}: every status request of a running job would. "
+                + ("rq's heartbeat times are timezone-aware (UTC), and datetime.utcnow() is naive: compare them "
+                   "with rq.utils.now() or datetime.now(timezone.utc)." if naive else
+                   "Answer 200 with the job's status, \"interrupted\" when its worker has gone silent."))
+    said = body.get("status")
+    if said == want:
+        return None
+    if want == "interrupted" and silent_for in (600, GONE):
+        return (1, f"GET /report/<id> for {job} answered status {said!r} ({why}); it should say \"interrupted\", "
+                   "so the page does not show a frozen bar until rq's clean-up, minutes later. Compare the "
+                   "worker's last heartbeat with the time, and say \"interrupted\" when it is too old.")
+    return (2, f"{setting}, GET /report/<id> for {job} answered status {said!r}, not {want!r}: {why}. Derive the "
+               "threshold from the HEARTBEAT setting, as the worker does (three heartbeats: "
+               "3 * int(os.environ.get(\"HEARTBEAT\", \"10\"))), not a fixed number of seconds.")
 
 
 @pytest.mark.quiz
