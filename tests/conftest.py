@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from course import services
-from grader import jobs, processes, spawning
+from course import manifest, services
+from grader import feedback, jobs, processes, spawning
 from grader.learner import Learner, describe_leaks, syntax_problem
 from grader.plugin import UNSCORED, GradingPlugin, with_unit
 from grader.target import resolve
@@ -173,6 +173,17 @@ def app_env(redis_url, s3_endpoint, bucket):
     env.update(REDIS_URL=redis_url, REPORT_SECONDS="0.3")
     env.update(services.fork_safety_environment())  # macOS: rq's forking worker
     return env
+
+
+@pytest.fixture(autouse=True)
+def unit_files(request, target):
+    """A unit's check needs the learner files of its unit and the units before it (each
+    unit.toml's `files`): one that is missing fails the check first, naming the unit
+    that has the learner create it. The quiz (@pytest.mark.quiz) reads answers.toml only."""
+    number = feedback.current_unit()
+    if number is None or request.node.get_closest_marker("quiz"):
+        return
+    target.require(*(name for name, first in manifest.learner_files().items() if first <= number), unit=number)
 
 
 @pytest.fixture

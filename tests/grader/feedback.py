@@ -22,8 +22,7 @@ def require_marker(name):
     """Stop a check that does what marker `name` announces without carrying it: the course
     command plans gradings by markers (which files a check reads, whether it needs a browser)."""
     item = _running["item"]
-    a_units_check = item is not None and re.match(r"(?:tests/)?unit_\d\d/", item.nodeid)
-    if a_units_check and item.get_closest_marker(name) is None:
+    if current_unit() is not None and item.get_closest_marker(name) is None:
         raise RuntimeError(f"{item.nodeid} must be marked @pytest.mark.{name} (a grader bug)")
 
 
@@ -34,9 +33,18 @@ def step_ref(unit, step=None):
     return f"Unit {u.code}, step {step} ({where})" if step else f"Unit {u.code} ({where})"
 
 
+def current_unit():
+    """The number of the unit whose check is running, from its folder (tests/unit_NN), or None."""
+    item = _running["item"]
+    m = re.match(r"(?:tests/)?unit_(\d\d)/", item.nodeid) if item is not None else None
+    return int(m.group(1)) if m else None
+
+
 def fail(message, unit=None, step=None):
-    """Fail the current check with a plain message and, if given, the step that fixes it."""
+    """Fail the current check with a plain message and the step that fixes it: of `unit`,
+    or of the unit whose check this is."""
     text = message.strip()
+    unit = current_unit() if unit is None else unit
     if unit is not None:
         text += f"\n  -> {step_ref(unit, step)}"
     pytest.fail(text, pytrace=False)

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from course import ROOT, manifest
 from course import target as course_target
+from grader import feedback
 from grader.feedback import fail
 
 
@@ -17,8 +18,10 @@ class Target:
     def has(self, name):
         return (self.path / name).is_file()
 
-    def require(self, *names, unit):
-        """Fail, naming the unit step that creates it, if a learner file is missing."""
+    def require(self, *names, unit=None):
+        """Fail, naming the unit step that creates it, if a learner file is missing
+        (`unit`: the unit whose check needs it; by default the one whose check runs)."""
+        unit = feedback.current_unit() if unit is None else unit
         created = manifest.learner_files()
         for name in names:
             if not self.has(name):

@@ -39,7 +39,7 @@ def wait_web(process, port):
     return process, f"http://127.0.0.1:{port}"
 
 
-def start_report(base, unit, step):
+def start_report(base, step, unit=None):
     """POST /report; return (job id, absolute status URL)."""
     status, body, _ = http("POST", f"{base}/report", body={})
     if status != 202 or not isinstance(body, dict) or not body.get("job_id"):
@@ -62,7 +62,7 @@ def with_id(status_url, job_id, other):
     return parts._replace(path=path).geturl()
 
 
-def read_status(url, unit, step):
+def read_status(url, step, unit=None):
     """GET the status URL; return its JSON body (failing unless it answers 200 JSON)."""
     code, body, _ = http("GET", url, headers={"Accept": "application/json"})
     if code != 200 or not isinstance(body, dict):
@@ -71,20 +71,20 @@ def read_status(url, unit, step):
     return body
 
 
-def progress_of(body, unit, step):
+def progress_of(body, step, unit=None):
     value = body.get("progress")
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:
         fail(f"The status JSON's progress is {value!r}; it should be a number from 0 to 100.", unit=unit, step=step)
     return value
 
 
-def watch(url, until, timeout, unit, step, interval=0.05):
+def watch(url, until, timeout, step, unit=None, interval=0.05):
     """Poll the status URL until until(body) is true; return every body seen.
     Fails at the deadline with the last status seen."""
     seen = []
     deadline = time.monotonic() + timeout
     while True:
-        body = read_status(url, unit, step)
+        body = read_status(url, step, unit)
         seen.append(body)
         if until(body):
             return seen

@@ -9,14 +9,7 @@ from grader import flows
 from grader.checks import attempt
 from grader.feedback import fail
 
-UNIT = 2
 DEFAULT_URL = "redis://localhost:6379"
-
-
-@pytest.fixture(autouse=True)
-def worker_file(target, request):
-    if request.node.originalname != "test_challenge":  # the quiz needs no code
-        target.require("worker.py", unit=UNIT)
 
 
 def is_local_default(url):
@@ -31,44 +24,44 @@ def test_redis_url_comes_from_the_environment(learner):
                           what="importing worker.py", timeout=15)
     if named["url"] is None:
         fail("worker.py has no `redis_url`. Read it from the environment: "
-             f"`redis_url = os.environ.get('REDIS_URL', '{DEFAULT_URL}')`.", unit=UNIT, step=3)
+             f"`redis_url = os.environ.get('REDIS_URL', '{DEFAULT_URL}')`.", step=3)
     if named["url"] != learner.env["REDIS_URL"]:
         fail(f"With REDIS_URL={learner.env['REDIS_URL']}, worker.redis_url is {named['url']!r}. Read REDIS_URL "
              "from the environment: Heroku sets it, and its value changes when Heroku rotates credentials.",
-             unit=UNIT, step=3)
+             step=3)
     default, error = attempt(learner.probe, "import worker\nresult(url=worker.redis_url)", what="importing worker.py",
                              env=learner.environment(REDIS_URL=None), timeout=15)
     if error:
         fail(f"Without REDIS_URL set, {error} Fall back to {DEFAULT_URL!r}: "
-             f"`os.environ.get('REDIS_URL', '{DEFAULT_URL}')`.", unit=UNIT, step=3)
+             f"`os.environ.get('REDIS_URL', '{DEFAULT_URL}')`.", step=3)
     if not is_local_default(default["url"]):
         fail(f"Without REDIS_URL, worker.redis_url is {default['url']!r}; fall back to {DEFAULT_URL!r} "
-             "so it works with a Redis on your own machine.", unit=UNIT, step=3)
+             "so it works with a Redis on your own machine.", step=3)
 
 
 def test_conn_reaches_the_redis_named_by_REDIS_URL(learner, redis):
-    seen = flows.read_through_conn(learner, redis, unit=UNIT, step=3)
+    seen = flows.read_through_conn(learner, redis, step=3)
     if seen["value"] != seen["expected"]:
         fail("worker.conn does not reach the Redis that REDIS_URL names (a value the grader stored there was "
-             "not found). Build conn from redis_url, not from a hard-coded host.", unit=UNIT, step=3)
+             "not found). Build conn from redis_url, not from a hard-coded host.", step=3)
 
 
 def test_conn_works_with_the_tls_redis_heroku_gives(learner, redis, redis_url):
     """Heroku's Redis: rediss://, self-signed certificate, a password in the URL."""
     with services.tls_front(redis_url) as (tls_url, _ca):
-        seen, error = attempt(flows.read_through_conn, learner, redis, url=tls_url, unit=UNIT, step=4)
+        seen, error = attempt(flows.read_through_conn, learner, redis, url=tls_url, step=4)
     if error:
         text = str(error)
         if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
             fail("With a rediss:// URL (Heroku's Redis), conn fails the certificate check: Heroku's "
                  "certificates are self-signed. For rediss:// URLs pass ssl_cert_reqs=None.",
-                 unit=UNIT, step=4)
+                 step=4)
         raise error
     if seen["value"] != seen["expected"]:
         fail("With a rediss:// REDIS_URL, worker.conn does not reach that Redis. Build conn from redis_url "
-             "for rediss:// URLs too.", unit=UNIT, step=4)
+             "for rediss:// URLs too.", step=4)
 
 
 @pytest.mark.quiz
 def test_challenge(target):
-    flows.check_quiz(target, UNIT)
+    flows.check_quiz(target)

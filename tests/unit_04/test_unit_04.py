@@ -17,16 +17,9 @@ from grader.checks import attempt, bucket_keys, http, pdf_problem, wait_for_app
 from grader.feedback import LearnerFailure, fail
 from grader.processes import descendants, listening_ports, marked_processes, wait_until
 
-UNIT = 4
 # Heroku Key-Value Store's plans today: mini, and the premium, private and shield tiers
 # (premium-0 ... premium-14 and so on). hobby-dev, hobby-basic and the old names are gone.
 CURRENT_REDIS_PLAN = re.compile(r"heroku-redis(:(mini|(premium|private|shield)-\d{1,2}))?")
-
-
-@pytest.fixture(autouse=True)
-def learner_files(target, request):
-    if request.node.originalname != "test_challenge":  # the quiz needs no code
-        target.require("worker.py", "utils.py", "app.py", unit=UNIT)
 
 
 canonical = requirements.canonical
@@ -46,7 +39,7 @@ def locate(name, including, target):
 def read_requirements(target):
     path = target.project_file("requirements.txt")
     if not path.is_file():
-        fail("There is no requirements.txt beside your app; Heroku installs exactly what it lists.", unit=UNIT, step=2)
+        fail("There is no requirements.txt beside your app; Heroku installs exactly what it lists.", step=2)
     return requirements.read(path, lambda name, including: locate(name, including, target))
 
 
@@ -78,14 +71,14 @@ def test_requirements_pin_everything_the_app_imports(target):
     pins, loose = pinned_requirements(target)
     if loose:
         fail(f"requirements.txt has unpinned lines ({', '.join(loose[:3])}). Pin each with ==, so Heroku "
-             "installs what you tested.", unit=UNIT, step=2)
+             "installs what you tested.", step=2)
     needed = imported_distributions(target)
     if "gunicorn" in target.procfile().get("web", ""):
         needed.add("gunicorn")
     missing = sorted(needed - set(pins))
     if missing:
         fail(f"Your app needs {', '.join(missing)}, but requirements.txt does not list it. Heroku would "
-             "build a slug without it and the dyno would crash at start.", unit=UNIT, step=2)
+             "build a slug without it and the dyno would crash at start.", step=2)
     for name in sorted(needed):
         try:
             installed = metadata.version(name)
@@ -93,7 +86,7 @@ def test_requirements_pin_everything_the_app_imports(target):
             continue
         if pins[name] != installed:
             fail(f"requirements.txt pins {name}=={pins[name]}, but the course runs and grades your code with "
-                 f"{name} {installed}. Pin the version you tested with.", unit=UNIT, step=2)
+                 f"{name} {installed}. Pin the version you tested with.", step=2)
 
 
 def test_requirements_pin_everything_the_app_installs(target):
@@ -104,14 +97,14 @@ def test_requirements_pin_everything_the_app_installs(target):
     for option, name in found.missing:
         fail(f"requirements.txt names {name} with {option}, but there is no {name} beside it in the repository: "
              f"pip, and so Heroku's build, stops at that line. Keep the line as `-c constraints-course.txt`, "
-             f"the course's file at the top of the repository.", unit=UNIT, step=2)
+             f"the course's file at the top of the repository.", step=2)
     python = requirements.python_version_of(target.project_file(".python-version"))
     installed = requirements.installs(found.extras, requirements.heroku_environment(python))
     for name in sorted(set(found.pins) & set(found.constraints)):
         if found.pins[name] != found.constraints[name]:
             fail(f"requirements.txt pins {name}=={found.pins[name]}, but its constraints say "
                  f"{name}=={found.constraints[name]}: pip stops with a conflict. Pin the version the "
-                 f"constraints name.", unit=UNIT, step=2)
+                 f"constraints name.", step=2)
     floating = sorted(name for name in installed if not found.pinned(name))
     if floating:
         more = f" (and {len(floating) - 4} more)" if len(floating) > 4 else ""
@@ -119,53 +112,53 @@ def test_requirements_pin_everything_the_app_installs(target):
              f"{', '.join(floating[:4])}{more}. Heroku's pip would take the newest release of each, not the "
              f"one you tested (a clean install once got botocore 1.44.18 where the course runs 1.44.5). Keep "
              f"the line `-c constraints-course.txt` near the top of requirements.txt: it holds every package "
-             f"at the version the course runs.", unit=UNIT, step=2)
+             f"at the version the course runs.", step=2)
     for name, version in sorted(installed.items()):
         if version and found.pinned(name) != version:
             via = "pins" if name in found.pins else "holds, through its constraints,"
             fail(f"requirements.txt {via} {name}=={found.pinned(name)}, but the course runs and grades your "
                  f"code with {name} {version}. Heroku would install a version you never tested.",
-                 unit=UNIT, step=2)
+                 step=2)
 
 
 @pytest.mark.unscored("a provided file: the unit asks you to read it, not to write it")
 def test_python_version_file_names_a_supported_python(target):
     path = target.project_file(".python-version")
     if target.project_file("runtime.txt").is_file():
-        fail("runtime.txt is deprecated on Heroku; name the version in .python-version instead.", unit=UNIT, step=2)
+        fail("runtime.txt is deprecated on Heroku; name the version in .python-version instead.", step=2)
     if not path.is_file():
         fail("There is no .python-version; Heroku reads the Python version from it (for example 3.12).",
-             unit=UNIT, step=2)
+             step=2)
     version = path.read_text().strip()
     m = re.fullmatch(r"3\.(\d+)(\.\d+)?", version)
     if not m or int(m.group(1)) < 11:
         fail(f".python-version says {version!r}; name a Python Heroku supports, 3.11 or newer (like 3.12).",
-             unit=UNIT, step=2)
+             step=2)
 
 
 @pytest.mark.unscored("a provided file: the unit asks you to read it, not to write it")
 def test_app_json_names_redis_and_both_process_types(target):
     path = target.project_file("app.json")
     if not path.is_file():
-        fail("There is no app.json; it tells Heroku which add-ons and dynos the app needs.", unit=UNIT, step=3)
+        fail("There is no app.json; it tells Heroku which add-ons and dynos the app needs.", step=3)
     try:
         data = json.loads(path.read_text())
     except ValueError as error:
-        fail(f"app.json is not valid JSON ({error}).", unit=UNIT, step=3)
+        fail(f"app.json is not valid JSON ({error}).", step=3)
     addons = [a if isinstance(a, str) else a.get("plan", "") for a in data.get("addons", [])]
     redis_plans = [str(a) for a in addons if str(a).startswith("heroku-redis")]
     if not redis_plans:
         fail("app.json's addons do not include Heroku's Redis (heroku-redis, for example heroku-redis:mini).",
-             unit=UNIT, step=3)
+             step=3)
     retired = [plan for plan in redis_plans if not CURRENT_REDIS_PLAN.fullmatch(plan)]
     if retired:
         fail(f"app.json asks for {retired[0]!r}, a Heroku Redis plan that no longer exists (hobby plans were "
              "retired; there is no free tier since November 2022), so creating the app fails. Ask for a current "
-             "Key-Value Store plan: heroku-redis:mini (or a premium-N/private-N one).", unit=UNIT, step=3)
+             "Key-Value Store plan: heroku-redis:mini (or a premium-N/private-N one).", step=3)
     formation = data.get("formation", {})
     for kind in ("web", "worker"):
         if int(formation.get(kind, {}).get("quantity", 0)) < 1:
-            fail(f"app.json's formation does not run a {kind} dyno (quantity 1 or more).", unit=UNIT, step=3)
+            fail(f"app.json's formation does not run a {kind} dyno (quantity 1 or more).", step=3)
     for kind, dynos in sorted(formation.items()):
         size = str(dynos.get("size", "")) if isinstance(dynos, dict) else ""
         if not size:
@@ -175,12 +168,12 @@ def test_app_json_names_redis_and_both_process_types(target):
                 if size.lower() in heroku.RETIRED_SIZES else "not a Heroku dyno size"
             fail(f"app.json's formation asks for {kind} dynos of size {size!r}, {gone}, so creating the app fails. "
                  "Ask for a current size: basic (or eco, standard-1x, standard-2x, performance-m, performance-l).",
-                 unit=UNIT, step=3)
+                 step=3)
         quantity = int(dynos.get("quantity", 1))
         if size.lower() in heroku.SINGLE_DYNO_SIZES and quantity > 1:
             fail(f"app.json's formation asks for {quantity} {kind} dynos of size {size!r}, but {size} dynos run "
                  "one dyno per process type. Ask for 1, or for a size that scales out, like standard-1x.",
-                 unit=UNIT, step=3)
+                 step=3)
 
 
 # A web process that listens on other ports, and not on $PORT, for this long has
@@ -271,18 +264,18 @@ def wait_for_workers(redis, workers, command, timeout=20):
             fail(f"With Heroku's {url_kind} REDIS_URL (TLS, self-signed certificate) the Procfile's worker stopped "
                  "at start-up: it failed the certificate check. `rq worker --url` builds its client from the URL "
                  "alone: add `?ssl_cert_reqs=none` to a rediss:// URL, or run `python worker.py`, whose conn "
-                 "already handles it (unit 02).", unit=UNIT, step=1)
+                 "already handles it (unit 02).", step=1)
         module = not_importable(log)
         if module:
             fail(f"The Procfile's worker stopped at start-up: it cannot import {module}.py. {NO_PYTHONPATH}",
-                 unit=UNIT, step=1)
+                 step=1)
         if venv_program(command):
-            fail(no_venv("worker", venv_program(command)), unit=UNIT, step=1)
+            fail(no_venv("worker", venv_program(command)), step=1)
         fail(f"With a {url_kind} REDIS_URL, {process.name} stopped at start-up: {process.explain_exit()}",
-             unit=UNIT, step=1)
+             step=1)
     if not found:
         fail(f"The Procfile's worker kept running, but no rq worker registered with the Redis named by REDIS_URL "
-             f"within {timeout} s.", unit=UNIT, step=1)
+             f"within {timeout} s.", step=1)
 
 
 @contextmanager
@@ -305,13 +298,13 @@ def check_the_router_reaches(port):
         fail(f"The Procfile's web process listens on $PORT ({port}) only on the dyno's loopback (127.0.0.1, localhost): "
              "Heroku's router connects from outside the dyno, so no request would ever reach it, and Heroku stops "
              "a web dyno that has not bound $PORT within 60 s (R10, boot timeout). Bind to 0.0.0.0:$PORT.",
-             unit=UNIT, step=1)
+             step=1)
     server = heroku.server_software(f"http://127.0.0.1:{port}/")
     if server.startswith("Werkzeug/"):
         fail(f"The Procfile's web process is Flask's development server (it answers `Server: {server}`), which "
              "`flask run` and app.run() start and which Flask itself says not to use in a production deployment. "
              "Run the app with gunicorn: `web: exec gunicorn --chdir \"${APP_DIR:-starter}\" --bind \"0.0.0.0:$PORT\" "
-             "app:app`.", unit=UNIT, step=1)
+             "app:app`.", step=1)
 
 
 def test_procfile_processes_turn_a_request_into_a_pdf(learner, target, redis, redis_url, s3, bucket, tmp_path):
@@ -324,7 +317,7 @@ def test_procfile_processes_turn_a_request_into_a_pdf(learner, target, redis, re
     for kind in ("web", "worker"):
         if kind not in types:
             fail(f"The Procfile has no `{kind}:` line. Heroku starts one dyno per process type; "
-                 "you need web and worker.", unit=UNIT, step=1)
+                 "you need web and worker.", step=1)
     top, app_dir = heroku_layout(target, tmp_path)
     port = services.free_port()
     with services.tls_front(redis_url) as (tls_url, _ca), stopped_on_failure(learner):
@@ -337,15 +330,15 @@ def test_procfile_processes_turn_a_request_into_a_pdf(learner, target, redis, re
         if elsewhere:
             fail(f"The Procfile's web process did not listen on $PORT ({port}): it listens on port "
                  f"{', '.join(map(str, sorted(elsewhere)))} instead, and Heroku sends requests only to $PORT. "
-                 "Bind to 0.0.0.0:$PORT.", unit=UNIT, step=1)
+                 "Bind to 0.0.0.0:$PORT.", step=1)
         if error:
             why = cause(web)
             if venv_program(types["web"]):
-                fail(no_venv("web", venv_program(types["web"])), unit=UNIT, step=1)
+                fail(no_venv("web", venv_program(types["web"])), step=1)
             if not_importable(web.log()):
-                fail(f"The Procfile's web process did not start: {why} {NO_PYTHONPATH}", unit=UNIT, step=1)
+                fail(f"The Procfile's web process did not start: {why} {NO_PYTHONPATH}", step=1)
             fail(f"The Procfile's web process did not listen on $PORT ({port}) within 20 s: "
-                 f"{why or 'bind to 0.0.0.0:$PORT'}", unit=UNIT, step=1)
+                 f"{why or 'bind to 0.0.0.0:$PORT'}", step=1)
         wait_for_workers(redis, workers, types["worker"])
         # The POST's 10 s are the route's, not the app's import on a busy machine.
         if wait_for_app(f"http://127.0.0.1:{port}", 30,
@@ -355,27 +348,27 @@ def test_procfile_processes_turn_a_request_into_a_pdf(learner, target, redis, re
         if error:  # gunicorn opens the port before its workers import the app
             if not_importable(web.log()):
                 fail(f"The Procfile's web process opened its port, but its workers cannot import app.py. "
-                     f"{NO_PYTHONPATH}", unit=UNIT, step=1)
-            fail(f"{error} {cause(web)}".strip(), unit=UNIT, step=1)
+                     f"{NO_PYTHONPATH}", step=1)
+            fail(f"{error} {cause(web)}".strip(), step=1)
         status, body, _ = answer
         if status not in (200, 202):
-            fail(f"POST /report on the web process answered {status}: {str(body)[:160]}", unit=UNIT, step=1)
+            fail(f"POST /report on the web process answered {status}: {str(body)[:160]}", step=1)
         job = jobs.fetch(redis, body["job_id"]) if isinstance(body, dict) and body.get("job_id") else None
         if job is not None and wait_until(lambda: jobs.status(job) in ("finished", "failed"), 40) \
                 and jobs.status(job) == "failed":
             error = flows.job_error_summary(job)
             hint = f" {NO_PYTHONPATH}" if not_importable(error) else ""
-            fail(f"The Procfile's worker took the report job and it failed: {error}.{hint}", unit=UNIT, step=1)
+            fail(f"The Procfile's worker took the report job and it failed: {error}.{hint}", step=1)
         keys = wait_until(lambda: bucket_keys(s3, bucket), 10 if job is not None else 40, interval=0.2)
     if not keys:
         fail("After POST /report no PDF reached the bucket. Look at the worker's output "
-             "(`python3 -m course run`) for errors.", unit=UNIT, step=1)
+             "(`python3 -m course run`) for errors.", step=1)
     data = s3.get_object(Bucket=bucket, Key=keys[0])["Body"].read()
     problem = pdf_problem(data)
     if problem:
-        fail(f"The Procfile's processes uploaded {keys[0]}, but {problem}.", unit=UNIT, step=1)
+        fail(f"The Procfile's processes uploaded {keys[0]}, but {problem}.", step=1)
 
 
 @pytest.mark.quiz
 def test_challenge(target):
-    flows.check_quiz(target, UNIT)
+    flows.check_quiz(target)

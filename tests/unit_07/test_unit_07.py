@@ -13,16 +13,9 @@ from grader.checks import bucket_keys
 from grader.feedback import fail
 from grader.processes import wait_until
 
-UNIT = 7
 PRIORITIES = ["high", "default", "low"]
 SECTIONS = ("north", "south", "east", "west")  # report_data.SECTIONS
 BROKEN = "east"
-
-
-@pytest.fixture(autouse=True)
-def learner_files(target, request):
-    if request.node.originalname != "test_challenge":  # the quiz needs no code
-        target.require("worker.py", "utils.py", "app.py", unit=UNIT)
 
 
 def queued_ids(redis):
@@ -42,14 +35,14 @@ def test_route_enqueues_on_the_queue_the_priority_names(learner, redis):
     answers = fanout.post_many(learner, requests + SECTIONED)
     for (kind, body), answer, want in zip(requests, answers, expected):
         sent = f"a form with priority={body['priority']}" if kind == "form" else f"the JSON body {body}"
-        job_id = flows.job_id_from(answer, UNIT, 2)
+        job_id = flows.job_id_from(answer, 2)
         job = jobs.fetch(redis, job_id)
         if job is None:
-            fail(f"POST /report with {sent} answered job id {job_id!r}, but Redis has no such job.", unit=UNIT, step=2)
+            fail(f"POST /report with {sent} answered job id {job_id!r}, but Redis has no such job.", step=2)
         if job.origin != want:
             fail(f"POST /report with {sent} put the job on the {job.origin!r} queue; it belongs on {want!r}. "
                  "Read priority from the JSON body or the form (default \"default\") and enqueue on that queue.",
-                 unit=UNIT, step=2)
+                 step=2)
     for (_, body), answer in zip(SECTIONED, answers[len(requests):]):
         check_sectioned_queues(redis, body, answer)
 
@@ -59,7 +52,7 @@ def check_sectioned_queues(redis, body, answer):
     the queue the request's priority names. (A route that ignores sections, as before
     step 6, answers a plain job: the loop above judged that kind.)"""
     want = body["priority"]
-    merge = jobs.fetch(redis, flows.job_id_from(answer, UNIT, 6))
+    merge = jobs.fetch(redis, flows.job_id_from(answer, 6))
     if merge is None:
         return  # test_sections_share_one_cap_on_the_data_source says what is wrong with it
     sections = [job for job in fanout.dependencies(redis, merge) if job is not None]
@@ -75,7 +68,7 @@ def check_sectioned_queues(redis, body, answer):
     fail(f"POST /report with the JSON body {body} put {where}; the section jobs and the merge job "
          f"belong on {want!r}, or a {want}-priority sectioned report waits behind (or jumps ahead of) every other "
          "report. Enqueue them on the queue a plain report of that priority goes on: "
-         "enqueue_sectioned_report(queue).", unit=UNIT, step=6)
+         "enqueue_sectioned_report(queue).", step=6)
 
 
 # Any JSON value can arrive as priority. A list or an object cannot be looked up in
@@ -101,49 +94,49 @@ def test_bad_priority_gets_400_with_a_message(learner, redis):
                  + ("A list or an object cannot be looked up in a dict or a set: check priority against a tuple, "
                     "`priority not in (\"high\", \"default\", \"low\")` (it compares, never hashes), or "
                     "check that it is a string first." if unhashable else
-                    "Check the priority against high, default and low before using it."), unit=UNIT, step=2)
+                    "Check the priority against high, default and low before using it."), step=2)
         if answer["status"] != 400:
             fail(f"POST /report with {sent} answered {answer['status']} ({answer['text'][:80]!r}); it should answer "
                  "400. Check the priority against high, default and low before enqueueing, and answer "
-                 "400 for a body that is not a JSON object.", unit=UNIT, step=2)
+                 "400 for a body that is not a JSON object.", step=2)
         body_json = answer["body"]
         if not isinstance(body_json, dict) or not any(isinstance(v, str) and v.strip() for v in body_json.values()):
             fail(f"POST /report with {sent} answered 400, but not with JSON holding a message (it sent "
                  f"{answer['text'][:80]!r}). Answer like `jsonify(error=\"...\"), 400` so the page can show it.",
-                 unit=UNIT, step=2)
+                 step=2)
     leftover = {name: ids for name, ids in queued_ids(redis).items() if ids}
     if leftover:
         fail(f"After only bad requests, jobs were waiting on {sorted(leftover)}: the route enqueued before it "
-             "checked the priority. Check first, then enqueue.", unit=UNIT, step=2)
+             "checked the priority. Check first, then enqueue.", step=2)
 
 
 def test_worker_runs_high_before_default_before_low(learner, redis):
     order = ["low", "low", "default", "default", "high", "high"]
     answers = fanout.post_many(learner, [("json", {"priority": p}) for p in order])
-    ids = [flows.job_id_from(answer, UNIT, 2) for answer in answers]
+    ids = [flows.job_id_from(answer, 2) for answer in answers]
     for job_id, wanted in zip(ids, order):  # the order can only be the worker's if the route queued them right
         job = jobs.fetch(redis, job_id)
         if job is not None and job.origin != wanted:
             fail(f"POST /report with priority {wanted!r} put the job on the {job.origin!r} queue, so the order the "
                  "worker runs them in says nothing yet: the route must enqueue on the queue the priority names "
-                 "(see test_route_enqueues_on_the_queue_the_priority_names).", unit=UNIT, step=2)
+                 "(see test_route_enqueues_on_the_queue_the_priority_names).", step=2)
     worker = learner.start_worker(env=learner.environment(REPORT_SECONDS="0.05"))
     flows.wait_for_worker(learner, redis, worker)
     all_jobs = [jobs.fetch(redis, job_id) for job_id in ids]
     if not wait_until(lambda: all(jobs.status(j) in ("finished", "failed") for j in all_jobs), 40):
         states = [jobs.status(j) for j in all_jobs]
         fail(f"Six short jobs were not all done after 40 s with your worker running (states: {states}). "
-             "Does the worker listen on high, default and low?", unit=UNIT, step=3)
+             "Does the worker listen on high, default and low?", step=3)
     failed = [j for j in all_jobs if jobs.status(j) == "failed"]
     if failed:
-        fail(f"A report job failed: {flows.job_error_summary(failed[0])}", unit=UNIT, step=3)
+        fail(f"A report job failed: {flows.job_error_summary(failed[0])}", step=3)
     for job in all_jobs:
         job.refresh()
     ran = [j.origin for j in sorted(all_jobs, key=lambda j: (j.started_at, j.ended_at))]
     if ran != sorted(order, key=PRIORITIES.index):
         fail(f"With jobs waiting on low, default and high, your worker ran them in the order {ran}. It must "
              "take every high job first, then default, then low: `Worker(['high', 'default', 'low'], ...)`, "
-             "in that order.", unit=UNIT, step=3)
+             "in that order.", step=3)
 
 
 def sectioned_report(learner, redis, env=None):
@@ -156,19 +149,19 @@ def merge_and_sections(redis, answer, deferred=True):
     """The merge job a sectioned report's answer names, and the section jobs it waits for
     (and, unless deferred=False, that the merge is still deferred: asked while workers
     already run the sections, it may be done by then)."""
-    job = jobs.fetch(redis, flows.job_id_from(answer, UNIT, 6))
+    job = jobs.fetch(redis, flows.job_id_from(answer, 6))
     if job is None:
-        fail("POST /report with {\"sections\": true} answered a job id that Redis does not have.", unit=UNIT, step=6)
+        fail("POST /report with {\"sections\": true} answered a job id that Redis does not have.", step=6)
     waits_for = fanout.dependencies(redis, job)
     if len(waits_for) < len(SECTIONS) or any(j is None for j in waits_for):
         fail(f"POST /report with {{\"sections\": true}} answered the id of a job that waits for "
              f"{len(waits_for)} job(s); it should answer the merge job's id, and the merge job should depend "
              f"on one job per section ({len(SECTIONS)}): `queue.enqueue(merge, depends_on=section_jobs)`.",
-             unit=UNIT, step=6)
+             step=6)
     if deferred and jobs.status(job) != "deferred":
         fail(f"Right after POST /report with {{\"sections\": true}}, the merge job is {jobs.status(job)}, not "
              "deferred: it could run before its sections. Enqueue it with depends_on=the section jobs.",
-             unit=UNIT, step=6)
+             step=6)
     return job, waits_for
 
 
@@ -194,17 +187,17 @@ def test_sections_share_one_cap_on_the_data_source(learner, redis):
         fail(f"With SECTION_SLOTS={SLOTS} and {WORKERS} workers, the section jobs of two sectioned reports were not "
              f"all done after 30 s (they are: {', '.join(states)}). A section held back by the limit must still run "
              "once a slot frees up: enqueue each section job with rate_limit= and let rq queue it.",
-             unit=UNIT, step=6)
+             step=6)
     for job in sections:
         job.refresh()
     most = fanout.most_at_once((j.started_at, j.ended_at) for j in sections)
     if most > SLOTS:
         fail(f"With SECTION_SLOTS={SLOTS} and {WORKERS} workers, {most} section jobs of two sectioned reports ran "
-             f"at the same moment; at most {SLOTS} may. {why_uncapped(merges, sections)}", unit=UNIT, step=6)
+             f"at the same moment; at most {SLOTS} may. {why_uncapped(merges, sections)}", step=6)
     failed = [j for j in sections if jobs.status(j) != "finished"]
     if failed:
         fail(f"With SECTION_SLOTS={SLOTS}, a section job ended {jobs.status(failed[0])}: "
-             f"{flows.job_error_summary(failed[0])}", unit=UNIT, step=6)
+             f"{flows.job_error_summary(failed[0])}", step=6)
     merges_run(merges)
 
 
@@ -236,11 +229,11 @@ def merges_run(merges):
     if not wait_until(over, 20, interval=0.05):
         states = ", ".join(jobs.status(j) for j in merges)
         fail(f"With SECTION_SLOTS={SLOTS}, every section job finished, but the merge jobs were still {states} "
-             "20 s later. A merge waits only for its own sections: `depends_on=section_jobs`.", unit=UNIT, step=6)
+             "20 s later. A merge waits only for its own sections: `depends_on=section_jobs`.", step=6)
     failed = [j for j in merges if jobs.status(j) in ENDED and jobs.status(j) != "finished"]
     if failed:
         fail(f"With SECTION_SLOTS={SLOTS}, a merge job ended {jobs.status(failed[0])}: "
-             f"{flows.job_error_summary(failed[0])}", unit=UNIT, step=5)
+             f"{flows.job_error_summary(failed[0])}", step=5)
 
 
 def why_uncapped(merges, sections):
@@ -271,20 +264,20 @@ def test_sectioned_report_merges_every_section_into_one_pdf(learner, redis, s3, 
     worker = learner.start_worker(env=learner.environment(REPORT_SECONDS="0.2"))
     flows.run_job(learner, redis, merge.id, worker=worker)
     if jobs.status(merge) != "finished":
-        fail(f"The merge job ended {jobs.status(merge)}: {flows.job_error_summary(merge)}", unit=UNIT, step=5)
+        fail(f"The merge job ended {jobs.status(merge)}: {flows.job_error_summary(merge)}", step=5)
     for job in [merge, *sections]:
         job.refresh()
     early = [j for j in sections if j.ended_at is None or (merge.started_at and j.ended_at > merge.started_at)]
     if early:
         fail("The merge job started before every section job had ended. It must depend on all of them.",
-             unit=UNIT, step=6)
+             step=6)
     key = jobs.result(merge)
-    data = flows.check_pdf_at(s3, bucket, key, UNIT, 6, what="The merge job")
+    data = flows.check_pdf_at(s3, bucket, key, 6, what="The merge job")
     keys = bucket_keys(s3, bucket)
     if keys != [key]:
         fail(f"After one sectioned report the bucket holds {len(keys)} objects ({keys[:4]}); it should hold "
              "one PDF, made by the merge job. Section jobs return their rows; only the merge uploads.",
-             unit=UNIT, step=5)
+             step=5)
     import io
 
     from pypdf import PdfReader
@@ -293,7 +286,7 @@ def test_sectioned_report_merges_every_section_into_one_pdf(learner, redis, s3, 
     missing = [name for name in SECTIONS if name not in text]
     if missing:
         fail(f"The merged PDF has no rows for {missing}. Build it from every section job's result: "
-             "build_pdf(None, sections={...}) with one entry per section.", unit=UNIT, step=5)
+             "build_pdf(None, sections={...}) with one entry per section.", step=5)
 
 
 def test_merge_never_runs_when_a_section_fails(learner, redis, s3, bucket):
@@ -308,27 +301,27 @@ def test_merge_never_runs_when_a_section_fails(learner, redis, s3, bucket):
 
     if not wait_until(sections_done, 40, interval=0.1):
         fail(f"The section jobs were not all done after 40 s (states: {[jobs.status(j) for j in sections]}).",
-             unit=UNIT, step=4)
+             step=4)
     fanout.settled(redis, 10)
     merge.refresh()
     if merge.started_at is not None or jobs.status(merge) in ("started", "finished"):
         fail(f"With the {BROKEN!r} section's data source down, the merge job still ran (it is "
              f"{jobs.status(merge)}). It must depend on every section job, so rq never runs it when one fails.",
-             unit=UNIT, step=6)
+             step=6)
     if bucket_keys(s3, bucket):
         fail("With a section failing, a report still reached the bucket. Only a merge of every section may "
-             "upload.", unit=UNIT, step=6)
+             "upload.", step=6)
     seen = fanout.get_status(learner, merge.id, env=env)
     body = seen["body"] if isinstance(seen["body"], dict) else {}
     if seen["status"] != 200 or body.get("status") != "failed":
         fail(f"GET /report/<id> for a sectioned report whose {BROKEN!r} section failed answered {seen['status']} "
              f"{seen['text'][:120]!r}; it should say status \"failed\". A merge waiting on a failed section "
-             "will never run.", unit=UNIT, step=7)
+             "will never run.", step=7)
     if BROKEN not in str(body.get("error", "")):
         fail(f"GET /report/<id> says the report failed but its error ({body.get('error')!r}) does not name the "
-             f"section that failed ({BROKEN!r}). Say which section job failed and why.", unit=UNIT, step=7)
+             f"section that failed ({BROKEN!r}). Say which section job failed and why.", step=7)
 
 
 @pytest.mark.quiz
 def test_challenge(target):
-    flows.check_quiz(target, UNIT)
+    flows.check_quiz(target)

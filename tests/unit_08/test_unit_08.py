@@ -11,21 +11,13 @@ from grader import fanout, flows, jobs
 from grader.feedback import fail
 from grader.processes import wait_until
 
-UNIT = 8
-
-
-@pytest.fixture(autouse=True)
-def learner_files(target, request):
-    if request.node.originalname != "test_challenge":  # the quiz needs no code
-        target.require("worker.py", "utils.py", "app.py", unit=UNIT)
-
 
 DONE = ("finished", "failed", "stopped", "canceled")
 
 
 def test_job_payloads_in_redis_are_json(learner, redis):
     answers = fanout.post_many(learner, [("json", {}), ("json", {"sections": True})])
-    ids = [flows.job_id_from(answer, UNIT, 2) for answer in answers]
+    ids = [flows.job_id_from(answer, 2) for answer in answers]
     merge = jobs.fetch(redis, ids[1])
     ids += list(merge.dependency_ids) if merge is not None else []
     for job_id in ids:
@@ -33,7 +25,7 @@ def test_job_payloads_in_redis_are_json(learner, redis):
         if problem:
             fail(f"The job {job_id} is stored in Redis as {problem}, not JSON. Create every Queue in app.py with "
                  "serializer=JSONSerializer, so the worker never has to unpickle what it reads from Redis.",
-                 unit=UNIT, step=2)
+                 step=2)
 
 
 READ_STATUS = '''
@@ -58,19 +50,19 @@ def test_worker_runs_json_jobs_and_refuses_pickled_ones(learner, redis, s3, buck
         jobs.plant_pickled_payload(redis, planted, marker)
         worker = learner.start_worker()
         answer = flows.post_report(learner)  # while the worker starts
-        job = jobs.fetch(redis, flows.job_id_from(answer, UNIT, 2))
+        job = jobs.fetch(redis, flows.job_id_from(answer, 2))
         flows.wait_for_worker(learner, redis, worker)
         wait_until(lambda: planted.get_status(refresh=True).value in DONE, 15)
         if marker.exists():
             fail("A pickled job payload planted in Redis ran code in your worker: it unpickles job data. "
                  "Anyone who can write to your Redis could run any code there. Give the Worker "
-                 "serializer=JSONSerializer.", unit=UNIT, step=3)
+                 "serializer=JSONSerializer.", step=3)
     # A job the worker cannot read may be retried: skip the back-off waits.
     wait_until(lambda: fanout.fast_forward_retries(redis) or jobs.status(job) in DONE, 30)
     if jobs.status(job) != "finished":
         fail(f"The worker could not run a job the route enqueued: it ended {jobs.status(job)} "
              f"({flows.job_error_summary(job)}). The queues in app.py and the Worker must use the same "
-             "serializer, JSONSerializer.", unit=UNIT, step=3)
+             "serializer, JSONSerializer.", step=3)
     # The status route reads the same JSON job back (its result, its progress in meta).
     status_url = (answer["body"] or {}).get("status_url") or f"/report/{job.id}"
     seen = learner.probe(READ_STATUS.format(path=urlsplit(status_url).path), timeout=20,
@@ -84,7 +76,7 @@ def test_worker_runs_json_jobs_and_refuses_pickled_ones(learner, redis, s3, buck
                "serializer=JSONSerializer).")
         shown = f"raised {seen['error']}" if seen["error"] else f"answered {seen['status']} {seen['text'][:100]!r}"
         fail(f"The job finished, but the status route {shown} instead of status 'finished' with the download url."
-             + why, unit=UNIT, step=2)
+             + why, step=2)
 DONE = ("finished", "failed", "stopped", "canceled")
 
 BIG_BODY = '''
@@ -114,40 +106,40 @@ def test_worker_runs_only_the_apps_jobs(learner, redis, s3, bucket):
         markers = {name: Path(folder) / f"ran-{name}-named-in-redis" for name in PLANTED}
         planted = [json_queue(redis).enqueue(name, str(markers[name])) for name in PLANTED]  # JSON, still a way in
         worker = learner.start_worker()
-        report = jobs.fetch(redis, flows.job_id_from(flows.post_report(learner), UNIT, 3))  # while it starts
+        report = jobs.fetch(redis, flows.job_id_from(flows.post_report(learner), 3))  # while it starts
         flows.wait_for_worker(learner, redis, worker)
         wait_until(lambda: all(jobs.status(job) in DONE for job in [*planted, report]), 30)
         if markers["os.mkdir"].exists():
             fail("A JSON job planted in Redis naming os.mkdir ran on your worker: JSON keeps pickled code out, but "
                  "the worker still calls any function a job names. Check job.func_name against your own job "
                  "functions before running it (a Job subclass, given to the Worker as job_class).",
-                 unit=UNIT, step=3)
+                 step=3)
         if markers["utils.os.mkdir"].exists():
             fail("A JSON job planted in Redis naming utils.os.mkdir ran on your worker: that is os.mkdir, found "
                  "through utils.py's `import os`. A check on the name's first part (func_name.startswith(\"utils.\"), "
                  "or split(\".\")[0]) lets through every module utils.py imports, and everything in them. Compare the whole name with "
                  "the set of your job functions' names: `if self.func_name not in ALLOWED_JOBS`.",
-                 unit=UNIT, step=3)
+                 step=3)
     if jobs.status(report) != "finished":
         fail(f"Your worker refused or failed the report job itself ({jobs.status(report)}: "
              f"{flows.job_error_summary(report)}). The allowed names are the functions' full names, like "
-             "'utils.make_report'.", unit=UNIT, step=3)
+             "'utils.make_report'.", step=3)
 
 
 def test_a_body_over_the_limit_is_refused(learner):
     answer = learner.probe(BIG_BODY, timeout=30, what="POST /report with a 1 MB body")
     if answer["echoed"]:
         fail("POST /report with a 1 MB priority answered with that value in its error message. Never echo input "
-             "back: say what is allowed instead.", unit=UNIT, step=4)
+             "back: say what is allowed instead.", step=4)
     if answer["status"] != 413:
         fail(f"POST /report with a 1 MB body answered {answer['status']}; the app should refuse a body that large "
              "before reading it: set app.config[\"MAX_CONTENT_LENGTH\"] (the page sends a few bytes).",
-             unit=UNIT, step=4)
+             step=4)
     body = answer["body"]
     if not isinstance(body, dict) or not isinstance(body.get("error"), str) or answer["length"] > 1000:
         fail(f"POST /report with a 1 MB body answered 413, but not as a short JSON error ({answer['length']} "
              "characters). Add an errorhandler for HTTPException that answers jsonify(error=...).",
-             unit=UNIT, step=4)
+             step=4)
 
 
 # What the internet sends that the page never would (kind, body, what it is). Each must
@@ -207,20 +199,20 @@ def test_bad_input_of_every_shape_gets_a_short_json_4xx(learner, redis):
                     "that the value is a string first." if "unhashable" in str(answer["error"])
                     else "Check each value's type and value before using it.")
             fail(f"{sent}{raised} answered {status}; bad input gets a short JSON 4xx, never a 5xx. {hint}",
-                 unit=UNIT, step=4)
+                 step=4)
         if (kind, body, what) in BAD_INPUT and status != 400:
             fail(f"{sent} answered {status} ({answer['text'][:80]!r}); it should answer 400 with a JSON error: "
-                 "priority must be high, default or low, and the body a JSON object.", unit=UNIT, step=4)
+                 "priority must be high, default or low, and the body a JSON object.", step=4)
         if 400 <= status < 500:
             error = answer["body"].get("error") if isinstance(answer["body"], dict) else None
             if not isinstance(error, str) or not error.strip() or answer["length"] > 1000:
                 fail(f"{sent} answered {status}, but not as a short JSON error ({answer['text'][:80]!r}). Answer "
-                     "jsonify(error=\"...\") with a sentence, as the route's own errors do.", unit=UNIT, step=4)
+                     "jsonify(error=\"...\") with a sentence, as the route's own errors do.", step=4)
         if "<b>" in answer["text"]:
             fail(f"{sent} answered with that HTML in its message. Never echo input back: say what is allowed "
-                 "instead (\"priority must be high, default or low.\").", unit=UNIT, step=4)
+                 "instead (\"priority must be high, default or low.\").", step=4)
 
 
 @pytest.mark.quiz
 def test_challenge(target):
-    flows.check_quiz(target, UNIT)
+    flows.check_quiz(target)

@@ -18,14 +18,6 @@ from grader.feedback import fail
 from grader.processes import process_table, wait_until
 from grader.shutdown import stop_like_heroku
 
-UNIT = 9
-
-
-@pytest.fixture(autouse=True)
-def learner_files(target, request):
-    if request.node.originalname != "test_challenge":  # the quiz needs no code
-        target.require("worker.py", "utils.py", "app.py", unit=UNIT)
-
 
 # The lesson's worker reads its grace from SHUTDOWN_GRACE (25 s on Heroku). The long-job
 # check waits it out, so it gets a few seconds; the short-job check waits only for its
@@ -38,9 +30,9 @@ def start_and_wait_until_started(learner, redis, seconds, grace):
     worker = learner.start_worker(env=learner.environment(REPORT_SECONDS=seconds, SHUTDOWN_GRACE=grace))
     answer = flows.post_report(learner)  # while the worker starts
     flows.wait_for_worker(learner, redis, worker)
-    job = jobs.fetch(redis, flows.job_id_from(answer, 8, 2))
+    job = jobs.fetch(redis, flows.job_id_from(answer, 2, unit=8))
     if not wait_until(lambda: jobs.status(job) == "started", 20):
-        fail(f"The worker did not start the report job within 20 s (it is {jobs.status(job)}).", unit=UNIT, step=1)
+        fail(f"The worker did not start the report job within 20 s (it is {jobs.status(job)}).", step=1)
     return job
 
 
@@ -52,11 +44,11 @@ def test_sigterm_lets_the_running_job_finish(learner, redis, s3, bucket):
     if state != "finished":
         fail(f"Stopped the way Heroku stops a dyno (SIGTERM to every process, the work horse too), your worker "
              f"did not let a 2-second job finish: it ended {state} ({flows.job_error_summary(job)}). Use a "
-             "worker whose work horse ignores SIGTERM (rq's HerokuWorker) with a grace period.", unit=UNIT, step=1)
+             "worker whose work horse ignores SIGTERM (rq's HerokuWorker) with a grace period.", step=1)
     if killed:
         fail("After SIGTERM your worker finished its job but was still running 15 s later, so Heroku would "
-             "SIGKILL it. Let rq handle SIGTERM (a warm shutdown): do not ignore or override it.", unit=UNIT, step=1)
-    flows.check_pdf_at(s3, bucket, jobs.result(job), UNIT, 1)
+             "SIGKILL it. Let rq handle SIGTERM (a warm shutdown): do not ignore or override it.", step=1)
+    flows.check_pdf_at(s3, bucket, jobs.result(job), 1)
 
 
 # A job whose work horse (or worker) is gone this soon after SIGTERM was given no grace:
@@ -75,7 +67,7 @@ def test_a_job_cut_off_by_shutdown_is_not_lost(learner, redis, s3, bucket):
         fail(f"A job too long to finish before Heroku's SIGKILL was left {state} with no worker running "
              f"({'SIGKILL was needed' if killed else 'the worker exited'} {seconds:.0f} s after SIGTERM). "
              "It must end failed (so it can be requeued) or go back on its queue before the worker dies: "
-             "HerokuWorker's imminent_shutdown_delay under 30 s does that.", unit=UNIT, step=2)
+             "HerokuWorker's imminent_shutdown_delay under 30 s does that.", step=2)
     # The job's own time after SIGTERM: its work horse's life, which a busy machine does not
     # stretch (a plain Worker's horse dies with the signal); with no horse (the job ran in the
     # worker's own process), the worker's.
@@ -85,14 +77,14 @@ def test_a_job_cut_off_by_shutdown_is_not_lost(learner, redis, s3, bucket):
              f"SIGTERM it had exited, and the job was {state}. Nothing was lost, but a job that could have finished "
              "within Heroku's 30 s would have been cut off too. Let the running job carry on after SIGTERM (rq's "
              "HerokuWorker), and fail or requeue it only near the end of the grace (imminent_shutdown_delay under "
-             "30 s).", unit=UNIT, step=2)
+             "30 s).", step=2)
     if state == "failed":
         FailedJobRegistry(job.origin, connection=redis, serializer=job.serializer).requeue(job.id)
     learner.start_worker(env=learner.environment(REPORT_SECONDS="0.2"))
     again = wait_until(lambda: fanout.fast_forward_retries(redis) or jobs.status(job) == "finished", 30)
     if not again:
         fail(f"A job cut off by a shutdown, {state} and then requeued, did not finish on a fresh worker "
-             f"(it is {jobs.status(job)}: {flows.job_error_summary(job)}).", unit=UNIT, step=2)
+             f"(it is {jobs.status(job)}: {flows.job_error_summary(job)}).", step=2)
 DONE = ("finished", "failed", "stopped", "canceled")
 OUTAGE = 5  # seconds Redis is down
 RECOVERY = 20  # seconds the worker and its scheduler have to work again
@@ -181,7 +173,7 @@ def ride_out(learner, client, worker, url, restart):
     client = redis_py.Redis.from_url(url)
     # A job of the app's own since unit 07, so the worker's allow-list runs it.
     scheduled = json_queue(client, "low").enqueue_in(timedelta(seconds=1), "utils.fetch_section", "north")
-    report = jobs.fetch(client, flows.job_id_from(flows.post_report(learner, REDIS_URL=url), UNIT, 3))
+    report = jobs.fetch(client, flows.job_id_from(flows.post_report(learner, REDIS_URL=url), 3))
 
     report_done, died = [], []
 
@@ -202,13 +194,13 @@ def ride_out(learner, client, worker, url, restart):
         rode_out_badly(worker)
     if jobs.status(report) != "finished":
         fail(f"{RECOVERY} s after Redis came back from a {OUTAGE} s restart, a new report job was "
-             f"{jobs.status(report)} on your (still running) worker; it should have finished.", unit=UNIT, step=3)
+             f"{jobs.status(report)} on your (still running) worker; it should have finished.", step=3)
     if jobs.status(scheduled) != "finished":
         waited = f"{SCHEDULER_GRACE} s after your worker ran a report again" if report_done else f"{RECOVERY} s"
         fail(f"Redis came back from a {OUTAGE} s restart, and {waited} a job scheduled for 1 s later was "
              f"still {jobs.status(scheduled)}: the worker's scheduler died with the connection. Give `conn` "
              "redis-py's retry (Retry with a backoff, retry_on_error); rq's scheduler copies its settings.",
-             unit=UNIT, step=3)
+             step=3)
 
 
 def rode_out_badly(worker):
@@ -217,11 +209,11 @@ def rode_out_badly(worker):
         fail(f"Redis restarted ({OUTAGE} s down) while your worker waited for jobs, and the worker exited "
              f"({worker.explain_exit()}). On Heroku that is a crashed dyno. Build `conn` with redis-py's "
              "retry (retry=Retry(ExponentialBackoff(...), 20), retry_on_error=[ConnectionError, "
-             "TimeoutError]) so it rides out a restart.", unit=UNIT, step=3)
+             "TimeoutError]) so it rides out a restart.", step=3)
     fail(f"Redis restarted ({OUTAGE} s down) while your worker waited for jobs, and your worker's scheduler "
          "process exited: the scheduler died with the connection (rq starts another only at the worker's next "
          "clean-up, and jobs scheduled meanwhile wait). Give `conn` redis-py's retry (Retry with a backoff, "
-         "retry_on_error); rq's scheduler copies its settings.", unit=UNIT, step=3)
+         "retry_on_error); rq's scheduler copies its settings.", step=3)
 
 
 def scheduler_pids(client):
@@ -293,7 +285,7 @@ def test_a_hanging_redis_gets_a_prompt_503(learner):
              "that retries waits it out again at every try: the worker's client (21 tries) must not serve the "
              "web app, nor any client that retries TimeoutError. Give app.py a client of its own that gives up "
              "after a few seconds (socket_timeout=2, socket_connect_timeout=2) and answer its TimeoutError with "
-             "the 503.", unit=UNIT, step=3)
+             "the 503.", step=3)
     for route, _, _ in requests:
         answer = answers[route]
         if answer["status"] != 503:
@@ -301,14 +293,14 @@ def test_a_hanging_redis_gets_a_prompt_503(learner):
             fail(f"{hung}, {route} answered {answer['status']} after {answer['seconds']:.1f} s; it should answer "
                  f"503 with a Retry-After, as for a Redis that is down.{raised} A Redis that hangs raises redis-py's "
                  "TimeoutError, not ConnectionError: answer both with the 503 (an errorhandler for each).",
-                 unit=UNIT, step=3)
+                 step=3)
         body = answer["body"]
         if not isinstance(body, dict) or not isinstance(body.get("error"), str) or not body["error"].strip():
             fail(f"{hung}, {route} answered 503 but not with JSON holding an error sentence: "
-                 f"{answer['text'][:120]!r}. Answer jsonify(error=...), 503.", unit=UNIT, step=3)
+                 f"{answer['text'][:120]!r}. Answer jsonify(error=...), 503.", step=3)
         if not answer["retry_after"]:
             fail(f"{hung}, {route} answered 503 without a Retry-After header; say how many seconds to wait: "
-                 "return jsonify(error=...), 503, {\"Retry-After\": \"5\"}.", unit=UNIT, step=3)
+                 "return jsonify(error=...), 503, {\"Retry-After\": \"5\"}.", step=3)
 
 
 # The status route says "interrupted" for a started job nobody runs any more: its
@@ -378,7 +370,7 @@ def test_status_says_interrupted_when_the_worker_is_silent(learner, redis):
             verdicts.append(interrupted_problem(heartbeat, silent_for, want, why, answer))
     # The most telling first: an exception, then never saying it at all, then the threshold.
     for problem in sorted((v for v in verdicts if v), key=lambda v: v[0]):
-        fail(problem[1], unit=UNIT, step=4)
+        fail(problem[1], step=4)
 
 
 def interrupted_problem(heartbeat, silent_for, want, why, answer):
@@ -411,4 +403,4 @@ def interrupted_problem(heartbeat, silent_for, want, why, answer):
 
 @pytest.mark.quiz
 def test_challenge(target):
-    flows.check_quiz(target, UNIT)
+    flows.check_quiz(target)
