@@ -2,11 +2,11 @@
 then SIGKILL to whatever is still alive when the grace period is over."""
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 
 from grader.learner import process_table, wait_until
+from grader.prelude import start_worker_with_prelude
 
 
 def stop_like_heroku(learner, grace, first=(), ready=None, ready_within=2):
@@ -94,18 +94,6 @@ def _slow_stop_handler():
 
 _slow_stop_handler()
 '''
-# `python worker.py`, run by a script that slows the handler first: forked from the
-# grader's preloaded Python like any learner script (a sitecustomize would need a
-# plain start, a second or two of imports). The app folder comes first on sys.path,
-# as it does for `python worker.py`.
-RUN_WORKER_PY = SLOW_STOP + '''
-import runpy
-import sys
-
-sys.path[0] = os.getcwd()
-sys.argv = ["worker.py"]
-runpy.run_path("worker.py", run_name="__main__")
-'''
 
 
 def start_worker_with_slow_stop_handler(learner, folder, delay, env):
@@ -122,12 +110,4 @@ def start_worker_with_slow_stop_handler(learner, folder, delay, env):
     def handling():
         return {int(line) for line in log.read_text().split()}
 
-    procfile = learner.target.procfile() if (learner.target.path / "Procfile").exists() else {}
-    if "worker" in procfile:
-        # Any command (rq worker-pool, a shell line): every Python it starts runs sitecustomize.
-        (folder / "sitecustomize.py").write_text(SLOW_STOP)
-        env["PYTHONPATH"] = os.pathsep.join([str(folder), env.get("PYTHONPATH", "")])
-        return learner.start_procfile("worker", env=env), handling
-    script = folder / "run_worker_py.py"
-    script.write_text(RUN_WORKER_PY)
-    return learner.start([sys.executable, str(script)], name="`python worker.py`", env=env), handling
+    return start_worker_with_prelude(learner, folder, SLOW_STOP, env), handling
