@@ -36,10 +36,11 @@ REPLACED_WITHIN = 10
 # The shutdown check: each report runs this long, and the worker's grace
 # (SHUTDOWN_GRACE) leaves room to spare on a busy machine. rq's stop handler is
 # slowed this much (see grader.shutdown), so the pool's SIGINT lands while a
-# worker still handles Heroku's SIGTERM; the report outlasts it by a second.
-SHORT_REPORT = 1.5
+# worker still handles Heroku's SIGTERM; a worker that takes both as warm stops
+# cuts its report about that long after the stop, well before the report ends.
+SHORT_REPORT = 1
 ROOMY_GRACE = 10
-STOP_HANDLER_DELAY = 0.4
+STOP_HANDLER_DELAY = 0.25
 
 
 def json_queue(redis, name="default"):
