@@ -3,13 +3,18 @@ then SIGKILL to whatever is still alive when the grace period is over."""
 import os
 import signal
 import time
+from pathlib import Path
 
-from grader.processes import process_table
+from grader.prelude import start_worker_with_prelude
+from grader.processes import process_table, wait_until
 
 
-def stop_like_heroku(learner, grace):
+def stop_like_heroku(learner, grace, first=(), ready=None, ready_within=2):
     """SIGTERM every process the learner started (worker, work horse, scheduler);
     wait up to `grace` seconds for all to exit, then SIGKILL the rest.
+    `first`: process ids to SIGTERM before the others, which get theirs once
+    ready() is true (or ready_within seconds have passed): Heroku signals every
+    process at about the same moment, in no order it promises.
     A dyno ends when its command exits: once every process the grader started
     (each dyno's command) has exited, whatever they left running (an orphaned
     work horse) is killed at once, as Heroku does, not at the end of the grace.
@@ -23,7 +28,11 @@ def stop_like_heroku(learner, grace):
     running, table = learner.pids(), process_table()
     horses = {pid for pid in running - commands if table.get(pid, (0, "", 0))[2] == pid}
     started = time.monotonic()
-    for pid in running:
+    for pid in running & set(first):
+        _signal(pid, signal.SIGTERM)
+    if ready is not None:
+        wait_until(ready, ready_within, interval=0.01)
+    for pid in running - set(first):
         _signal(pid, signal.SIGTERM)
     horse_seconds = 0.0 if horses else None
     killed = True
@@ -54,3 +63,51 @@ def _signal(pid, sig):
         os.kill(pid, sig)
     except OSError:
         pass
+
+
+# rq's stop handler (BaseWorker.request_stop), made to wait a moment before it acts,
+# as it may on a dyno whose CPU is busy; it notes the process id in the file named by
+# COURSE_STOP_HANDLER_LOG as it starts. Heroku's SIGTERM reaches a pool's worker at
+# about the moment the pool's own SIGINT does; with the handler slowed, the second
+# signal arrives while the worker is still handling the first, the case a worker
+# must take as one warm stop (rq otherwise takes it as two, and the second tells
+# the work horse to give up at once).
+SLOW_STOP = '''
+import os
+
+
+def _slow_stop_handler():
+    import time
+
+    from rq.worker.base import BaseWorker
+
+    request_stop = BaseWorker.request_stop
+
+    def slow_request_stop(self, signum, frame):
+        with open(os.environ["COURSE_STOP_HANDLER_LOG"], "a") as log:
+            log.write(f"{os.getpid()}\\n")
+        time.sleep(float(os.environ["COURSE_STOP_HANDLER_DELAY"]))
+        return request_stop(self, signum, frame)
+
+    BaseWorker.request_stop = slow_request_stop
+
+
+_slow_stop_handler()
+'''
+
+
+def start_worker_with_slow_stop_handler(learner, folder, delay, env):
+    """Start the learner's worker (the Procfile's worker line, or python worker.py)
+    with rq's stop handler waiting `delay` seconds before it acts. `folder` is an
+    empty folder for the files that do it; env is the worker's environment.
+    Returns the process, and a function giving the ids of the processes that
+    have started handling a stop signal."""
+    folder = Path(folder)
+    log = folder / "stop-handlers.log"
+    log.touch()
+    env = {**env, "COURSE_STOP_HANDLER_DELAY": str(delay), "COURSE_STOP_HANDLER_LOG": str(log)}
+
+    def handling():
+        return {int(line) for line in log.read_text().split()}
+
+    return start_worker_with_prelude(learner, folder, SLOW_STOP, env), handling

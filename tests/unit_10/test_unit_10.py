@@ -1,7 +1,6 @@
 """Unit 10: housekeeping. A clean-up job deletes only old reports and the worker schedules it;
 ended jobs leave Redis within a month; the worker builds one S3 client, not one per job."""
 import json
-import os
 import uuid
 
 import pytest
@@ -10,15 +9,8 @@ from grader import fanout, flows, jobs, retries
 from grader.checks import attempt, backdated_objects, bucket_keys
 from grader.faults import s3_fault_proxy
 from grader.feedback import LearnerFailure, fail
-from grader.processes import wait_until
-
-UNIT = 10
-
-
-@pytest.fixture(autouse=True)
-def learner_files(target, request):
-    if request.node.originalname != "test_challenge":  # the quiz needs no code
-        target.require("worker.py", "utils.py", "app.py", unit=UNIT)
+from grader.prelude import start_worker_with_prelude
+from grader.processes import descendants, wait_until
 
 
 CLEANUP = "delete_old_reports"
@@ -56,24 +48,24 @@ def test_cleanup_deletes_only_old_reports(learner, s3, bucket, s3_endpoint):
                                env=learner.environment(AWS_ENDPOINT_URL=endpoint))
         if error and "MalformedXML" in str(error):
             fail(f"{CLEANUP} asked S3 to delete more than 1,000 keys in one delete_objects call, which S3 refuses "
-                 "(MalformedXML; the local S3 does too). Delete in batches of at most 1,000 keys.", unit=UNIT, step=1)
+                 "(MalformedXML; the local S3 does too). Delete in batches of at most 1,000 keys.", step=1)
         if error:
             raise error
         keys = set(bucket_keys(s3, bucket))
         if new not in keys:
             fail(f"{CLEANUP}(max_age_seconds={DAY}) deleted a report uploaded a moment ago. Compare each object's "
-                 "LastModified with now minus max_age_seconds, and delete only older ones.", unit=UNIT, step=1)
+                 "LastModified with now minus max_age_seconds, and delete only older ones.", step=1)
         if other not in keys:
             fail(f"{CLEANUP} deleted {other}, which is not a report. List only keys under reports/ (Prefix=).",
-                 unit=UNIT, step=1)
+                 step=1)
         left = sorted(set(old) & keys)
         if left and len(left) < len(old):
             fail(f"Of {len(old)} reports a month old, {CLEANUP}(max_age_seconds={DAY}) left {len(left)}. One "
                  "list_objects_v2 call returns at most 1,000 keys: list them all, with "
-                 "s3.get_paginator(\"list_objects_v2\") (or by following NextContinuationToken).", unit=UNIT, step=1)
+                 "s3.get_paginator(\"list_objects_v2\") (or by following NextContinuationToken).", step=1)
         if left:
             fail(f"{CLEANUP}(max_age_seconds={DAY}) left every one of {len(old)} reports a month old. Delete every "
-                 "report older than max_age_seconds.", unit=UNIT, step=1)
+                 "report older than max_age_seconds.", step=1)
     finally:
         empty(s3, bucket)
 
@@ -135,6 +127,32 @@ def start_other_processes(learner, target):
     return started
 
 
+def check_one_schedule_after_a_second_start(learner, redis):
+    """Start the worker command once more, as a restart or a second worker dyno does,
+    and fail if that added a scheduled clean-up job instead of replacing the one
+    there was."""
+    second = learner.start_worker()
+
+    def second_listens():
+        from rq import Worker
+
+        if not second.alive():
+            fail(f"Your worker command, started a second time next to the first, stopped: {second.explain_exit()}",
+                 step=2)
+        return {w.pid for w in Worker.all(connection=redis)} & descendants([second.popen.pid])
+
+    if not wait_until(second_listens, 20):
+        fail("Your worker command, started a second time next to the first, registered no rq worker within 20 s.",
+             step=2)
+    scheduled = {job.id for job in cleanup_jobs(redis, scheduled_only=True)}
+    if len(scheduled) > 1:
+        fail(f"Your worker was started twice (a restart, or a second worker dyno), and now {len(scheduled)} "
+             "clean-up jobs are scheduled: each start adds one more schedule that repeats for ever, so the "
+             "clean-up runs once an hour per start. Schedule it under a fixed job id "
+             "(job_id=\"delete-old-reports\"): enqueued again under the same id, it replaces the one schedule.",
+             step=2)
+
+
 def test_worker_schedules_the_cleanup(learner, redis, s3, bucket, target):
     fresh = f"reports/{uuid.uuid4()}.pdf"
     put(s3, bucket, fresh)
@@ -151,53 +169,70 @@ def test_worker_schedules_the_cleanup(learner, redis, s3, bucket, target):
         if held:
             when = f"cron {held[0]['cron']!r:.40}" if held[0].get("cron") else f"every {held[0].get('interval')} s"
             fail(f"rq's cron scheduler holds the clean-up ({when}) and enqueued nothing while the grader waited; "
-                 "what it enqueues would not run anyway: " + CRON_PICKLES, unit=UNIT, step=2)
+                 "what it enqueues would not run anyway: " + CRON_PICKLES, step=2)
         fail(f"{waited} s after your worker started, no job running utils.{CLEANUP} was scheduled or queued. Have the "
              "worker schedule it when it starts (queue.enqueue_in with a Repeat, or a job that schedules "
-             "the next one).", unit=UNIT, step=2)
+             "the next one).", step=2)
     # A clean-up the worker cannot read is the one to explain, whatever else was scheduled.
     job = next((j for j in found if jobs.payload_problem(redis, j.id) == "pickle"), found[0])
     ran = wait_until(lambda: fanout.fast_forward_retries(redis) or (job.refresh() or job.ended_at), 20)
     if not ran:
         fail(f"The scheduled clean-up job was made due, but your worker did not run it within 20 s (it is "
              f"{jobs.status(job)}). Does the worker run with its scheduler (work(with_scheduler=True))?",
-             unit=UNIT, step=2)
+             step=2)
     latest = job.latest_result()
     if latest is not None and latest.type.name != "SUCCESSFUL":
         error = flows.job_error_summary(job)
         if jobs.payload_problem(redis, job.id) == "pickle":
             if enqueued_by_cron(redis, job.id):
                 fail(f"rq's cron scheduler enqueued the clean-up and your worker refused it ({error}): "
-                     + CRON_PICKLES, unit=UNIT, step=2)
+                     + CRON_PICKLES, step=2)
             fail(f"The clean-up job is stored with pickle, and your worker refused it ({error}) before {CLEANUP} "
                  "ran. Schedule it on a queue made with serializer=JSONSerializer, as the worker's are.",
-                 unit=UNIT, step=2)
-        fail(f"The scheduled clean-up job failed on your worker: {error}.", unit=UNIT, step=2)
+                 step=2)
+        fail(f"The scheduled clean-up job failed on your worker: {error}.", step=2)
     if fresh not in bucket_keys(s3, bucket):
         fail("The scheduled clean-up deleted a report made a moment ago. Its default max age should be days, "
-             "not seconds.", unit=UNIT, step=1)
+             "not seconds.", step=1)
     if not wait_until(lambda: cleanup_jobs(redis, scheduled_only=True), 5):
         fail("The clean-up ran once, but nothing is scheduled to run it again. Repeat it "
-             "(repeat=Repeat(times=..., interval=...)) or have it schedule the next run.", unit=UNIT, step=2)
+             "(repeat=Repeat(times=..., interval=...)) or have it schedule the next run.", step=2)
+    check_one_schedule_after_a_second_start(learner, redis)
 STEP = 3
 DAY = 24 * 3600
 LONGEST = 30 * DAY  # a month: past this, ended jobs pile up in Redis's memory
-SHORTEST = 60  # a finished job must outlive the page's next few polls
+# A finished job is how the status route finds the report: it must last at least as
+# long as the download link the route hands out (an hour). rq's default is 500 s.
+SHORTEST_FINISHED = 3600
+SHORTEST_FAILED = 60  # time to read why it failed
+BROKEN = "north"  # the section whose data source the failure run takes down (see report_data.py)
+QUICK = 0.05  # REPORT_SECONDS for these runs: how long a job takes does not matter here
 
 
-def run_to_end(learner, redis, env, job_id):
-    """Run the job on a worker of its own (started with env), return its final state."""
+def run_to_end(learner, redis, env, job_ids):
+    """Run the jobs on a worker of its own (started with env); return their final states."""
     worker = learner.start_worker(env=env)
     try:
         flows.wait_for_worker(learner, redis, worker)
-        state, _ = retries.follow(redis, jobs.fetch(redis, job_id), 40)
+        return [retries.follow(redis, jobs.fetch(redis, job_id), 40)[0] for job_id in job_ids]
     except retries.NoScheduler as error:
         fail(str(error), unit=6, step=3)
     except LearnerFailure as error:
-        fail(str(error), unit=UNIT, step=STEP)
+        fail(str(error), step=STEP)
     finally:
-        worker.kill()  # its job is over: a graceful stop would only cost a second or two
-    return state
+        worker.kill()  # its jobs are over: a graceful stop would only cost a second or two
+
+
+def post_plain_and_sectioned(learner, redis):
+    """POST a plain report and a sectioned one; (plain job id, merge job id, section job ids)."""
+    answers = fanout.post_many(learner, [("json", {}), ("json", {"sections": True})])
+    plain, merge = (flows.job_id_from(answer, STEP) for answer in answers)
+    merge_job = jobs.fetch(redis, merge)
+    sections = list(merge_job.dependency_ids) if merge_job is not None else []
+    if not sections:
+        fail("A sectioned report (sections: true) answered with a job that depends on no section jobs.",
+             unit=7, step=4)
+    return plain, merge, sections
 
 
 def kept_for(redis, job_id):
@@ -214,43 +249,85 @@ def describe(seconds):
     return f"{seconds:,} s"
 
 
-def test_ended_jobs_leave_redis_within_a_month(learner, redis, s3, bucket):
-    finished = flows.job_id_from(flows.post_report(learner), UNIT, STEP)
-    state = run_to_end(learner, redis, learner.environment(), finished)
-    if state != "finished":
-        fail(f"A report job ended {state} with nothing wrong: {flows.job_error_summary(jobs.fetch(redis, finished))}",
-             unit=UNIT, step=STEP)
-    ttls = kept_for(redis, finished)
-    if ttls[f"rq:job:{finished}"] == -2:
-        fail("A finished report job was gone from Redis the moment it finished, before the page could ask for its "
-             "link. result_ttl=0 deletes it at once: keep it a day (result_ttl=24 * 3600).", unit=UNIT, step=STEP)
+# What to pass, said once for the sections and the merge: the plain report's enqueue
+# is not the only one.
+EVERY_JOB = "Pass it to every enqueue of a report's jobs: the plain report, each section and the merge (**KEEP)."
+
+
+# Why a finished job must outlive an hour: the status route finds the report through it.
+GONE_TOO_SOON = ("after that the status route answers 404 for a report still in the bucket, sooner than the "
+                 "hour its download link lasts")
+
+
+def check_finished_kept(redis, job_id, what, also="", short=GONE_TOO_SOON):
+    ttls = kept_for(redis, job_id)
+    if ttls[f"rq:job:{job_id}"] == -2:
+        fail(f"{what[:1].upper() + what[1:]} was gone from Redis the moment it finished, before the page could ask for its link. "
+             "result_ttl=0 deletes it at once: keep it a day (result_ttl=24 * 3600)." + also, step=STEP)
     for key, seconds in ttls.items():
         if seconds == -1 or seconds > LONGEST:
-            fail(f"Redis keeps a finished report job ({key}) {describe(seconds)}: every report ever made stays in "
-                 "Redis's memory. Enqueue it with a result_ttl of a day or so (result_ttl=24 * 3600), not -1.",
-                 unit=UNIT, step=STEP)
-        if 0 <= seconds < SHORTEST:
-            fail(f"Redis keeps a finished report job ({key}) only {seconds} s: the page may not have asked for its "
-                 "link yet. Keep it a day or so (result_ttl=24 * 3600).", unit=UNIT, step=STEP)
+            fail(f"Redis keeps {what} ({key}) {describe(seconds)}: every report ever made stays in Redis's memory. "
+                 "Enqueue it with a result_ttl of a day or so (result_ttl=24 * 3600), not -1." + also,
+                 step=STEP)
+        if 0 <= seconds < SHORTEST_FINISHED:
+            default = ", rq's default of 500 s when no result_ttl is given" if seconds <= 500 else ""
+            fail(f"Redis keeps {what} ({key}) only {describe(seconds)}{default}: {short}. Keep it a day or so "
+                 "(result_ttl=24 * 3600)." + also, step=STEP)
 
-    broken = learner.environment(REPORT_BROKEN_SECTIONS="north")
-    failed = flows.job_id_from(flows.post_report(learner), UNIT, STEP)
-    retries.run_once(redis, failed)  # its retries would fail alike
-    state = run_to_end(learner, redis, broken, failed)
-    if state != "failed":
-        fail(f"With its data source down, a report job ended {state}, not failed.", unit=UNIT, step=STEP)
-    for key, seconds in kept_for(redis, failed).items():
+
+def check_failed_kept(redis, job_id, what, also=""):
+    for key, seconds in kept_for(redis, job_id).items():
         if seconds == -1 or seconds > LONGEST:
-            fail(f"Redis keeps a failed report job ({key}) {describe(seconds)}: rq's default failure_ttl is a year, "
-                 "and every failed report stays in Redis's memory that long. Enqueue it with a failure_ttl of a "
-                 "week or so (failure_ttl=7 * 24 * 3600).", unit=UNIT, step=STEP)
-        if 0 <= seconds < SHORTEST:
-            fail(f"Redis keeps a failed report job ({key}) only {seconds} s: nobody has time to read why it "
-                 "failed. Keep it a week or so (failure_ttl=7 * 24 * 3600).", unit=UNIT, step=STEP)
+            fail(f"Redis keeps {what} ({key}) {describe(seconds)}: rq's default failure_ttl is a year, and every "
+                 "failed report stays in Redis's memory that long. Enqueue it with a failure_ttl of a week or so "
+                 "(failure_ttl=7 * 24 * 3600)." + also, step=STEP)
+        if 0 <= seconds < SHORTEST_FAILED:
+            fail(f"Redis keeps {what} ({key}) only {seconds} s: nobody has time to read why it failed. Keep it a "
+                 "week or so (failure_ttl=7 * 24 * 3600)." + also, step=STEP)
 
 
-# Put first on the worker's PYTHONPATH: every botocore client the worker's
-# processes create (boto3.client and boto3.resource both go through it) is logged.
+def test_ended_jobs_leave_redis_within_a_month(learner, redis, s3, bucket):
+    """A plain and a sectioned report run to the end, then again with one section's data
+    source down: every job they made (the plain report, the sections, the merge) must
+    leave Redis within a month, and stay long enough to be read."""
+    plain, merge, sections = post_plain_and_sectioned(learner, redis)
+    states = run_to_end(learner, redis, learner.environment(REPORT_SECONDS=QUICK), [plain, merge])
+    for job_id, state in zip((plain, merge), states):
+        if state != "finished":
+            fail(f"A report job ended {state} with nothing wrong: "
+                 f"{flows.job_error_summary(jobs.fetch(redis, job_id))}", step=STEP)
+    check_finished_kept(redis, plain, "a finished report job")
+    for section in sections:
+        check_finished_kept(redis, section, "a finished section job of a sectioned report", " " + EVERY_JOB,
+                            short="the jobs of a sectioned report should stay as long as a plain report's")
+    check_finished_kept(redis, merge, "the finished merge job of a sectioned report", " " + EVERY_JOB)
+
+    plain, merge, sections = post_plain_and_sectioned(learner, redis)
+    for job_id in (plain, merge, *sections):
+        retries.run_once(redis, job_id)  # its retries would fail alike
+    # The broken section's job, found by its argument; all of them if none can be read.
+    broken = [job_id for job_id in sections if BROKEN in str(jobs.decode(jobs.fetch(redis, job_id).data))] or sections
+    state, *section_states = run_to_end(
+        learner, redis, learner.environment(REPORT_SECONDS=QUICK, REPORT_BROKEN_SECTIONS=BROKEN), [plain, *broken])
+    failed = [section for section, ended in zip(broken, section_states) if ended == "failed"]
+    if state != "failed" or not failed:
+        fail(f"With the {BROKEN!r} section's data source down, "
+             + (f"a report job ended {state}" if state != "failed" else "every section job finished")
+             + ", not failed.", step=STEP)
+    check_failed_kept(redis, plain, "a failed report job")
+    for section in failed:
+        check_failed_kept(redis, section, "a failed section job of a sectioned report", " " + EVERY_JOB)
+    # A section failed, so rq never runs the merge: what it would keep is the job's own setting.
+    waiting = jobs.fetch(redis, merge)
+    if waiting is not None and (waiting.failure_ttl is None or waiting.failure_ttl > LONGEST):
+        given = "without a failure_ttl" if waiting.failure_ttl is None else f"with failure_ttl={waiting.failure_ttl}"
+        kept = "a year, rq's default" if waiting.failure_ttl is None else describe(waiting.failure_ttl)
+        fail(f"The merge job of a sectioned report is enqueued {given}: if it fails, Redis keeps it {kept}. Enqueue "
+             "it with a failure_ttl of a week or so (failure_ttl=7 * 24 * 3600). " + EVERY_JOB, step=STEP)
+
+
+# Run first in the worker's Python (grader.prelude): every botocore client the
+# worker's processes create (boto3.client and boto3.resource both go through it) is logged.
 CLIENT_COUNTER = '''
 import os
 
@@ -274,28 +351,24 @@ SHARED_CLIENT_STEP = 1
 
 
 def test_worker_builds_its_s3_client_once_not_per_job(learner, redis, s3, bucket, tmp_path):
-    folder = tmp_path / "counter"
-    folder.mkdir()
-    (folder / "sitecustomize.py").write_text(CLIENT_COUNTER)
     log = tmp_path / "clients.log"
     log.touch()
     learner.may_write(log)
-    env = learner.environment(PYTHONPATH=os.pathsep.join([str(folder), learner.env["PYTHONPATH"]]),
-                              COURSE_CLIENT_LOG=log)
     answers = fanout.post_many(learner, [("json", {})] * 3)
-    ids = [flows.job_id_from(answer, 8, 3) for answer in answers]
-    worker = learner.start_worker(env=env)
+    ids = [flows.job_id_from(answer, 3, unit=8) for answer in answers]
+    env = learner.environment(COURSE_CLIENT_LOG=log, REPORT_SECONDS=QUICK)
+    worker = start_worker_with_prelude(learner, tmp_path, CLIENT_COUNTER, env)
     try:
         flows.wait_for_worker(learner, redis, worker)
         for job_id in ids:
             state, _ = retries.follow(redis, jobs.fetch(redis, job_id), 40)
             if state != "finished":
                 fail(f"A report job ended {state}: {flows.job_error_summary(jobs.fetch(redis, job_id))}",
-                     unit=UNIT, step=SHARED_CLIENT_STEP)
+                     step=SHARED_CLIENT_STEP)
     except retries.NoScheduler as error:
         fail(str(error), unit=6, step=3)
     except LearnerFailure as error:
-        fail(str(error), unit=UNIT, step=SHARED_CLIENT_STEP)
+        fail(str(error), step=SHARED_CLIENT_STEP)
     finally:
         worker.kill()  # every job is over; what it logged is on disk
     made = [line.split() for line in log.read_text().splitlines()]
@@ -305,9 +378,9 @@ def test_worker_builds_its_s3_client_once_not_per_job(learner, redis, s3, bucket
              "reading boto3's service model again (tens of milliseconds). Build it once, when utils.py is "
              "imported (s3 = boto3.client(\"s3\") at the top of the module), and use it in every job. Built "
              "lazily inside a job it is still one per job: each job runs in a work horse of its own.",
-             unit=UNIT, step=SHARED_CLIENT_STEP)
+             step=SHARED_CLIENT_STEP)
 
 
 @pytest.mark.quiz
 def test_challenge(target):
-    flows.check_quiz(target, UNIT)
+    flows.check_quiz(target)
