@@ -240,7 +240,8 @@ class Learner:
         texts += [str(v) for v in env.values()]
         read = [sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable)), self.target.path]
         read += [part for part in env.get("PYTHONPATH", "").split(os.pathsep) if part]
-        read += [v for v in env.values() if os.path.isabs(v) and os.path.isfile(v)]  # a CA file, a config file
+        # Files the grader names in the arguments or the environment: a script of its own, a CA file.
+        read += [v for v in texts if os.path.isabs(v) and os.path.isfile(v)]
         top = Path(cwd).resolve()
         if top in Path(__file__).resolve().parents:  # the course's own checkout: its deploy files only
             read += [top / name for name in sandbox.PROJECT_FILES]

@@ -105,6 +105,7 @@ def start_worker_with_slow_stop_handler(learner, folder, delay, env):
     folder = Path(folder)
     log = folder / "stop-handlers.log"
     log.touch()
+    learner.may_write(log)
     env = {**env, "COURSE_STOP_HANDLER_DELAY": str(delay), "COURSE_STOP_HANDLER_LOG": str(log)}
 
     def handling():
