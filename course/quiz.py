@@ -71,7 +71,7 @@ def write_keys(numbers=None):
         if numbers and unit.number not in numbers:
             continue
         section = f"unit_{unit.code}"
-        lines = ["# Made by `python3 -m course quiz-keys` from solution/; do not edit by hand."]
+        lines = ["# Made by `python3 -m course quiz-keys` from course/source/; do not edit by hand."]
         for q in unit.quiz:
             answer = answers.get(section, {}).get(q.id)
             if not answer:
