@@ -79,42 +79,9 @@ def settled(redis, timeout, quiet=0.3):
     return bool(wait_until(idle, timeout, interval=0.05))
 
 
-def fast_forward_retries(redis):
-    """Make every job waiting in a scheduled registry (a retry's back-off, an
-    enqueue_in) due now, so the worker's scheduler moves it to its queue at once."""
-    import time
-
-    for queue in jobs.queues(redis):
-        registry = queue.scheduled_job_registry
-        due = {job_id: int(time.time()) - 1 for job_id in registry.get_job_ids()}  # rq compares whole seconds
-        if due:
-            redis.zadd(registry.key, due)
-
-
 def start_workers(learner, count, env=None):
     """Start `count` of the learner's workers at once; return their processes."""
     return [learner.start_worker(env=env) for _ in range(count)]
-
-
-def wait_for_workers(redis, workers, timeout=20):
-    """Wait until every one of `workers` has registered with the grader's Redis."""
-    from rq import Worker
-
-    from grader.feedback import LearnerFailure
-
-    count = len(workers)
-
-    def registered():
-        for worker in workers:
-            if not worker.alive():
-                raise LearnerFailure(f"{worker.name} stopped at start-up: {worker.explain_exit()}")
-        return Worker.count(connection=redis) >= count
-
-    if not wait_until(registered, timeout):
-        raise LearnerFailure(
-            f"{count} workers were started, but only {Worker.count(connection=redis)} registered with the Redis "
-            f"named by REDIS_URL within {timeout} s.")
-    return workers
 
 
 def most_at_once(runs):

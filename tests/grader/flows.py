@@ -73,23 +73,39 @@ def job_id_from(answer, step, unit=None):
     return body["job_id"]
 
 
-def wait_for_worker(learner, redis, worker, timeout=20):
-    """Wait until an rq worker registers in the grader's Redis; return it."""
+def registered_or_stopped(redis, processes, timeout=20):
+    """Wait until `processes` have registered as many rq workers in the grader's Redis,
+    or one of them stops. Returns the process that stopped, True, or False (timed out)."""
     from rq import Worker
 
-    def registered():
-        if not worker.alive():
-            raise LearnerFailure(f"{worker.name} stopped at start-up: {worker.explain_exit()}")
-        found = Worker.all(connection=redis)
-        return found[0] if found else None
+    def done():
+        stopped = next((p for p in processes if not p.alive()), None)
+        return stopped or Worker.count(connection=redis) >= len(processes)
 
-    found = wait_until(registered, timeout)
+    return wait_until(done, timeout) or False
+
+
+def wait_for_workers(redis, processes, timeout=20):
+    """Wait until every one of the worker `processes` has registered; fail plainly if not."""
+    from rq import Worker
+
+    found = registered_or_stopped(redis, processes, timeout)
+    if found is not True and found is not False:
+        raise LearnerFailure(f"{found.name} stopped at start-up: {found.explain_exit()}")
     if not found:
         raise LearnerFailure(
-            f"{worker.name} kept running, but no rq worker registered with the Redis named by REDIS_URL "
-            f"within {timeout} s. Does it connect with `conn` (built from REDIS_URL) and call "
-            "`Worker(listen, connection=conn).work()` under `if __name__ == '__main__':`?")
-    return found
+            f"{len(processes)} worker(s) were started, but only {Worker.count(connection=redis)} registered with "
+            f"the Redis named by REDIS_URL within {timeout} s. Does each connect with `conn` (built from REDIS_URL) "
+            "and call `Worker(listen, connection=conn).work()` under `if __name__ == '__main__':`?")
+    return processes
+
+
+def wait_for_worker(learner, redis, worker, timeout=20):
+    """Wait until the worker registers in the grader's Redis; return its rq Worker."""
+    from rq import Worker
+
+    wait_for_workers(redis, [worker], timeout)
+    return Worker.all(connection=redis)[0]
 
 
 # A job the grader runs (its query shortened to REPORT_SECONDS=0.3) takes a second
@@ -111,7 +127,7 @@ def run_job(learner, redis, job_id, timeout=40, worker=None):
     def over():
         worker.note_horses()
         state = jobs.status(job)
-        if state in ("finished", "failed", "stopped", "canceled"):
+        if state in jobs.ENDED:
             return True
         if state == "started":  # with the grader's short query a report takes a second or two
             started_at[:1] = started_at[:1] or [time.monotonic()]
@@ -120,7 +136,7 @@ def run_job(learner, redis, job_id, timeout=40, worker=None):
 
     wait_until(over, timeout)
     state = jobs.status(job)
-    if state not in ("finished", "failed", "stopped", "canceled"):
+    if state not in jobs.ENDED:
         if state == "started" and started_at:
             timeout = round(time.monotonic() - started_at[0])
         why = {"queued": ": the worker never took it. Does it listen on the queue the route enqueues on?",

@@ -21,6 +21,8 @@ from base64 import b64decode
 from rq.job import Job
 from rq.serializers import DefaultSerializer
 
+# The states in which a job will not run again by itself.
+ENDED = ("finished", "failed", "stopped", "canceled")
 UNPICKLING_ATTEMPTS = []  # what tried to unpickle in this process (a grader bug): reported by the fixture
 
 

@@ -13,7 +13,6 @@ from rq.registry import ScheduledJobRegistry
 from grader import jobs
 from grader.feedback import LearnerFailure
 
-ENDED = ("finished", "failed", "stopped", "canceled")
 # How long a due retry may wait for the scheduler (it looks every second) before
 # the grader concludes that no scheduler is running; and how long, when no
 # scheduler holds the queue's lock at all (a running one renews it every second).
@@ -28,16 +27,30 @@ class NoScheduler(LearnerFailure):
     pass
 
 
+def make_due(redis, registry_key, job_ids):
+    """Make these jobs of a scheduled registry due now, so a scheduler moves them to their
+    queue at once (rq compares whole seconds, so one second ago)."""
+    if job_ids:
+        redis.zadd(registry_key, dict.fromkeys(job_ids, int(time.time()) - 1), xx=True)
+
+
 def hurry(redis, job):
     """If the job waits in the scheduled registry, make it due now. True if it was waiting."""
     key = ScheduledJobRegistry(job.origin, connection=redis).key
     due = redis.zscore(key, job.id)
     if due is None:
         return False
-    now = int(time.time()) - 1
-    if due > now:
-        redis.zadd(key, {job.id: now}, xx=True)
+    if due > int(time.time()) - 1:
+        make_due(redis, key, [job.id])
     return True
+
+
+def make_everything_due(redis):
+    """Make every job waiting in a scheduled registry (a retry's back-off, an enqueue_in)
+    due now. Returns None, so it can lead an `or` in a wait_until condition."""
+    for queue in jobs.queues(redis):
+        registry = queue.scheduled_job_registry
+        make_due(redis, registry.key, registry.get_job_ids())
 
 
 def run_once(redis, job_id):
@@ -95,7 +108,7 @@ def follow(redis, job, timeout):
     deadline = time.monotonic() + timeout
     while True:
         state = jobs.status(job)
-        if state in ENDED:
+        if state in jobs.ENDED:
             return state, hurrier.waited
         hurrier.check()
         if time.monotonic() >= deadline:

@@ -247,18 +247,12 @@ NO_PYTHONPATH = ("Heroku (and `python3 -m course run`) set no PYTHONPATH and run
 
 
 def wait_for_workers(redis, workers, command, timeout=20):
-    """Wait until every worker process has registered an rq worker; fail naming the first that stopped."""
-    from rq import Worker
-
-    def ready():
-        for process, url_kind in workers:
-            if not process.alive():
-                return process, url_kind
-        return len(Worker.all(connection=redis)) >= len(workers)
-
-    found = wait_until(ready, timeout)
-    if isinstance(found, tuple):
-        process, url_kind = found
+    """Wait until every worker process has registered an rq worker; fail naming the first that stopped
+    (`workers`: (process, the kind of REDIS_URL it was given))."""
+    kinds = {process: url_kind for process, url_kind in workers}
+    found = flows.registered_or_stopped(redis, list(kinds), timeout)
+    if found is not True and found is not False:
+        process, url_kind = found, kinds[found]
         log = process.log()
         if "CERTIFICATE_VERIFY_FAILED" in log or "certificate verify failed" in log:
             fail(f"With Heroku's {url_kind} REDIS_URL (TLS, self-signed certificate) the Procfile's worker stopped "

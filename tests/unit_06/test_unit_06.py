@@ -81,7 +81,7 @@ def watch_until_retry_waits(redis, job, url, timeout=30):
     while time.monotonic() < deadline:
         if retries.waiting(redis, job):
             return True, seen
-        if jobs.status(job) in retries.ENDED:
+        if jobs.status(job) in jobs.ENDED:
             return False, seen
         seen.append(web.read_status(url, 5))
         time.sleep(0.03)
@@ -165,7 +165,7 @@ def test_transient_s3_faults_are_retried_to_success(learner, redis, s3, bucket, 
              "the first run reached; it must only rise.", step=5)
     deadline = time.monotonic() + 30
     hurrier = retries.Hurrier(redis, job)
-    while jobs.status(job) not in retries.ENDED:  # the next run, hurried, watched from the status route
+    while jobs.status(job) not in jobs.ENDED:  # the next run, hurried, watched from the status route
         _, error = attempt(hurrier.check)
         if isinstance(error, retries.NoScheduler):
             fail(str(error), step=3)

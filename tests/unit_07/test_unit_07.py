@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from grader import fanout, flows, jobs
+from grader import fanout, flows, jobs, retries
 from grader.checks import bucket_keys
 from grader.feedback import fail
 from grader.processes import wait_until
@@ -178,11 +178,11 @@ def test_sections_share_one_cap_on_the_data_source(learner, redis):
     # The requests wait for the workers, so every section job finds them idle and,
     # with no shared cap, as many sections run at once as there are workers.
     answers = fanout.post_many(learner, [("json", {"sections": True})] * REPORTS, env=env, workers=WORKERS)
-    fanout.wait_for_workers(redis, workers)
+    flows.wait_for_workers(redis, workers)
     reports = [merge_and_sections(redis, answer, deferred=False) for answer in answers]
     merges = [merge for merge, _ in reports]
     sections = [section for _, waits_for in reports for section in waits_for]
-    if not wait_until(lambda: all(jobs.status(j) in ENDED for j in sections), 30, interval=0.05):
+    if not wait_until(lambda: all(jobs.status(j) in jobs.ENDED for j in sections), 30, interval=0.05):
         states = sorted(jobs.status(j) for j in sections)
         fail(f"With SECTION_SLOTS={SLOTS} and {WORKERS} workers, the section jobs of two sectioned reports were not "
              f"all done after 30 s (they are: {', '.join(states)}). A section held back by the limit must still run "
@@ -201,7 +201,6 @@ def test_sections_share_one_cap_on_the_data_source(learner, redis):
     merges_run(merges)
 
 
-ENDED = ("finished", "failed", "stopped", "canceled")
 # rq 3.0 marks a merge whose sections are all done ready_to_enqueue, then queues it.
 # When two merges of one queue become ready in the same instant, rq may leave one
 # ready until its worker's next clean-up (every 10 minutes by default): rq's doing,
@@ -222,7 +221,7 @@ def merges_run(merges):
                 ready_since.pop(job.id, None)
             elif now - ready_since.setdefault(job.id, now) < READY_FOR:
                 return False
-            if state not in ENDED + (READY,):
+            if state not in jobs.ENDED + (READY,):
                 return False
         return True
 
@@ -230,7 +229,7 @@ def merges_run(merges):
         states = ", ".join(jobs.status(j) for j in merges)
         fail(f"With SECTION_SLOTS={SLOTS}, every section job finished, but the merge jobs were still {states} "
              "20 s later. A merge waits only for its own sections: `depends_on=section_jobs`.", step=6)
-    failed = [j for j in merges if jobs.status(j) in ENDED and jobs.status(j) != "finished"]
+    failed = [j for j in merges if jobs.status(j) in jobs.ENDED and jobs.status(j) != "finished"]
     if failed:
         fail(f"With SECTION_SLOTS={SLOTS}, a merge job ended {jobs.status(failed[0])}: "
              f"{flows.job_error_summary(failed[0])}", step=5)
@@ -296,8 +295,8 @@ def test_merge_never_runs_when_a_section_fails(learner, redis, s3, bucket):
     flows.wait_for_worker(learner, redis, worker)
 
     def sections_done():
-        fanout.fast_forward_retries(redis)  # a retried section fails for good sooner
-        return all(jobs.status(j) in ("finished", "failed", "stopped", "canceled") for j in sections)
+        retries.make_everything_due(redis)  # a retried section fails for good sooner
+        return all(jobs.status(j) in jobs.ENDED for j in sections)
 
     if not wait_until(sections_done, 40, interval=0.1):
         fail(f"The section jobs were not all done after 40 s (states: {[jobs.status(j) for j in sections]}).",

@@ -7,12 +7,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from grader import fanout, flows, jobs
+from grader import fanout, flows, jobs, retries
 from grader.feedback import fail
 from grader.processes import wait_until
-
-
-DONE = ("finished", "failed", "stopped", "canceled")
 
 
 def test_job_payloads_in_redis_are_json(learner, redis):
@@ -52,13 +49,13 @@ def test_worker_runs_json_jobs_and_refuses_pickled_ones(learner, redis, s3, buck
         answer = flows.post_report(learner)  # while the worker starts
         job = jobs.fetch(redis, flows.job_id_from(answer, 2))
         flows.wait_for_worker(learner, redis, worker)
-        wait_until(lambda: planted.get_status(refresh=True).value in DONE, 15)
+        wait_until(lambda: planted.get_status(refresh=True).value in jobs.ENDED, 15)
         if marker.exists():
             fail("A pickled job payload planted in Redis ran code in your worker: it unpickles job data. "
                  "Anyone who can write to your Redis could run any code there. Give the Worker "
                  "serializer=JSONSerializer.", step=3)
     # A job the worker cannot read may be retried: skip the back-off waits.
-    wait_until(lambda: fanout.fast_forward_retries(redis) or jobs.status(job) in DONE, 30)
+    wait_until(lambda: retries.make_everything_due(redis) or jobs.status(job) in jobs.ENDED, 30)
     if jobs.status(job) != "finished":
         fail(f"The worker could not run a job the route enqueued: it ended {jobs.status(job)} "
              f"({flows.job_error_summary(job)}). The queues in app.py and the Worker must use the same "
@@ -77,7 +74,6 @@ def test_worker_runs_json_jobs_and_refuses_pickled_ones(learner, redis, s3, buck
         shown = f"raised {seen['error']}" if seen["error"] else f"answered {seen['status']} {seen['text'][:100]!r}"
         fail(f"The job finished, but the status route {shown} instead of status 'finished' with the download url."
              + why, step=2)
-DONE = ("finished", "failed", "stopped", "canceled")
 
 BIG_BODY = '''
 from app import app
@@ -108,7 +104,7 @@ def test_worker_runs_only_the_apps_jobs(learner, redis, s3, bucket):
         worker = learner.start_worker()
         report = jobs.fetch(redis, flows.job_id_from(flows.post_report(learner), 3))  # while it starts
         flows.wait_for_worker(learner, redis, worker)
-        wait_until(lambda: all(jobs.status(job) in DONE for job in [*planted, report]), 30)
+        wait_until(lambda: all(jobs.status(job) in jobs.ENDED for job in [*planted, report]), 30)
         if markers["os.mkdir"].exists():
             fail("A JSON job planted in Redis naming os.mkdir ran on your worker: JSON keeps pickled code out, but "
                  "the worker still calls any function a job names. Check job.func_name against your own job "

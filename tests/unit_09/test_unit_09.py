@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 
 from course import services
-from grader import fanout, faults, flows, jobs
+from grader import faults, flows, jobs, retries
 from grader.feedback import fail
 from grader.processes import process_table, wait_until
 from grader.shutdown import stop_like_heroku
@@ -81,11 +81,10 @@ def test_a_job_cut_off_by_shutdown_is_not_lost(learner, redis, s3, bucket):
     if state == "failed":
         FailedJobRegistry(job.origin, connection=redis, serializer=job.serializer).requeue(job.id)
     learner.start_worker(env=learner.environment(REPORT_SECONDS="0.2"))
-    again = wait_until(lambda: fanout.fast_forward_retries(redis) or jobs.status(job) == "finished", 30)
+    again = wait_until(lambda: retries.make_everything_due(redis) or jobs.status(job) == "finished", 30)
     if not again:
         fail(f"A job cut off by a shutdown, {state} and then requeued, did not finish on a fresh worker "
              f"(it is {jobs.status(job)}: {flows.job_error_summary(job)}).", step=2)
-DONE = ("finished", "failed", "stopped", "canceled")
 OUTAGE = 5  # seconds Redis is down
 RECOVERY = 20  # seconds the worker and its scheduler have to work again
 # Once the worker has run a job again, its scheduler (same client settings: a
@@ -178,16 +177,16 @@ def ride_out(learner, client, worker, url, restart):
     report_done, died = [], []
 
     def over():
-        fanout.fast_forward_retries(client)  # due now: only the scheduler can still move it
+        retries.make_everything_due(client)  # due now: only the scheduler can still move it
         if not worker.alive():
             return True
-        if jobs.status(report) not in DONE:
+        if jobs.status(report) not in jobs.ENDED:
             return False
         report_done[:1] = report_done[:1] or [time.monotonic()]
         if schedulers_died(before):
             died[:1] = [True]  # it did not ride the restart out: no need to wait out the grace
             return True
-        return jobs.status(scheduled) in DONE or time.monotonic() - report_done[0] > SCHEDULER_GRACE
+        return jobs.status(scheduled) in jobs.ENDED or time.monotonic() - report_done[0] > SCHEDULER_GRACE
 
     wait_until(over, RECOVERY - (time.monotonic() - back))
     if not worker.alive() or died:

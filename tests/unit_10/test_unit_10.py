@@ -175,7 +175,7 @@ def test_worker_schedules_the_cleanup(learner, redis, s3, bucket, target):
              "the next one).", step=2)
     # A clean-up the worker cannot read is the one to explain, whatever else was scheduled.
     job = next((j for j in found if jobs.payload_problem(redis, j.id) == "pickle"), found[0])
-    ran = wait_until(lambda: fanout.fast_forward_retries(redis) or (job.refresh() or job.ended_at), 20)
+    ran = wait_until(lambda: retries.make_everything_due(redis) or (job.refresh() or job.ended_at), 20)
     if not ran:
         fail(f"The scheduled clean-up job was made due, but your worker did not run it within 20 s (it is "
              f"{jobs.status(job)}). Does the worker run with its scheduler (work(with_scheduler=True))?",

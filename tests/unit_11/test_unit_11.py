@@ -15,7 +15,6 @@ from grader.shutdown import start_worker_with_slow_stop_handler, stop_like_herok
 
 STEP = 2
 PROCESSES = 2
-DONE = ("finished", "failed", "stopped", "canceled")
 # Long enough that neither report can end before the other starts: a worker
 # command that runs one job at a time never shows both started.
 LONG_REPORT = 60
@@ -72,7 +71,7 @@ def both_started(learner, redis, reports, worker):
     if wait_until(started, BOTH_STARTED_WITHIN) is True:
         return
     states = [jobs.status(job) for job in reports]
-    ended = next((job for job in reports if jobs.status(job) in DONE), None)
+    ended = next((job for job in reports if jobs.status(job) in jobs.ENDED), None)
     if ended is not None:
         fail(f"With WORKER_PROCESSES={PROCESSES}, a report job ended {jobs.status(ended)} "
              f"({flows.job_error_summary(ended)}) before two ran at once. Every worker must read the JSON "
@@ -123,7 +122,7 @@ def test_pool_workers_keep_json_and_the_allow_list(learner, redis, s3, bucket):
         planted = json_queue(redis).enqueue("os.mkdir", str(named))
         report = json_queue(redis).enqueue("utils.make_report", job_timeout=600)
         worker = start_pool(learner, redis, REPORT_SECONDS="0.2")
-        wait_until(lambda: all(jobs.status(job) in DONE for job in (pickled, planted, report))
+        wait_until(lambda: all(jobs.status(job) in jobs.ENDED for job in (pickled, planted, report))
                    or not worker.alive(), 30)
         if unpickled.exists():
             fail(f"With WORKER_PROCESSES={PROCESSES}, a pickled job payload planted in Redis ran code in one of "
