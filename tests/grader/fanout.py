@@ -28,24 +28,11 @@ for kind, body in {requests!r}:
 result(answers=answers)
 '''
 
-GET_STATUS = '''
-from app import app
-response = app.test_client().get("/report/" + {job_id!r})
-result(status=response.status_code, body=response.get_json(silent=True),
-       text=response.get_data(as_text=True)[:300])
-'''
-
-
 def post_many(learner, requests, env=None, workers=0):
     """POST /report once per (kind, body) in one child process; kind is json, form or raw.
     With `workers`, the requests wait (up to 20 s) until that many rq workers have registered."""
     code = POST_MANY.format(requests=list(requests), workers=workers, record_raised=flows.RECORD_RAISED)
     return learner.probe(code, timeout=30, what="POST /report", env=env)["answers"]
-
-
-def get_status(learner, job_id, env=None):
-    """GET /report/<job_id> through Flask's test client."""
-    return learner.probe(GET_STATUS.format(job_id=job_id), timeout=20, what="GET /report/<job_id>", env=env)
 
 
 def dependencies(redis, job):

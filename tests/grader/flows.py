@@ -55,6 +55,22 @@ app.handle_user_exception = _record_raised
 '''
 
 
+GET_STATUS = '''
+from app import app
+{record_raised}
+response = app.test_client().get({path!r}, headers={{"Accept": "application/json"}})
+result(status=response.status_code, body=response.get_json(silent=True),
+       text=response.get_data(as_text=True)[:300], error=raised[-1] if raised else None)
+'''
+
+
+def get_status(learner, path, env=None, timeout=20):
+    """GET a status path (/report/<id>) through Flask's test client, in a probe:
+    {status, body (JSON or None), text, error (what the route raised, if anything)}."""
+    code = GET_STATUS.format(path=path, record_raised=RECORD_RAISED)
+    return learner.probe(code, timeout=timeout, what=f"GET {path}", env=env)
+
+
 def post_report(learner, body=None, timeout=30, **env):
     """POST /report through Flask's test client in a child process; returns
     {status, seconds, body, text}."""

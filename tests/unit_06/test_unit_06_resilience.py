@@ -17,13 +17,6 @@ for name, method, path in (("post", "post", "/report"), ("get", "get", "/report/
 result(**answers)
 '''
 
-READ_STATUS = '''
-from app import app
-response = app.test_client().get("/report/{job_id}")
-result(status=response.status_code, body=response.get_json(silent=True))
-'''
-
-
 def test_redis_down_answers_503_with_retry_after(learner):
     env = learner.environment(REDIS_URL=f"redis://127.0.0.1:{services.free_port()}/0")
     answers = learner.probe(QUEUE_DOWN, timeout=60, env=env, what="POST /report and GET /report/<id> with Redis down")
@@ -58,7 +51,7 @@ def test_a_failed_upload_shows_a_short_message_without_internals(learner, redis,
         fail(f"{error} S3 could not be reached at all, so every run should fail quickly.", step=2)
     if state != "failed":
         fail(f"S3 could not be reached, yet the job ended {state}. Let the exception propagate.", step=5)
-    answer = learner.probe(READ_STATUS.format(job_id=job.id), env=env, what="GET /report/<id>")
+    answer = flows.get_status(learner, f"/report/{job.id}", env=env)
     body = answer["body"] if isinstance(answer["body"], dict) else {}
     error = body.get("error")
     if answer["status"] != 200 or body.get("status") != "failed" or not isinstance(error, str) or not error.strip():

@@ -310,7 +310,7 @@ def test_merge_never_runs_when_a_section_fails(learner, redis, s3, bucket):
     if bucket_keys(s3, bucket):
         fail("With a section failing, a report still reached the bucket. Only a merge of every section may "
              "upload.", step=6)
-    seen = fanout.get_status(learner, merge.id, env=env)
+    seen = flows.get_status(learner, f"/report/{merge.id}", env=env)
     body = seen["body"] if isinstance(seen["body"], dict) else {}
     if seen["status"] != 200 or body.get("status") != "failed":
         fail(f"GET /report/<id> for a sectioned report whose {BROKEN!r} section failed answered {seen['status']} "

@@ -25,19 +25,6 @@ def test_job_payloads_in_redis_are_json(learner, redis):
                  step=2)
 
 
-READ_STATUS = '''
-import traceback
-from flask import got_request_exception
-from app import app
-errors = []
-got_request_exception.connect(lambda sender, exception, **extra: errors.append(
-    f"{{type(exception).__name__}}: {{exception}}"[:300]), app, weak=False)
-response = app.test_client().get({path!r}, headers={{"Accept": "application/json"}})
-result(status=response.status_code, body=response.get_json(silent=True),
-       text=response.get_data(as_text=True)[:300], error=errors[-1] if errors else None)
-'''
-
-
 def test_worker_runs_json_jobs_and_refuses_pickled_ones(learner, redis, s3, bucket):
     from rq import Queue
 
@@ -62,8 +49,7 @@ def test_worker_runs_json_jobs_and_refuses_pickled_ones(learner, redis, s3, buck
              "serializer, JSONSerializer.", step=3)
     # The status route reads the same JSON job back (its result, its progress in meta).
     status_url = (answer["body"] or {}).get("status_url") or f"/report/{job.id}"
-    seen = learner.probe(READ_STATUS.format(path=urlsplit(status_url).path), timeout=20,
-                         what=f"GET {urlsplit(status_url).path}")
+    seen = flows.get_status(learner, urlsplit(status_url).path)
     body = seen["body"] if isinstance(seen["body"], dict) else {}
     if seen["status"] != 200 or body.get("status") != "finished" or not body.get("url"):
         pickled = any(word in str(seen["error"]) for word in ("pickle", "Deserializ", "UnicodeDecode"))
