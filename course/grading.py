@@ -1,7 +1,6 @@
 """`grade`: run a unit's grader (pytest tests/unit_NN) on a learner folder and
 turn its --results JSON into a short summary: a line per unit, and for a
 failure the first failing check's message, which names the unit step."""
-import functools
 import json
 import math
 import os
@@ -13,7 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from course import ROOT, browser, manifest, progress, pytest_runs, sandbox, ui, warm
+from course import ROOT, browser, manifest, progress, pytest_runs, result_formats, sandbox, ui, warm
+from course.checks import check_names, check_nodes, markers
 from course.target import display
 
 
@@ -267,10 +267,10 @@ def grade(numbers, target, verbose=False, results_path=None, record=True, exerci
     if results_path:
         Path(results_path).write_text(json.dumps(run.data, indent=2) + "\n")
     if exercism_path:
-        Path(exercism_path).write_text(json.dumps(exercism_results(run, gradable), indent=2) + "\n")
+        Path(exercism_path).write_text(json.dumps(result_formats.exercism_results(run, gradable), indent=2) + "\n")
     if summary_path:  # appended: GitHub's $GITHUB_STEP_SUMMARY collects every step's
         with open(summary_path, "a") as summary:
-            summary.write(markdown_summary(run, gradable, target))
+            summary.write(result_formats.markdown_summary(run, gradable, target))
     if not run.units:
         report_broken_run(run)
         return run.returncode or 1
@@ -320,129 +320,3 @@ def _next_step(units, run, failed):
                f"{later[0].readme.relative_to(ROOT).as_posix()}")
     else:
         ui.say(f"\n{ui.paint('Unit ' + unit.code + ' passes: that was the last unit.', 'green')}")
-
-
-# ---------------------------------------------------------------- which checks a file can affect
-
-def check_names(unit):
-    """The names of a unit's checks (its test functions)."""
-    return set(_checks(unit.tests))
-
-
-def check_nodes(unit):
-    """{check name: its pytest node id}, in the order pytest runs them."""
-    return {name: node for name, (node, _code, _marks) in _checks(unit.tests).items()}
-
-
-@functools.cache
-def _checks(folder):
-    """{check name: (pytest node id, its source, its course markers)} for the test files in
-    folder, each read and parsed once per command (grading, lanes and watch all ask).
-    Markers are read from the decorators, as pytest would apply them: `quiz` (reads only
-    answers.toml) and `browser` (opens the page in a browser)."""
-    import ast
-
-    found = {}
-    for path in sorted(folder.glob("test_*.py")):
-        source = path.read_text()
-        for node in ast.parse(source).body:
-            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
-                found[node.name] = (f"{path.relative_to(ROOT).as_posix()}::{node.name}",
-                                    ast.get_source_segment(source, node) or "", _course_markers(node))
-    return found
-
-
-def _course_markers(function):
-    """The names of `@pytest.mark.NAME` (or `@pytest.mark.NAME(...)`) decorators on a test function."""
-    import ast
-
-    names = set()
-    for decorator in function.decorator_list:
-        target = decorator.func if isinstance(decorator, ast.Call) else decorator
-        if isinstance(target, ast.Attribute) and ast.unparse(target.value) == "pytest.mark":
-            names.add(target.attr)
-    return frozenset(names)
-
-
-def markers(unit, check):
-    """The markers of one of the unit's checks."""
-    return _checks(unit.tests).get(check.split("[")[0], ("", "", frozenset()))[2]
-
-
-# What a saved file can change, by the check's markers: the quiz reads only answers.toml;
-# the page's files reach only checks that open it in a browser. App code and the project
-# files (a worker starts from the Procfile) reach every other.
-
-
-def affected_checks(unit, paths):
-    """The names of the unit's checks that a change to `paths` can change the verdict of."""
-    found = set()
-    for name in check_names(unit):
-        marks = markers(unit, name)
-        quiz = "quiz" in marks
-        for path in map(Path, paths):
-            if path.name == manifest.ANSWERS_FILE:
-                hit = quiz
-            elif {"templates", "static"} & set(path.parts) or path.suffix in (".html", ".js", ".css"):
-                hit = "browser" in marks
-            else:
-                hit = not quiz
-            if hit:
-                found.add(name)
-                break
-    return found
-
-
-# ---------------------------------------------------------------- other formats
-
-def _check_code(unit, check):
-    """The source of a grader check (the `test_code` Exercism shows beside a result)."""
-    return _checks(unit.tests).get(check.split("[")[0], ("", "", frozenset()))[1]
-
-
-def exercism_results(run, units):
-    """The grader's results in the Exercism test-runner interface, version 3
-    (results.json: status pass/fail/error, one entry per check, task_id = unit)."""
-    if not run.units:
-        tail = [line for line in run.output.strip().splitlines() if line.strip()][-12:]
-        return {"version": 3, "status": "error",
-                "message": "The grader stopped before it could grade anything:\n" + "\n".join(tail), "tests": []}
-    tests = []
-    for unit in units:
-        result = run.units.get(unit.code)
-        if result is None:
-            tests.append({"name": f"Unit {unit.code}: {unit.title}", "status": "error",
-                          "message": "Not graded: its checks did not run.", "output": None, "test_code": "",
-                          "task_id": unit.number})
-            continue
-        for check in result["checks"]:
-            # Version 3 has no 'skipped': a check that did not run is an error, its message says why.
-            status = {"passed": "pass", "failed": "fail"}.get(check["outcome"], "error")
-            tests.append({
-                "name": f"Unit {unit.code}: {ui.check_name(check['check'])}",
-                "status": status,
-                "message": check.get("message") if status != "pass" else None,
-                "output": None,
-                "test_code": _check_code(unit, check["check"]),
-                "task_id": unit.number,
-            })
-    status = "pass" if all(t["status"] == "pass" for t in tests) else "fail"
-    return {"version": 3, "status": status, "tests": tests}
-
-
-def markdown_summary(run, units, target):
-    """A table of points per unit, for a CI job's summary page."""
-    lines = [f"## Grades for {display(target)}", "", "| Unit | | Checks | Points | First thing to fix |",
-             "|---|---|---|---|---|"]
-    for unit in units:
-        result = run.units.get(unit.code)
-        if result is None:
-            lines.append(f"| {unit.code} {unit.title} | not graded | | 0/{unit.points} | its checks did not run |")
-            continue
-        fix = "" if passed(result) else progress.first_failure(result).splitlines()[0].replace("|", "\\|")
-        state = {"passed": "pass", "failed": "FAIL"}.get(progress.unit_state(result), progress.NOT_FULLY_GRADED)
-        lines.append(f"| {unit.code} {unit.title} | {state} | "
-                     f"{result['passed']}/{result['total']} | {result['earned']:g}/{unit.points} | {fix} |")
-    earned = sum(r["earned"] for r in run.units.values())
-    lines += ["", f"**{earned:g}/{sum(u.points for u in units)} points**", ""]
-    return "\n".join(lines) + "\n"

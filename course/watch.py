@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from course import grading, manifest, progress, stages, ui, warm
+from course import checks, grading, manifest, progress, stages, ui, warm
 from course.target import display
 
 WATCHED_SUFFIXES = {".py", ".toml", ".txt", ".json", ".html", ".js", ".css", ""}
@@ -155,7 +155,7 @@ def run(target, unit=None, poll=False, rounds=None):
     try:
         while True:
             if grading.has_grader(unit):
-                first = grading.affected_checks(unit, saved) if saved else None
+                first = checks.affected_checks(unit, saved) if saved else None
                 code = grading.grade([unit.number], target, first=first, warm_lanes=lanes)
             else:
                 ui.say(f"Unit {unit.code} has no grader yet.")

@@ -2,7 +2,7 @@
 import pytest
 
 from grader.plugin import GradingPlugin
-from course import grading as course_grading, manifest, stages
+from course import checks as course_checks, manifest, stages
 from grader.target import resolve
 from selfcheck import runner
 
@@ -54,7 +54,7 @@ def _last_stage_graded_here(session, wanted):
         return None
     graded = {item.name for item in session.items
               if "selfcheck" not in item.path.parts and item.path.parent.name == f"unit_{last:02d}"}
-    if graded != set(course_grading.check_nodes(manifest.unit(last))):
+    if graded != set(course_checks.check_nodes(manifest.unit(last))):
         return None
     if stages.differences(last, stages.SOLUTION) or stages.project_differences(last, stages.SOLUTION):
         return None

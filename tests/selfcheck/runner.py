@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from course import ROOT, manifest, pytest_runs, stages
-from course.grading import check_nodes
+from course.checks import check_nodes
 from grader.processes import command_line, environ_has, kill_all, marked_processes, reap, strays
 
 TESTS = ROOT / "tests"

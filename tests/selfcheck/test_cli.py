@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from course import cli, grading, manifest, quiz, stages, ui
+from course import cli, grading, manifest, quiz, result_formats, stages, ui
 from course import browser, challenge, checkpoint, progress, watch
 from course import ROOT
 
@@ -505,7 +505,7 @@ def test_exercism_results_follow_version_3():
               {"check": "test_route_enqueues_and_answers_at_once", "outcome": "failed", "seconds": 1,
                "message": "POST /report took 3 s.\n  -> Unit 03, step 4"}]
     run = grading.GradeRun(units={"03": {"checks": checks, "earned": 10, "passed": 1, "total": 2, "seconds": 2}})
-    data = grading.exercism_results(run, [unit, manifest.unit(2)])
+    data = result_formats.exercism_results(run, [unit, manifest.unit(2)])
     assert data["version"] == 3 and data["status"] == "fail"
     first, second, missing = data["tests"]
     assert first["status"] == "pass" and first["message"] is None and first["task_id"] == 3
@@ -514,7 +514,7 @@ def test_exercism_results_follow_version_3():
     assert missing["status"] == "error" and missing["task_id"] == 2
     for test in data["tests"]:
         assert set(test) == {"name", "status", "message", "output", "test_code", "task_id"}
-    broken = grading.exercism_results(grading.GradeRun(output="ImportError: no module named rq\n"), [unit])
+    broken = result_formats.exercism_results(grading.GradeRun(output="ImportError: no module named rq\n"), [unit])
     assert broken["status"] == "error" and "ImportError" in broken["message"] and broken["tests"] == []
 
 
