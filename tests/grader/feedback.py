@@ -48,3 +48,13 @@ def fail(message, unit=None, step=None):
     if unit is not None:
         text += f"\n  -> {step_ref(unit, step)}"
     pytest.fail(text, pytrace=False)
+
+
+def attempt(call, *args, **kwargs):
+    """(what call returns, None), or (None, the LearnerFailure it raised): a check can then
+    report the failure after the except block, so its message is not chained to another
+    ("During handling of the above exception...")."""
+    try:
+        return call(*args, **kwargs), None
+    except LearnerFailure as error:
+        return None, error

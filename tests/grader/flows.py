@@ -8,9 +8,9 @@ import uuid
 
 from course import manifest, quiz
 from grader import diagnose, feedback, jobs
-from grader.checks import attempt, pdf_problem
-from grader.feedback import LearnerFailure, fail
+from grader.feedback import LearnerFailure, attempt, fail
 from grader.processes import wait_until
+from grader.storage import pdf_problem
 
 POST_REPORT = '''
 import time, traceback
@@ -69,6 +69,44 @@ def get_status(learner, path, env=None, timeout=20):
     {status, body (JSON or None), text, error (what the route raised, if anything)}."""
     code = GET_STATUS.format(path=path, record_raised=RECORD_RAISED)
     return learner.probe(code, timeout=timeout, what=f"GET {path}", env=env)
+
+
+POST_MANY = '''
+from app import app
+{record_raised}
+client = app.test_client()
+if {workers}:  # post only once that many rq workers wait (they start while the app imports)
+    import time
+    import redis
+    from rq import Worker
+    _redis, _deadline = redis.Redis.from_url(os.environ["REDIS_URL"]), time.monotonic() + 20
+    while Worker.count(connection=_redis) < {workers} and time.monotonic() < _deadline:
+        time.sleep(0.02)
+answers = []
+for kind, body in {requests!r}:
+    raised.clear()
+    if kind == "json":
+        response = client.post("/report", json=body)
+    elif kind == "form":
+        response = client.post("/report", data=body)
+    else:  # raw bytes sent as JSON, e.g. a body that is not valid JSON
+        response = client.post("/report", data=body, content_type="application/json")
+    answers.append(dict(status=response.status_code, body=response.get_json(silent=True),
+                        text=response.get_data(as_text=True)[:300], error=raised[-1] if raised else None))
+result(answers=answers)
+'''
+
+
+def post_many(learner, requests, env=None, workers=0):
+    """POST /report once per (kind, body) in one child process; kind is json, form or raw.
+    With `workers`, the requests wait (up to 20 s) until that many rq workers have registered."""
+    code = POST_MANY.format(requests=list(requests), workers=workers, record_raised=RECORD_RAISED)
+    return learner.probe(code, timeout=30, what="POST /report", env=env)["answers"]
+
+
+def start_workers(learner, count, env=None):
+    """Start `count` of the learner's workers at once; return their processes."""
+    return [learner.start_worker(env=env) for _ in range(count)]
 
 
 def post_report(learner, body=None, timeout=30, **env):

@@ -3,15 +3,53 @@
 The server is gunicorn serving `app:app` from the app folder, as the Procfile's
 web line does on Heroku, so a check talks to it over HTTP like a browser does.
 """
+import json
 import sys
 import time
+import urllib.error
+import urllib.request
 from urllib.parse import quote, urljoin, urlsplit
 
 from course import services
-from grader.checks import http
 from grader.feedback import LearnerFailure, fail
 
 RANK = {"queued": 0, "started": 1, "finished": 2, "failed": 2}
+
+
+def http(method, url, body=None, timeout=10, headers=None):
+    """(status, parsed JSON or text, seconds) for one HTTP request."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, raw = error.code, error.read()
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+        raise LearnerFailure(f"{method} {url} got no answer within {timeout} s ({error}).") from None
+    seconds = time.monotonic() - started
+    try:
+        return status, json.loads(raw), seconds
+    except ValueError:
+        return status, raw.decode(errors="replace"), seconds
+
+
+def wait_for_app(base_url, seconds, give_up=lambda: False):
+    """True once GET base_url/ answers at all, within `seconds` (or until give_up()
+    says waiting is pointless). A web server opens its port before its workers have
+    imported the app (gunicorn does), and a busy machine can take seconds to import
+    Flask, rq and boto3: a request sent at once would wait on the import, not on the
+    route."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not give_up():
+        try:
+            http("GET", f"{base_url}/", timeout=min(5, max(0.5, deadline - time.monotonic())))
+            return True
+        except LearnerFailure:
+            time.sleep(0.2)
+    return False
 
 
 def start_web(learner, env=None):

@@ -19,7 +19,7 @@ import pytest
 import redis
 
 from course import ROOT, services, stages
-from grader.checks import http, wait_for_app
+from grader.web import http, wait_for_app
 from grader.processes import wait_until
 from selfcheck.local_run_scenarios import leftovers as run_leftovers
 

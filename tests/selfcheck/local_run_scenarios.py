@@ -16,7 +16,8 @@ import uuid
 import pytest
 
 from course import ROOT, services
-from grader.checks import http, pdf_problem, wait_for_app
+from grader.storage import pdf_problem
+from grader.web import http, wait_for_app
 from grader.processes import command_line, marked_processes, wait_until
 
 MARKER = "COURSE_RUN_CHECK"
@@ -208,7 +209,7 @@ def stop_run(run, marker):
 
 def test_the_starter_s_report_gets_the_router_s_503_after_30_s_and_lands_later(tmp_path):
     """Unit 01, Step 3, as the learner does it: the default 35 s query, Heroku's 30 s router window."""
-    from grader.checks import bucket_keys
+    from grader.storage import bucket_keys
 
     marker = uuid.uuid4().hex
     run, port, log = run_unit_01_app(tmp_path, marker)
@@ -317,7 +318,7 @@ def test_unit_12_s_two_clicks_with_one_key_make_one_report(tmp_path):
     and its two POSTs with one Idempotency-Key in a second terminal. Both answers name one
     job; the worker runs it once and the run's (fresh) bucket holds one report, even after
     a second run of the job, had there been one, would have ended."""
-    from grader.checks import bucket_keys
+    from grader.storage import bucket_keys
     from selfcheck.try_it import COURSE_RUN
 
     commands = lesson_block(12, "Idempotency-Key: try-1")

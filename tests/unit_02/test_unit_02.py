@@ -6,8 +6,7 @@ import pytest
 
 from course import services
 from grader import flows
-from grader.checks import attempt
-from grader.feedback import fail
+from grader.feedback import attempt, fail
 
 DEFAULT_URL = "redis://localhost:6379"
 

@@ -6,7 +6,7 @@ import reprlib
 import pytest
 
 from grader import flows, jobs
-from grader.checks import bucket_keys
+from grader.storage import bucket_keys
 from grader.feedback import fail
 
 LISTEN = ["high", "default", "low"]

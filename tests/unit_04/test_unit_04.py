@@ -13,8 +13,9 @@ import pytest
 
 from course import services
 from grader import flows, heroku, jobs, requirements
-from grader.checks import attempt, bucket_keys, http, pdf_problem, wait_for_app
-from grader.feedback import LearnerFailure, fail
+from grader.feedback import LearnerFailure, attempt, fail
+from grader.storage import bucket_keys, pdf_problem
+from grader.web import http, wait_for_app
 from grader.processes import descendants, listening_ports, marked_processes, wait_until
 
 # Heroku Key-Value Store's plans today: mini, and the premium, private and shield tiers

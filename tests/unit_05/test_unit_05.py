@@ -11,8 +11,9 @@ import pytest
 
 from grader import failure_sentence, flows, jobs, presigned, retries, web
 from grader.browser import chromium, open_page, save_screenshot, screenshots_folder
-from grader.checks import attempt, http, pdf_problem
-from grader.feedback import fail
+from grader.feedback import attempt, fail
+from grader.storage import pdf_problem
+from grader.web import http
 
 # Long enough to watch the job run: fetch_sales reports progress 20 times, and the
 # provided page polls every 0.5 s, so it reads about two values between 0 and 100

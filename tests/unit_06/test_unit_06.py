@@ -17,9 +17,9 @@ import pytest
 from rq.registry import FailedJobRegistry
 
 from grader import failure_sentence, flows, jobs, retries, web
-from grader.checks import attempt, bucket_keys
+from grader.feedback import attempt, fail
+from grader.storage import bucket_keys
 from grader.faults import s3_fault_proxy
-from grader.feedback import fail
 
 # The lesson retries after 10 s, 30 s, then 60 s, for an outage of a minute or so: a first
 # wait longer than this leaves the person waiting with nothing for no reason, and is

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from grader import fanout, flows, jobs, retries
-from grader.checks import bucket_keys
+from grader import flows, jobs, queues, retries
+from grader.storage import bucket_keys
 from grader.feedback import fail
 from grader.processes import wait_until
 
@@ -32,7 +32,7 @@ SECTIONED = [("json", {"priority": "high", "sections": True}), ("json", {"priori
 def test_route_enqueues_on_the_queue_the_priority_names(learner, redis):
     requests = [("json", {"priority": p}) for p in PRIORITIES] + [("json", {}), ("form", {"priority": "high"})]
     expected = PRIORITIES + ["default", "high"]
-    answers = fanout.post_many(learner, requests + SECTIONED)
+    answers = flows.post_many(learner, requests + SECTIONED)
     for (kind, body), answer, want in zip(requests, answers, expected):
         sent = f"a form with priority={body['priority']}" if kind == "form" else f"the JSON body {body}"
         job_id = flows.job_id_from(answer, 2)
@@ -55,7 +55,7 @@ def check_sectioned_queues(redis, body, answer):
     merge = jobs.fetch(redis, flows.job_id_from(answer, 6))
     if merge is None:
         return  # test_sections_share_one_cap_on_the_data_source says what is wrong with it
-    sections = [job for job in fanout.dependencies(redis, merge) if job is not None]
+    sections = [job for job in queues.dependencies(redis, merge) if job is not None]
     wrong = sorted({job.origin for job in sections if job.origin != want})
     if merge.origin == want and not wrong:
         return
@@ -79,7 +79,7 @@ UNHASHABLE = [("json", {"priority": ["high"]}), ("json", {"priority": {}})]
 def test_bad_priority_gets_400_with_a_message(learner, redis):
     requests = [("json", {"priority": "urgent"}), ("json", {"priority": 5}), ("json", {"priority": ""}),
                 ("form", {"priority": "asap"}), ("raw", b'{"priority": "high"'), ("json", ["high"])] + UNHASHABLE
-    answers = fanout.post_many(learner, requests)
+    answers = flows.post_many(learner, requests)
     for (kind, body), answer in zip(requests, answers):
         if kind == "raw":
             sent = f"a body that is not valid JSON ({body.decode()!r})"
@@ -112,7 +112,7 @@ def test_bad_priority_gets_400_with_a_message(learner, redis):
 
 def test_worker_runs_high_before_default_before_low(learner, redis):
     order = ["low", "low", "default", "default", "high", "high"]
-    answers = fanout.post_many(learner, [("json", {"priority": p}) for p in order])
+    answers = flows.post_many(learner, [("json", {"priority": p}) for p in order])
     ids = [flows.job_id_from(answer, 2) for answer in answers]
     for job_id, wanted in zip(ids, order):  # the order can only be the worker's if the route queued them right
         job = jobs.fetch(redis, job_id)
@@ -141,7 +141,7 @@ def test_worker_runs_high_before_default_before_low(learner, redis):
 
 def sectioned_report(learner, redis, env=None):
     """POST a sectioned report; return the merge job and the section jobs it waits for."""
-    answer = fanout.post_many(learner, [("json", {"sections": True})], env=env)[0]
+    answer = flows.post_many(learner, [("json", {"sections": True})], env=env)[0]
     return merge_and_sections(redis, answer)
 
 
@@ -152,7 +152,7 @@ def merge_and_sections(redis, answer, deferred=True):
     job = jobs.fetch(redis, flows.job_id_from(answer, 6))
     if job is None:
         fail("POST /report with {\"sections\": true} answered a job id that Redis does not have.", step=6)
-    waits_for = fanout.dependencies(redis, job)
+    waits_for = queues.dependencies(redis, job)
     if len(waits_for) < len(SECTIONS) or any(j is None for j in waits_for):
         fail(f"POST /report with {{\"sections\": true}} answered the id of a job that waits for "
              f"{len(waits_for)} job(s); it should answer the merge job's id, and the merge job should depend "
@@ -174,10 +174,10 @@ REPORTS = 2
 
 def test_sections_share_one_cap_on_the_data_source(learner, redis):
     env = learner.environment(REPORT_SECONDS="1", SECTION_SLOTS=SLOTS)  # a section job: 0.25 s
-    workers = fanout.start_workers(learner, WORKERS, env=env)
+    workers = flows.start_workers(learner, WORKERS, env=env)
     # The requests wait for the workers, so every section job finds them idle and,
     # with no shared cap, as many sections run at once as there are workers.
-    answers = fanout.post_many(learner, [("json", {"sections": True})] * REPORTS, env=env, workers=WORKERS)
+    answers = flows.post_many(learner, [("json", {"sections": True})] * REPORTS, env=env, workers=WORKERS)
     flows.wait_for_workers(redis, workers)
     reports = [merge_and_sections(redis, answer, deferred=False) for answer in answers]
     merges = [merge for merge, _ in reports]
@@ -190,7 +190,7 @@ def test_sections_share_one_cap_on_the_data_source(learner, redis):
              step=6)
     for job in sections:
         job.refresh()
-    most = fanout.most_at_once((j.started_at, j.ended_at) for j in sections)
+    most = queues.most_at_once((j.started_at, j.ended_at) for j in sections)
     if most > SLOTS:
         fail(f"With SECTION_SLOTS={SLOTS} and {WORKERS} workers, {most} section jobs of two sectioned reports ran "
              f"at the same moment; at most {SLOTS} may. {why_uncapped(merges, sections)}", step=6)
@@ -301,7 +301,7 @@ def test_merge_never_runs_when_a_section_fails(learner, redis, s3, bucket):
     if not wait_until(sections_done, 40, interval=0.1):
         fail(f"The section jobs were not all done after 40 s (states: {[jobs.status(j) for j in sections]}).",
              step=4)
-    fanout.settled(redis, 10)
+    queues.settled(redis, 10)
     merge.refresh()
     if merge.started_at is not None or jobs.status(merge) in ("started", "finished"):
         fail(f"With the {BROKEN!r} section's data source down, the merge job still ran (it is "

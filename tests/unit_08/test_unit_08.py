@@ -7,13 +7,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from grader import fanout, flows, jobs, retries
+from grader import flows, jobs, retries
 from grader.feedback import fail
 from grader.processes import wait_until
 
 
 def test_job_payloads_in_redis_are_json(learner, redis):
-    answers = fanout.post_many(learner, [("json", {}), ("json", {"sections": True})])
+    answers = flows.post_many(learner, [("json", {}), ("json", {"sections": True})])
     ids = [flows.job_id_from(answer, 2) for answer in answers]
     merge = jobs.fetch(redis, ids[1])
     ids += list(merge.dependency_ids) if merge is not None else []

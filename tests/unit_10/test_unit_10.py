@@ -5,10 +5,10 @@ import uuid
 
 import pytest
 
-from grader import fanout, flows, jobs, retries
-from grader.checks import attempt, backdated_objects, bucket_keys
+from grader import flows, jobs, retries
+from grader.feedback import LearnerFailure, attempt, fail
+from grader.storage import backdated_objects, bucket_keys
 from grader.faults import s3_fault_proxy
-from grader.feedback import LearnerFailure, fail
 from grader.prelude import start_worker_with_prelude
 from grader.processes import descendants, wait_until
 
@@ -225,7 +225,7 @@ def run_to_end(learner, redis, env, job_ids):
 
 def post_plain_and_sectioned(learner, redis):
     """POST a plain report and a sectioned one; (plain job id, merge job id, section job ids)."""
-    answers = fanout.post_many(learner, [("json", {}), ("json", {"sections": True})])
+    answers = flows.post_many(learner, [("json", {}), ("json", {"sections": True})])
     plain, merge = (flows.job_id_from(answer, STEP) for answer in answers)
     merge_job = jobs.fetch(redis, merge)
     sections = list(merge_job.dependency_ids) if merge_job is not None else []
@@ -354,7 +354,7 @@ def test_worker_builds_its_s3_client_once_not_per_job(learner, redis, s3, bucket
     log = tmp_path / "clients.log"
     log.touch()
     learner.may_write(log)
-    answers = fanout.post_many(learner, [("json", {})] * 3)
+    answers = flows.post_many(learner, [("json", {})] * 3)
     ids = [flows.job_id_from(answer, 3, unit=8) for answer in answers]
     env = learner.environment(COURSE_CLIENT_LOG=log, REPORT_SECONDS=QUICK)
     worker = start_worker_with_prelude(learner, tmp_path, CLIENT_COUNTER, env)

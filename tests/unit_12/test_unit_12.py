@@ -4,8 +4,8 @@ import uuid
 
 import pytest
 
-from grader import fanout, flows, jobs
-from grader.checks import bucket_keys
+from grader import flows, jobs, queues
+from grader.storage import bucket_keys
 from grader.feedback import fail
 
 
@@ -240,7 +240,7 @@ def test_a_key_asked_again_after_the_report_is_built_makes_no_second_report(lear
              f"(enqueued again, now {state}): a worker builds the report a second time. Enqueueing with the same "
              "job_id overwrites the job, whatever its state; unique=True refuses while it exists, finished too.",
              step=STEP)
-    fanout.settled(redis, 5)
+    queues.settled(redis, 5)
     reports = bucket_keys(s3, bucket)
     if len(reports) != 1 or redis.xlen(f"rq:results:{job_id}") > 1:
         fail(f"One {HEADER}, POSTed before and after its report was built, left {len(reports)} reports in the "
