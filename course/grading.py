@@ -240,28 +240,49 @@ def grade(numbers, target, verbose=False, results_path=None, record=True, exerci
         ui.say(f"  (sandbox not complete here: {'; '.join(unenforced)})")
     if any(needs_browser(u) for u in gradable):
         browser.prepare()
-    run = None
-    if first:
-        names = set().union(*(check_names(u) for u in gradable))
-        first, rest = names & set(first), names - set(first)
-        if first and rest:
-            ui.say(f"  first the {len(first)} check(s) your change can affect, then the other {len(rest)}")
-            def some(checks):
-                if warm_lanes is not None and not verbose:
-                    return run_in_lanes(gradable, target, record=False, checks=checks, warm_lanes=warm_lanes)
-                return run_grader(gradable, target, verbose=verbose, record=False, checks=checks)
-
-            run = some(first)
-            if run.units and all(passed(r) for r in run.units.values()):
-                run = merge_runs(run, some(rest), gradable)
-                if record and run.units:  # every check ran: the unit's grade
-                    progress.record_grades(target, run.units)
-            elif run.units:
-                ui.say(f"  (the other {len(rest)} check(s) run once these pass)")
+    run = _grade_changed_first(gradable, target, first, verbose, record, warm_lanes) if first else None
     if run is None and not verbose:
         run = run_in_lanes(gradable, target, record=record, warm_lanes=warm_lanes)
     if run is None:
         run = run_grader(gradable, target, verbose=verbose, record=record)
+    _write_results(run, gradable, target, results_path, exercism_path, summary_path)
+    if not run.units:
+        report_broken_run(run)
+        return run.returncode or 1
+    failed = _report(units, gradable, missing, run)
+    for path, what in ((results_path, "Results (points per unit and per check)"),
+                       (exercism_path, "Results in the Exercism test-runner format")):
+        if path:
+            ui.say(f"{what} written to {path}")
+    _next_step(units, run, failed)
+    return 1 if failed else 0
+
+
+def _grade_changed_first(gradable, target, first, verbose, record, warm_lanes):
+    """Grade the checks in `first` (those a saved file can affect), then, if they all pass,
+    the others; None if that split means nothing (all or none of the checks are in it)."""
+    names = set().union(*(check_names(u) for u in gradable))
+    first, rest = names & set(first), names - set(first)
+    if not (first and rest):
+        return None
+    ui.say(f"  first the {len(first)} check(s) your change can affect, then the other {len(rest)}")
+
+    def grade_checks(checks):
+        if warm_lanes is not None and not verbose:
+            return run_in_lanes(gradable, target, record=False, checks=checks, warm_lanes=warm_lanes)
+        return run_grader(gradable, target, verbose=verbose, record=False, checks=checks)
+
+    run = grade_checks(first)
+    if run.units and all(passed(r) for r in run.units.values()):
+        run = merge_runs(run, grade_checks(rest), gradable)
+        if record and run.units:  # every check ran: the unit's grade
+            progress.record_grades(target, run.units)
+    elif run.units:
+        ui.say(f"  (the other {len(rest)} check(s) run once these pass)")
+    return run
+
+
+def _write_results(run, gradable, target, results_path, exercism_path, summary_path):
     for path in filter(None, (results_path, exercism_path, summary_path)):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     if results_path:
@@ -271,9 +292,10 @@ def grade(numbers, target, verbose=False, results_path=None, record=True, exerci
     if summary_path:  # appended: GitHub's $GITHUB_STEP_SUMMARY collects every step's
         with open(summary_path, "a") as summary:
             summary.write(result_formats.markdown_summary(run, gradable, target))
-    if not run.units:
-        report_broken_run(run)
-        return run.returncode or 1
+
+
+def _report(units, gradable, missing, run):
+    """Print each unit's grade (and the total for several); return how many failed."""
     failed = 0
     for unit in units:
         result = run.units.get(unit.code)
@@ -290,12 +312,7 @@ def grade(numbers, target, verbose=False, results_path=None, record=True, exerci
         points = sum(u.points for u in gradable)
         ungraded = f" (units with a grader; the course has {sum(u.points for u in units)})" if missing else ""
         ui.say(f"\n{earned:g}/{points} points{ungraded}, graded in {run.seconds:.0f} s")
-    for path, what in ((results_path, "Results (points per unit and per check)"),
-                       (exercism_path, "Results in the Exercism test-runner format")):
-        if path:
-            ui.say(f"{what} written to {path}")
-    _next_step(units, run, failed)
-    return 1 if failed else 0
+    return failed
 
 
 def _next_step(units, run, failed):

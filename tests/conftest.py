@@ -106,7 +106,7 @@ def target(request):
     return found
 
 
-def started(stack, service):
+def start_service(stack, service):
     """(what the service yields, None), or (None, its plain message) if it cannot start.
     The failure is raised by the caller, outside this except, so it prints once."""
     try:
@@ -121,7 +121,7 @@ def redis_url():
     Heroku's, it has a password (a new one each run), and the URL carries it: a
     connection that drops it fails here, not first on Heroku."""
     with ExitStack() as stack:
-        url, problem = started(stack, services.redis_server(password=services.new_password()))
+        url, problem = start_service(stack, services.redis_server(password=services.new_password()))
         if problem:
             pytest.fail(problem, pytrace=False)
         yield url
@@ -142,7 +142,7 @@ def redis(redis_url):
 def s3_endpoint():
     """A local S3 (moto's server) on a free loopback port, for the whole grading run."""
     with ExitStack() as stack:
-        endpoint, problem = started(stack, services.s3_server())
+        endpoint, problem = start_service(stack, services.s3_server())
         if problem:
             pytest.fail(problem, pytrace=False)
         yield endpoint

@@ -179,7 +179,7 @@ def run_job(learner, redis, job_id, timeout=40, worker=None):
     started_at = []
 
     def over():
-        worker.note_horses()
+        worker.look_for_spawned_horses()
         state = jobs.status(job)
         if state in jobs.ENDED:
             return True

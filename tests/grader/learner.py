@@ -61,7 +61,7 @@ class Process:
         self.tree = {self.popen.pid}  # every process seen below it
         self.detached = {}            # pid -> command line of those below it in a session of their own
         self.needed_kill = False
-        self.looked_at = set()        # pids below it already checked by note_horses()
+        self.looked_at = set()        # pids below it already checked by look_for_spawned_horses()
         self.spawns_horses = False    # a job ran in a fresh interpreter, not a fork of it
         self._horses_seen_at = 0.0
 
@@ -78,7 +78,7 @@ class Process:
         reason = diagnose.explain(self.log(), what=what)
         return reason or f"{what} exited with code {self.popen.returncode} and printed nothing."
 
-    def note_horses(self):
+    def look_for_spawned_horses(self):
         """Look at what runs below it now: rq's SpawnWorker runs each job in a fresh
         `python -c ...` that calls main_work_horse; a forking Worker's horse is a copy
         of the worker itself. Called while a job runs; sets spawns_horses. Looks at most

@@ -27,7 +27,8 @@ to before any learner code runs. The empty padding arguments leave room in this
 process's command line for each forked process to show its own (what `ps` and
 the grader's leak messages print).
 
-This file is run as a script, not imported: it imports nothing of the grader.
+This file is run as a script, not imported: of the grader it imports only start_plan.py
+(how to start a request) beside it, and of the course its sandbox.
 """
 import builtins
 import ctypes
@@ -39,8 +40,6 @@ import os
 import re
 import runpy
 import selectors
-import shlex
-import shutil
 import signal
 import socket
 import sys
@@ -53,25 +52,12 @@ STARTUP_MODULES = set(sys.modules)
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from course import sandbox  # noqa: E402
 del sys.path[0]
+from start_plan import plan, search_path  # noqa: E402  (beside this file)
 PRELOAD = ("flask", "werkzeug.serving", "jinja2", "redis", "rq", "rq.worker", "rq.job", "rq.queue",
            "rq.serializers", "rq.registry", "rq.scheduler", "rq.cli", "boto3", "boto3.s3.transfer",
            "botocore.session", "botocore.client", "reportlab.platypus", "reportlab.pdfgen.canvas",
            "reportlab.lib.pagesizes", "reportlab.lib.styles", "json", "uuid", "logging")
 # Not gunicorn: its settings read PORT and WEB_CONCURRENCY when it is imported.
-# Variables the preloaded libraries read when imported: a request that sets one
-# differently from this process gets a plain start.
-READ_AT_IMPORT = {"RQ_KEY_PREFIX", "BOTO_DISABLE_CRT", "EVAL_DEBUG", "FLASK_DEBUG", "FLASK_SKIP_DOTENV",
-                  # and where boto3's default session, made here (warm_boto3), finds its data
-                  # files; the AWS config files can name a folder for them too
-                  "AWS_DATA_PATH", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"}
-READ_AT_IMPORT_PREFIXES = ("RL_",)  # reportlab's rl_config
-# Run at start-up by `site` from a folder on the path: a plain start runs them before anything is imported.
-STARTUP_HOOKS = ("sitecustomize.py", "usercustomize.py")
-# Interpreter start-up settings this process can apply after the fork; any other
-# PYTHON* variable (or a different locale) means a plain start.
-APPLIED = {"PYTHONPATH", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"}
-SHELL_LINE = re.compile(r"^\s*(?:cd\s+(?P<dir>\S+)\s*&&\s*)?(?:exec\s+)?(?P<command>[^;&|<>`$(){}*?~!#\\\n]+?)\s*$")
-VARIABLE = re.compile(r"\$\{(\w+)(?::-([^}$`\"]*))?\}|\$(\w+)")
 
 
 def preload():
@@ -112,106 +98,6 @@ def warm_boto3():
         pass
 
 
-# ---------------------------------------------------------------- deciding how to start
-
-def expand(word, env):
-    """A `cd` argument as bash would expand it, for the forms a Procfile uses; None otherwise."""
-    if word[:1] == '"' and word[-1:] == '"' and len(word) > 1:
-        word = word[1:-1]
-    elif "'" in word or '"' in word:
-        return None
-
-    def value(match):
-        name, default, bare = match.groups()
-        if bare:
-            return env.get(bare, "")
-        return env.get(name) or (default or "")
-
-    expanded = VARIABLE.sub(value, word)
-    return None if any(c in expanded for c in "$`\\\"'") else expanded
-
-
-def plan(args, shell, cwd, env, venv_bin, shadowable):
-    """How to run a request: ("python", cwd, argv, kind, target) to run in this process,
-    or ("exec", cwd, argv) to exec it plainly."""
-    plain = ("exec", cwd, ["/bin/bash", "-c", args] if shell else list(args))
-    if any(k.startswith("PYTHON") and k not in APPLIED for k in env):
-        return plain
-    if any(env.get(k) != os.environ.get(k) for k in ("LANG", "LC_ALL", "LC_CTYPE", "TZ")):
-        return plain
-    if any((k in READ_AT_IMPORT or k.startswith(READ_AT_IMPORT_PREFIXES)) and env[k] != os.environ.get(k)
-           for k in env):
-        return plain
-    if shell:
-        match = SHELL_LINE.match(args)
-        if not match:
-            return plain
-        if match["dir"]:
-            folder = expand(match["dir"], env)
-            if not folder:
-                return plain
-            cwd = os.path.join(cwd, folder)
-        try:
-            argv = shlex.split(match["command"])
-        except ValueError:
-            return plain
-    else:
-        argv = list(args)
-    if not argv or not os.path.isdir(cwd):
-        return plain
-    program = argv[0]
-    found = program if os.sep in program else shutil.which(program, path=env.get("PATH", os.defpath))
-    if not found or os.path.dirname(os.path.abspath(found)) != venv_bin:
-        return plain
-    name = os.path.basename(found)
-    rest = argv[1:]
-    if name in ("rq", "gunicorn"):
-        return checked(("python", cwd, [found, *rest], name, None), env, venv_bin, shadowable, plain)
-    if os.path.realpath(found) != os.path.realpath(sys.executable):
-        return plain
-    unbuffered = False
-    while rest and rest[0] == "-u":
-        unbuffered, rest = True, rest[1:]
-    if unbuffered:
-        env["PYTHONUNBUFFERED"] = "1"
-    if rest[:1] == ["-m"] and len(rest) > 1:
-        return checked(("python", cwd, [found, *rest[2:]], "module", rest[1]), env, venv_bin, shadowable, plain)
-    if not rest or rest[0].startswith("-"):
-        return plain
-    script = os.path.join(cwd, rest[0])
-    if not os.path.isfile(script):
-        return plain  # python's own "can't open file" message, from a plain start
-    return checked(("python", cwd, rest, "script", script), env, venv_bin, shadowable, plain)
-
-
-def search_path(kind, target, cwd, env, venv_bin):
-    """The folders a plain start puts before the libraries on sys.path."""
-    first = {"script": lambda: os.path.dirname(os.path.abspath(target)), "module": lambda: cwd}.get(
-        kind, lambda: venv_bin)()
-    extra = [os.path.join(cwd, p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    return [first, *extra]
-
-
-def checked(decided, env, venv_bin, shadowable, plain):
-    """The plan, unless a learner folder on its path holds a module named like a preloaded one."""
-    _, cwd, _, kind, target = decided
-    for folder in search_path(kind, target, cwd, env, venv_bin):
-        if folder == venv_bin:
-            continue
-        try:
-            names = os.listdir(folder)
-        except OSError:
-            continue
-        if any(hook in names for hook in STARTUP_HOOKS):
-            return plain
-        for entry in names:
-            stem = entry[:-3] if entry.endswith(".py") else entry
-            package = os.path.isfile(os.path.join(folder, entry, "__init__.py"))
-            if stem in shadowable and (entry.endswith(".py") or package):
-                return plain
-    return decided
-
-
 # ---------------------------------------------------------------- the forked process
 
 def title_area():
@@ -248,7 +134,7 @@ def show_as(area, argv):
         ctypes.memmove(start, text + b"\0" * (end - start - len(text)), end - start)
 
 
-def become(request, out_fd, venv_bin, shadowable, area):
+def take_request(request, out_fd, venv_bin, shadowable, area):
     """In the forked process: take the request's session, output, folder and
     environment; exec a plain start, or return what to run here."""
     os.setsid()
@@ -362,20 +248,44 @@ def receive(control):
         return None, None, None
 
 
-def serve(control_fd):
-    """Answer requests until the grader that started this process goes. Returns
-    only in a forked process, with what that process is to run."""
-    parent = os.getppid()
-    venv_bin = os.path.dirname(os.path.abspath(sys.executable))
-    # Every forked process would otherwise walk all the preloaded objects at each
-    # full collection and again when it exits, and each walk writes to them (the
-    # collector's counts), copying the shared pages one by one. Frozen, they are out
-    # of the collector's sight; the learner's own objects are collected as usual.
+def prepare():
+    """Import everything and freeze it; return the names a learner file could shadow.
+    Every forked process would otherwise walk all the preloaded objects at each full
+    collection and again when it exits, and each walk writes to them (the collector's
+    counts), copying the shared pages one by one. Frozen, they are out of the
+    collector's sight; the learner's own objects are collected as usual."""
     gc.disable()  # no collections while importing: they would only find live modules
     shadowable = preload()
     warm_boto3()
     gc.freeze()
     gc.enable()
+    return shadowable
+
+
+def report_exits(waiting):
+    """Reap the forked processes that ended; tell each one's grader connection its exit code."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        conn = waiting.pop(pid, None)
+        if conn is not None:
+            try:
+                conn.sendall(f"exit {os.waitstatus_to_exitcode(status)}\n".encode())
+            except OSError:
+                pass
+            conn.close()
+
+
+def serve(control_fd):
+    """Answer requests until the grader that started this process goes. Returns
+    only in a forked process, with what that process is to run."""
+    parent = os.getppid()
+    venv_bin = os.path.dirname(os.path.abspath(sys.executable))
+    shadowable = prepare()
     area = title_area()
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
@@ -411,7 +321,7 @@ def serve(control_fd):
                             os.close(fd)
                         except OSError:
                             pass
-                    return become(request, out_fd, venv_bin, shadowable, area)
+                    return take_request(request, out_fd, venv_bin, shadowable, area)
                 os.close(out_fd)
                 try:
                     conn.sendall(f"{pid}\n".encode())
@@ -423,20 +333,7 @@ def serve(control_fd):
                     os.read(wake_r, 512)
                 except BlockingIOError:
                     pass
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                break
-            conn = waiting.pop(pid, None)
-            if conn is not None:
-                try:
-                    conn.sendall(f"exit {os.waitstatus_to_exitcode(status)}\n".encode())
-                except OSError:
-                    pass
-                conn.close()
+        report_exits(waiting)
         if os.getppid() != parent:  # the grader is gone: so is the reason to be here
             os._exit(0)
 

@@ -67,7 +67,7 @@ def scheduler_holds(redis, queue_name):
     return bool(redis.exists(f"rq:scheduler-lock:{queue_name}"))
 
 
-class Hurrier:
+class RetryFastForward:
     """Makes a job's scheduled retry due at once, each time check() is called, and
     raises NoScheduler once it is certain nobody will put the due job back: due for
     SCHEDULER_GRACE s, or for NO_SCHEDULER_GRACE s with no scheduler holding its queue."""
@@ -104,13 +104,13 @@ def follow(redis, job, timeout):
     """Wait until the job has finished or failed for good, hurrying each scheduled
     retry. Returns (state, whether a retry ever waited in the scheduled registry).
     Raises NoScheduler if a due retry is never picked up."""
-    hurrier = Hurrier(redis, job)
+    fast_forward = RetryFastForward(redis, job)
     deadline = time.monotonic() + timeout
     while True:
         state = jobs.status(job)
         if state in jobs.ENDED:
-            return state, hurrier.waited
-        hurrier.check()
+            return state, fast_forward.waited
+        fast_forward.check()
         if time.monotonic() >= deadline:
             raise LearnerFailure(f"After {timeout} s the job was still {state}.")
         time.sleep(0.05)

@@ -147,7 +147,7 @@ class ForkedPopen:
 
     def __init__(self, pid, conn, args):
         self.pid, self.args, self.returncode = pid, args, None
-        self._conn, self._said = conn, b""
+        self._conn, self._received = conn, b""
 
     def _listen(self, timeout):
         if self.returncode is not None or self._conn is None:
@@ -161,9 +161,9 @@ class ForkedPopen:
             return
         except OSError:
             data = b""
-        self._said += data
-        if b"\n" in self._said:
-            word, _, code = self._said.split(b"\n", 1)[0].partition(b" ")
+        self._received += data
+        if b"\n" in self._received:
+            word, _, code = self._received.split(b"\n", 1)[0].partition(b" ")
             if word == b"exit":
                 self.returncode = int(code)
         if not data or self.returncode is not None:

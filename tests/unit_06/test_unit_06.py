@@ -164,9 +164,9 @@ def test_transient_s3_faults_are_retried_to_success(learner, redis, s3, bucket, 
         fail(f"While the job waited for its retry, progress fell from {fell[0]} to {fell[1]}. Keep the progress "
              "the first run reached; it must only rise.", step=5)
     deadline = time.monotonic() + 30
-    hurrier = retries.Hurrier(redis, job)
+    fast_forward = retries.RetryFastForward(redis, job)
     while jobs.status(job) not in jobs.ENDED:  # the next run, hurried, watched from the status route
-        _, error = attempt(hurrier.check)
+        _, error = attempt(fast_forward.check)
         if isinstance(error, retries.NoScheduler):
             fail(str(error), step=3)
         seen.append(web.read_status(url, 5))

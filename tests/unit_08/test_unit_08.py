@@ -28,7 +28,7 @@ def test_job_payloads_in_redis_are_json(learner, redis):
 def test_worker_runs_json_jobs_and_refuses_pickled_ones(learner, redis, s3, bucket):
     from rq import Queue
 
-    with tempfile.TemporaryDirectory(prefix="course-pickle-") as folder:
+    with tempfile.TemporaryDirectory(prefix="course-pickle-", dir=learner.tmp) as folder:
         marker = Path(folder) / "ran-code-from-redis"
         planted = Queue("default", connection=redis).enqueue("os.getpid")
         jobs.plant_pickled_payload(redis, planted, marker)
@@ -84,7 +84,7 @@ PLANTED = ("os.mkdir", "utils.os.mkdir")
 
 
 def test_worker_runs_only_the_apps_jobs(learner, redis, s3, bucket):
-    with tempfile.TemporaryDirectory(prefix="course-allow-") as folder:
+    with tempfile.TemporaryDirectory(prefix="course-allow-", dir=learner.tmp) as folder:
         markers = {name: Path(folder) / f"ran-{name}-named-in-redis" for name in PLANTED}
         planted = [json_queue(redis).enqueue(name, str(markers[name])) for name in PLANTED]  # JSON, still a way in
         worker = learner.start_worker()

@@ -114,7 +114,7 @@ def test_worker_processes_run_reports_side_by_side(learner, redis, s3, bucket):
 def test_pool_workers_keep_json_and_the_allow_list(learner, redis, s3, bucket):
     from rq import Queue
 
-    with tempfile.TemporaryDirectory(prefix="course-pool-") as folder:
+    with tempfile.TemporaryDirectory(prefix="course-pool-", dir=learner.tmp) as folder:
         unpickled = Path(folder) / "ran-code-from-redis"
         named = Path(folder) / "ran-a-function-named-in-redis"
         pickled = Queue("default", connection=redis).enqueue("os.getpid")
