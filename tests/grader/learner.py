@@ -24,7 +24,7 @@ from grader import diagnose
 from grader.diagnose import PROBE_FILE
 from grader.feedback import LearnerFailure
 from grader.processes import (MARKER_VAR, command_line, contain, descendants, environ_has, kill_all, kill_group,
-                              marked_processes, process_table, read_bounded, reap, strays)
+                              listening_ports, marked_processes, process_table, read_bounded, reap, strays)
 from grader.spawning import allowed_environment, spawn
 
 
@@ -67,6 +67,14 @@ class Process:
 
     def alive(self):
         return self.popen.poll() is None
+
+    def pids(self):
+        """It and every live process below it."""
+        return descendants([self.popen.pid])
+
+    def listening_ports(self):
+        """The TCP ports it and the processes below it listen on (None where that cannot be read)."""
+        return listening_ports(self.pids())
 
     def log(self):
         """What it printed: all of it, or its start and its end if it printed a lot."""
@@ -287,6 +295,10 @@ class Learner:
         found = strays(table)
         # A self-check grading run's processes carry its marker: they are that run's, not this learner's.
         return {p for p in found if not environ_has(p, b"COURSE_SELFCHECK_RUN=")}
+
+    def still_running(self):
+        """Whether a process that carries this learner's marker still runs (Linux)."""
+        return bool(marked_processes(self.marker))
 
     def web_error(self, message=""):
         """The exception the app logged while answering the request `message` names

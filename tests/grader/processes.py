@@ -171,6 +171,17 @@ def kill_all(pids, sig=signal.SIGKILL):
             pass
 
 
+def all_gone(pids):
+    """Whether every one of these processes has exited."""
+    table = process_table()
+    return all(table.get(pid, (0, "Z"))[1] == "Z" for pid in pids)
+
+
+def kill_tree(pid):
+    """SIGKILL a process and everything below it at once (a crash, an out-of-memory kill)."""
+    kill_all(descendants([pid]))
+
+
 def reap(pids):
     """Collect the exit of those that are this process's children (orphans it inherited)."""
     for pid in pids:

@@ -16,7 +16,7 @@ from grader import flows, heroku, jobs, requirements
 from grader.feedback import LearnerFailure, attempt, fail
 from grader.storage import bucket_keys, pdf_problem
 from grader.web import http, wait_for_app
-from grader.processes import descendants, listening_ports, marked_processes, wait_until
+from grader.processes import wait_until
 
 # Heroku Key-Value Store's plans today: mini, and the premium, private and shield tiers
 # (premium-0 ... premium-14 and so on). hobby-dev, hobby-basic and the old names are gone.
@@ -195,7 +195,7 @@ def wait_for_web_port(web, port, timeout):
         except services.ServiceError as error:
             if time.monotonic() >= deadline or web.popen.poll() is not None:
                 raise LearnerFailure(str(error)) from None
-        ports = listening_ports(descendants([web.popen.pid]))
+        ports = web.listening_ports()
         if ports and port not in ports:
             elsewhere_since = elsewhere_since or time.monotonic()
             if time.monotonic() - elsewhere_since >= OTHER_PORT_GRACE:
@@ -282,7 +282,7 @@ def stopped_on_failure(learner):
     except BaseException:
         for process in learner.processes:
             process.terminate(grace=5)
-        wait_until(lambda: not marked_processes(learner.marker), 3)
+        wait_until(lambda: not learner.still_running(), 3)
         raise
 
 

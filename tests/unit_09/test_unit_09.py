@@ -15,7 +15,7 @@ import pytest
 from course import services
 from grader import faults, flows, jobs, retries
 from grader.feedback import fail
-from grader.processes import process_table, wait_until
+from grader.processes import all_gone, wait_until
 from grader.shutdown import stop_like_heroku
 
 
@@ -236,8 +236,7 @@ def schedulers_died(before):
     that the scheduler ride the restart out itself, so that is a failure whether or not
     the worker starts another later; it is seen at once, where waiting out
     SCHEDULER_GRACE for the job it never moves took 10 s."""
-    table = process_table()
-    return bool(before) and all(table.get(pid, (0, "Z"))[1] == "Z" for pid in before)
+    return bool(before) and all_gone(before)
 
 
 # A Redis that hangs: the web app's client must give up and answer 503 well before

@@ -10,7 +10,7 @@ from grader.feedback import LearnerFailure, attempt, fail
 from grader.storage import backdated_objects, bucket_keys
 from grader.faults import s3_fault_proxy
 from grader.prelude import start_worker_with_prelude
-from grader.processes import descendants, wait_until
+from grader.processes import wait_until
 
 
 CLEANUP = "delete_old_reports"
@@ -139,7 +139,7 @@ def check_one_schedule_after_a_second_start(learner, redis):
         if not second.alive():
             fail(f"Your worker command, started a second time next to the first, stopped: {second.explain_exit()}",
                  step=2)
-        return {w.pid for w in Worker.all(connection=redis)} & descendants([second.popen.pid])
+        return {w.pid for w in Worker.all(connection=redis)} & second.pids()
 
     if not wait_until(second_listens, 20):
         fail("Your worker command, started a second time next to the first, registered no rq worker within 20 s.",

@@ -1,7 +1,5 @@
 """Unit 11: scaling. WORKER_PROCESSES workers run reports side by side as ReportWorkers (JSON, the
 allow-list, the shutdown grace), and a SIGTERM lets the pool finish its reports."""
-import os
-import signal
 import tempfile
 from pathlib import Path
 
@@ -9,7 +7,7 @@ import pytest
 
 from grader import flows, jobs
 from grader.feedback import fail
-from grader.processes import descendants, wait_until
+from grader.processes import kill_tree, wait_until
 from grader.shutdown import start_worker_with_slow_stop_handler, stop_like_heroku
 
 
@@ -95,11 +93,7 @@ def test_worker_processes_run_reports_side_by_side(learner, redis, s3, bucket):
              "registers each one.", step=STEP)
     # A worker that dies (killed for memory, a crash) is replaced; on Heroku nothing else would.
     victim = running[0]
-    for pid in descendants([victim.pid]):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
+    kill_tree(victim.pid)
 
     def replaced():
         return len([w for w in workers_of(learner, redis) if w.name != victim.name]) >= PROCESSES
