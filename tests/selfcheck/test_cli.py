@@ -439,6 +439,20 @@ def test_class_grades_a_rigged_repository_by_its_own_files(tmp_path):
     assert sorted((p.relative_to(student), p.stat().st_mtime_ns) for p in student.rglob("*")) == before
 
 
+def test_class_gives_a_finished_repository_its_full_points(tmp_path):
+    """A student's copy of the course at the end of unit 04 (its deploy files at the top,
+    as the course lays them out) earns every point of unit 04 from its copied files."""
+    student = tmp_path / "roster" / "grace"
+    stages.write_stage(4, student / "starter", answered=4, project_dest=student)
+    for name in (".python-version", "app.json", "constraints-course.txt"):
+        shutil.copyfile(ROOT / name, student / name)
+    out = tmp_path / "grades.json"
+    done = course("class", tmp_path / "roster", "--units", "4", "--out", out)
+    assert done.returncode == 0, done.stdout + done.stderr
+    row = json.loads(out.read_text())["students"][0]
+    assert row["unit_04"] == manifest.unit(4).points, json.loads(out.read_text())["results"]
+
+
 def test_class_refuses_others_code_without_the_sandbox(tmp_path):
     done = course("class", tmp_path, "--units", "2", COURSE_SANDBOX="off")
     assert done.returncode == 2 and "Not grading others' code here" in done.stdout + done.stderr
