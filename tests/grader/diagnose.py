@@ -10,6 +10,7 @@ import re
 from course import sandbox
 
 LINE_CHARS = 400
+PROBES_FOLDER = "/tests/grader/probes/"  # the grader's probe files: never named to the learner either
 PROBE_FILE = "course_probe.py"  # the grader's own probe script: never named to the learner
 RQ_CONNECTION = (
     "`from rq import Connection` fails: rq 2.0 removed Connection (old tutorials still use it). "
@@ -45,7 +46,7 @@ def _short(path):
 
 def _is_learner_file(path):
     return ("site-packages" not in path and "/lib/python" not in path and not path.startswith("<")
-            and _short(path) != PROBE_FILE and "/course-probe-" not in path)
+            and _short(path) != PROBE_FILE and "/course-probe-" not in path and PROBES_FOLDER not in path)
 
 
 def last_exception(lines):

@@ -12,96 +12,27 @@ from grader.feedback import LearnerFailure, attempt, fail
 from grader.processes import wait_until
 from grader.storage import pdf_problem
 
-POST_REPORT = '''
-import time, traceback
-from flask import got_request_exception
-from app import app
-errors = []  # an exception in the route: named in the message instead of a 500 page
-
-def record(sender, exception, **extra):
-    here = [f for f in traceback.extract_tb(exception.__traceback__) if "site-packages" not in f.filename]
-    where = f" ({{here[-1].filename.rsplit('/', 1)[-1]}}, line {{here[-1].lineno}})" if here else ""
-    errors.append(f"{{type(exception).__name__}}: {{exception}}{{where}}")
-
-got_request_exception.connect(record, app, weak=False)
-client = app.test_client()
-started = time.monotonic()
-response = client.post("/report", json={body!r})
-result(status=response.status_code, seconds=time.monotonic() - started,
-       body=response.get_json(silent=True), text=response.get_data(as_text=True)[:300],
-       error=errors[-1] if errors else None)
-'''
-
-# Probe code, run right after `from app import app`: every exception a route raises
-# (Flask's own 4xx aside) goes into `raised`, named with the learner's file and line,
-# whether or not an errorhandler then turns it into an answer (a catch-all 500 or 404
-# says nothing of its cause). A probe empties `raised` before each request it sends;
-# one that sends requests from several threads reads raised_in[thread id] instead.
-RECORD_RAISED = '''
-import os as _os, threading as _threading, traceback as _traceback
-from werkzeug.exceptions import HTTPException as _HTTPException
-raised, raised_in = [], {}
-_handle_user_exception = app.handle_user_exception
-
-def _record_raised(error):
-    if not isinstance(error, _HTTPException):
-        here = [f for f in _traceback.extract_tb(error.__traceback__) if f.filename.startswith(_os.getcwd())]
-        where = f" ({here[-1].filename.rsplit('/', 1)[-1]}, line {here[-1].lineno})" if here else ""
-        raised.append(f"{type(error).__name__}: {error}"[:200] + where)
-        raised_in[_threading.get_ident()] = raised[-1]
-    return _handle_user_exception(error)
-
-app.handle_user_exception = _record_raised
-'''
-
-
-GET_STATUS = '''
-from app import app
-{record_raised}
-response = app.test_client().get({path!r}, headers={{"Accept": "application/json"}})
-result(status=response.status_code, body=response.get_json(silent=True),
-       text=response.get_data(as_text=True)[:300], error=raised[-1] if raised else None)
-'''
-
 
 def get_status(learner, path, env=None, timeout=20):
     """GET a status path (/report/<id>) through Flask's test client, in a probe:
     {status, body (JSON or None), text, error (what the route raised, if anything)}."""
-    code = GET_STATUS.format(path=path, record_raised=RECORD_RAISED)
-    return learner.probe(code, timeout=timeout, what=f"GET {path}", env=env)
+    return get_statuses(learner, [path], env=env, timeout=timeout)[0]
 
 
-POST_MANY = '''
-from app import app
-{record_raised}
-client = app.test_client()
-if {workers}:  # post only once that many rq workers wait (they start while the app imports)
-    import time
-    import redis
-    from rq import Worker
-    _redis, _deadline = redis.Redis.from_url(os.environ["REDIS_URL"]), time.monotonic() + 20
-    while Worker.count(connection=_redis) < {workers} and time.monotonic() < _deadline:
-        time.sleep(0.02)
-answers = []
-for kind, body in {requests!r}:
-    raised.clear()
-    if kind == "json":
-        response = client.post("/report", json=body)
-    elif kind == "form":
-        response = client.post("/report", data=body)
-    else:  # raw bytes sent as JSON, e.g. a body that is not valid JSON
-        response = client.post("/report", data=body, content_type="application/json")
-    answers.append(dict(status=response.status_code, body=response.get_json(silent=True),
-                        text=response.get_data(as_text=True)[:300], error=raised[-1] if raised else None))
-result(answers=answers)
-'''
+def get_statuses(learner, paths, env=None, timeout=20):
+    """get_status for each of `paths`, in one probe."""
+    return learner.run_probe("get_status", paths=list(paths), timeout=timeout, what=f"GET {paths[0]}",
+                             env=env)["answers"]
 
 
 def post_many(learner, requests, env=None, workers=0):
     """POST /report once per (kind, body) in one child process; kind is json, form or raw.
     With `workers`, the requests wait (up to 20 s) until that many rq workers have registered."""
-    code = POST_MANY.format(requests=list(requests), workers=workers, record_raised=RECORD_RAISED)
-    return learner.probe(code, timeout=30, what="POST /report", env=env)["answers"]
+    # JSON carries no bytes: a raw body given as bytes goes as latin-1 text, turned back into the same bytes.
+    sent = [("raw-bytes", body.decode("latin-1"), *rest) if kind == "raw" and isinstance(body, bytes) else
+            (kind, body, *rest) for kind, body, *rest in requests]
+    return learner.run_probe("post_many", requests=sent, workers=workers, timeout=30, what="POST /report",
+                             env=env)["answers"]
 
 
 def start_workers(learner, count, env=None):
@@ -112,8 +43,8 @@ def start_workers(learner, count, env=None):
 def post_report(learner, body=None, timeout=30, **env):
     """POST /report through Flask's test client in a child process; returns
     {status, seconds, body, text}."""
-    return learner.probe(POST_REPORT.format(body=body or {}), timeout=timeout,
-                         what="POST /report", env=learner.environment(**env) if env else None)
+    return learner.run_probe("post_report", body=body or {}, timeout=timeout, what="POST /report",
+                             env=learner.environment(**env) if env else None)
 
 
 def job_id_from(answer, step, unit=None):
@@ -239,23 +170,14 @@ def check_pdf_at(s3, bucket, key, step, what="The job", unit=None):
     return data
 
 
-CONN_PROBE = '''
-import worker
-result(redis_url=getattr(worker, "redis_url", None), has_conn=hasattr(worker, "conn"),
-       listen=getattr(worker, "listen", None))
-if hasattr(worker, "conn"):
-    value = worker.conn.get({key!r})
-    result(value=value.decode() if isinstance(value, bytes) else value)
-'''
-
-
 def read_through_conn(learner, redis_client, url=None, step=None, unit=None):
     """Put a random value in the grader's Redis, read it back through worker.conn
     (with REDIS_URL=url), and return what the probe saw."""
     key, value = f"course:check:{uuid.uuid4().hex}", uuid.uuid4().hex
     redis_client.set(key, value, ex=60)
     env = learner.environment(REDIS_URL=url) if url else None
-    seen, error = attempt(learner.probe, CONN_PROBE.format(key=key), timeout=10, what="importing worker.py", env=env)
+    seen, error = attempt(learner.run_probe, "read_through_conn", key=key, timeout=10, what="importing worker.py",
+                          env=env)
     if error:
         if diagnose.PASSWORD_NOT_USED in str(error):
             fail(f"worker.conn reached the Redis that REDIS_URL names, but {diagnose.PASSWORD_NOT_USED}",

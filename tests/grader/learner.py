@@ -27,6 +27,8 @@ from grader.processes import (MARKER_VAR, command_line, contain, descendants, en
                               listening_ports, marked_processes, process_table, read_bounded, reap, strays)
 from grader.spawning import allowed_environment, spawn
 
+PROBES = Path(__file__).with_name("probes")  # probe files: real Python, run in the learner's app folder
+
 
 
 PROBE_TEMPLATE = '''\
@@ -232,6 +234,17 @@ class Learner:
         raise LearnerFailure(diagnose.explain(output, what=what) or
                              f"{what} exited with code {popen.returncode} before it finished.")
 
+    def run_probe(self, name, *, what, timeout=20, env=None, **params):
+        """Run the probe file grader/probes/NAME.py in a fresh Python in the app folder, with
+        `params` (JSON values) as course_probe_support.params; return what it passes to result()."""
+        code = (f"import json as _json, runpy as _runpy, sys as _sys\n"
+                f"_sys.path.append({str(PROBES)!r})\n"
+                f"import course_probe_support as _support\n"
+                f"_support.params = _json.loads({json.dumps(params)!r})\n"
+                f"_support.result = result\n"
+                f"_runpy.run_path({str(PROBES / (name + '.py'))!r}, run_name='course_probe')\n")
+        return self.probe(code, what=what, timeout=timeout, env=env)
+
     def start(self, args, *, name, shell=False, env=None, cwd=None):
         """Start a background process (stopped, with everything below it, after the check)."""
         cwd, env = cwd or self.target.path, env or self.env
@@ -246,7 +259,7 @@ class Learner:
         it reaches the loopback ports its arguments and environment name, nothing else."""
         texts = [args] if isinstance(args, str) else [str(a) for a in args]
         texts += [str(v) for v in env.values()]
-        read = [sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable)), self.target.path]
+        read = [sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable)), self.target.path, PROBES]
         read += [part for part in env.get("PYTHONPATH", "").split(os.pathsep) if part]
         # Files the grader names in the arguments or the environment: a script of its own, a CA file.
         read += [v for v in texts if os.path.isabs(v) and os.path.isfile(v)]

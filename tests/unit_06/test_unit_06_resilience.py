@@ -7,21 +7,16 @@ from grader.feedback import LearnerFailure, fail
 
 SOME_ID = "0123456789abcdef0123456789abcdef"
 
-QUEUE_DOWN = f'''
-from app import app
-client = app.test_client()
-answers = {{}}
-for name, method, path in (("post", "post", "/report"), ("get", "get", "/report/{SOME_ID}")):
-    response = getattr(client, method)(path, json={{}} if method == "post" else None)
-    answers[name] = [response.status_code, response.get_json(silent=True), response.headers.get("Retry-After")]
-result(**answers)
-'''
 
 def test_redis_down_answers_503_with_retry_after(learner):
     env = learner.environment(REDIS_URL=f"redis://127.0.0.1:{services.free_port()}/0")
-    answers = learner.probe(QUEUE_DOWN, timeout=60, env=env, what="POST /report and GET /report/<id> with Redis down")
+    requests = [("post", "post", "/report"), ("get", "get", f"/report/{SOME_ID}")]
+    answers = learner.run_probe("side_by_side", requests=requests, within=50, timeout=60, env=env,
+                                what="POST /report and GET /report/<id> with Redis down")["answers"]
     for name, route in (("post", "POST /report"), ("get", "GET /report/<id>")):
-        status, body, retry_after = answers[name]
+        if name not in answers:
+            fail(f"With Redis down, {route} had not answered after 50 s; it should answer 503 at once.", step=5)
+        status, body, retry_after = (answers[name][k] for k in ("status", "body", "retry_after"))
         if status != 503:
             fail(f"With Redis down, {route} answered {status}; it should answer 503 (Service Unavailable) with a "
                  "JSON error, so the page knows to try again. Add an errorhandler for redis-py's ConnectionError "

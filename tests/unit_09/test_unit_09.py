@@ -246,35 +246,13 @@ def schedulers_died(before):
 PROMPT = 12  # seconds
 SOME_ID = "0123456789abcdef0123456789abcdef"
 
-HUNG_REDIS_PROBE = '''
-import threading, time
-from app import app
-{record_raised}
-answers = {{}}
-
-def ask(name, method, path):
-    started = time.monotonic()
-    response = getattr(app.test_client(), method)(path, json={{}} if method == "post" else None)
-    answers[name] = dict(status=response.status_code, body=response.get_json(silent=True),
-                         text=response.get_data(as_text=True)[:200], retry_after=response.headers.get("Retry-After"),
-                         seconds=time.monotonic() - started, error=raised_in.get(threading.get_ident()))
-
-asks = [threading.Thread(target=ask, args=request, daemon=True) for request in {requests!r}]
-for thread in asks:  # side by side: a page waits on both at once, and the check on the slower only
-    thread.start()
-deadline = time.monotonic() + {prompt}
-for thread in asks:
-    thread.join(max(0, deadline - time.monotonic()))
-result(answers=answers)
-'''
-
 
 def test_a_hanging_redis_gets_a_prompt_503(learner):
     requests = [("POST /report", "post", "/report"), ("GET /report/<id>", "get", f"/report/{SOME_ID}")]
-    code = HUNG_REDIS_PROBE.format(requests=requests, prompt=PROMPT, record_raised=flows.RECORD_RAISED)
     with faults.hanging_redis() as url:
-        answers = learner.probe(code, timeout=PROMPT + 30, env=learner.environment(REDIS_URL=url),
-                                what="POST /report and GET /report/<id> with a Redis that never answers")["answers"]
+        answers = learner.run_probe("side_by_side", requests=requests, within=PROMPT, timeout=PROMPT + 30,
+                                    env=learner.environment(REDIS_URL=url),
+                                    what="POST /report and GET /report/<id> with a Redis that never answers")["answers"]
     hung = "With a Redis that takes connections and never answers (hung, overloaded, or cut off by the network)"
     late = [route for route, _, _ in requests if route not in answers]
     if late:
@@ -305,18 +283,6 @@ def test_a_hanging_redis_gets_a_prompt_503(learner):
 # worker has sent no heartbeat for several of its rounds (HEARTBEAT seconds each,
 # from the environment web and worker share). The grader writes such jobs and
 # workers into Redis as rq does, with heartbeats of chosen ages, and asks.
-STATUSES_PROBE = '''
-from app import app
-{record_raised}
-client = app.test_client()
-answers = []
-for job_id in {job_ids!r}:
-    raised.clear()
-    response = client.get("/report/" + job_id)
-    answers.append(dict(status=response.status_code, body=response.get_json(silent=True),
-                        text=response.get_data(as_text=True)[:200], error=raised[-1] if raised else None))
-result(answers=answers)
-'''
 GONE = None  # the worker's record has expired from Redis: silent for minutes
 # (HEARTBEAT, seconds since the worker's last heartbeat, what the page must say, why)
 SILENCES = [
@@ -357,11 +323,9 @@ def test_status_says_interrupted_when_the_worker_is_silent(learner, redis):
     for heartbeat, silent_for, want, why in SILENCES:
         by_heartbeat.setdefault(heartbeat, []).append((started_job(redis, silent_for), silent_for, want, why))
     with ThreadPoolExecutor(len(by_heartbeat)) as pool:  # one probe per HEARTBEAT, side by side
-        seen = dict(zip(by_heartbeat, pool.map(lambda heartbeat: learner.probe(
-            STATUSES_PROBE.format(job_ids=[job_id for job_id, *_ in by_heartbeat[heartbeat]],
-                                  record_raised=flows.RECORD_RAISED),
-            timeout=30, what="GET /report/<id>", env=learner.environment(HEARTBEAT=heartbeat))["answers"],
-            by_heartbeat)))
+        seen = dict(zip(by_heartbeat, pool.map(lambda heartbeat: flows.get_statuses(
+            learner, [f"/report/{job_id}" for job_id, *_ in by_heartbeat[heartbeat]], timeout=30,
+            env=learner.environment(HEARTBEAT=heartbeat)), by_heartbeat)))
     verdicts = []
     for heartbeat, asked in by_heartbeat.items():
         for (job_id, silent_for, want, why), answer in zip(asked, seen[heartbeat]):

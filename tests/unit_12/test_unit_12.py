@@ -12,49 +12,6 @@ from grader.feedback import fail
 STEP = 1
 HEADER = "Idempotency-Key"
 
-# Each group of requests is sent at once, like a double-click: one thread and test
-# client each, released together by a barrier once all are ready; the groups one
-# after another. A request is (key or None, JSON body).
-POST_GROUPS = '''
-import threading
-from flask import got_request_exception
-from app import app
-errors = []
-got_request_exception.connect(lambda sender, exception, **extra: errors.append(
-    f"{{type(exception).__name__}}: {{exception}}"[:300]), app, weak=False)
-
-
-def post(key, body):
-    headers = {{}} if key is None else {{{header!r}: key}}
-    response = app.test_client().post("/report", json=body, headers=headers)
-    return dict(status=response.status_code, body=response.get_json(silent=True),
-                text=response.get_data(as_text=True)[:300])
-
-
-answers = []
-for group in {groups!r}:
-    found = [None] * len(group)
-    barrier = threading.Barrier(len(group))
-
-    def send(i, request):
-        try:
-            barrier.wait(10)
-        except threading.BrokenBarrierError:
-            pass
-        try:
-            found[i] = post(*request)
-        except Exception as error:  # the test client itself broke: say so, as a 500 would
-            found[i] = dict(status=500, body=None, text=f"{{type(error).__name__}}: {{error}}"[:300])
-
-    threads = [threading.Thread(target=send, args=(i, request)) for i, request in enumerate(group)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(20)
-    answers.append(found)
-result(answers=answers, error=errors[-1] if errors else None)
-'''
-
 
 def new_key():
     return str(uuid.uuid4())
@@ -62,8 +19,8 @@ def new_key():
 
 def post_groups(learner, groups):
     """POST /report for every request of every group; a list of answers per group."""
-    return learner.probe(POST_GROUPS.format(header=HEADER, groups=[[list(r) for r in g] for g in groups]),
-                         timeout=40, what="POST /report with an Idempotency-Key")
+    return learner.run_probe("post_at_once", header=HEADER, groups=[[list(r) for r in g] for g in groups],
+                             timeout=40, what="POST /report with an Idempotency-Key")
 
 
 def said(answer):
@@ -178,46 +135,13 @@ def test_the_same_key_twice_makes_one_report_job(learner, redis):
              f"{len(job_hashes(redis))}.", step=STEP)
 
 
-# One key, POSTed; once a worker has finished its job (Redis's own status field,
-# read raw), POSTed again. One probe: the app is imported once.
-POST_AFTER_FINISH = '''
-import os, time
-import redis
-from flask import got_request_exception
-from app import app
-errors = []
-got_request_exception.connect(lambda sender, exception, **extra: errors.append(
-    f"{{type(exception).__name__}}: {{exception}}"[:300]), app, weak=False)
-
-
-def post():
-    response = app.test_client().post("/report", json={{}}, headers={{{header!r}: {key!r}}})
-    return dict(status=response.status_code, body=response.get_json(silent=True),
-                text=response.get_data(as_text=True)[:300])
-
-
-first = post()
-job_id = first["body"].get("job_id") if isinstance(first["body"], dict) else None
-status = None
-if first["status"] == 202 and isinstance(job_id, str):
-    store = redis.Redis.from_url(os.environ["REDIS_URL"])
-    deadline = time.monotonic() + {timeout}
-    while status not in (b"finished", b"failed", b"stopped", b"canceled") and time.monotonic() < deadline:
-        time.sleep(0.05)
-        status = store.hget("rq:job:" + job_id, "status")
-    status = status.decode() if status else None
-    enqueued = store.hget("rq:job:" + job_id, "enqueued_at")  # to tell whether the next POST enqueues it again
-    result(enqueued_at=enqueued.decode() if enqueued else None)
-result(first=first, status=status, second=post() if status == "finished" else None,
-       error=errors[-1] if errors else None)
-'''
 BUILD_WITHIN = 20  # seconds, for the worker to start and build one report
 
 
 def test_a_key_asked_again_after_the_report_is_built_makes_no_second_report(learner, redis, s3, bucket):
     worker = learner.start_worker()
-    seen = learner.probe(POST_AFTER_FINISH.format(header=HEADER, key=new_key(), timeout=BUILD_WITHIN),
-                         timeout=BUILD_WITHIN + 20, what=f"POST /report with an {HEADER}, twice")
+    seen = learner.run_probe("post_after_finish", header=HEADER, key=new_key(), within=BUILD_WITHIN,
+                             timeout=BUILD_WITHIN + 20, what=f"POST /report with an {HEADER}, twice")
     job_id = job_id_of(seen["first"], f"POST /report with a new {HEADER}", seen["error"])
     job = jobs.fetch(redis, job_id)
     if seen["status"] != "finished":
