@@ -32,12 +32,6 @@ def app_folder(student):
     return None
 
 
-# Deploy files a student may change (the Procfile, the pins, the dyno formation), and those
-# that are the course's own.
-STUDENT_DEPLOY_FILES = ("Procfile", "requirements.txt", "app.json", ".python-version", "runtime.txt")
-COURSE_DEPLOY_FILES = ("constraints-course.txt",)
-
-
 def student_copy(folder, into):
     """A copy of the student's own files from app `folder`, beside the course's
     provided files, in `into`; returns the app folder of the copy."""
@@ -49,12 +43,12 @@ def student_copy(folder, into):
         (app / name).unlink(missing_ok=True)
         if (folder / name).is_file() and not (folder / name).is_symlink():
             shutil.copyfile(folder / name, app / name)
-    for name in {*STUDENT_DEPLOY_FILES, *(name for u in units for name in u.project_files)}:
+    for name in {*manifest.STUDENT_DEPLOY_FILES, *(name for u in units for name in u.project_files)}:
         for source in (folder / name, folder.parent / name):
             if source.is_file() and not source.is_symlink():
                 shutil.copyfile(source, (app if source.parent == folder else into) / name)
                 break
-    for name in COURSE_DEPLOY_FILES:  # the course's, not the student's: its pins are what is tested
+    for name in manifest.COURSE_DEPLOY_FILES:  # the course's, not the student's: its pins are what is tested
         shutil.copyfile(ROOT / name, into / name)
     return app
 

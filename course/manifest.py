@@ -15,6 +15,10 @@ UNITS_DIR = ROOT / "units"
 # Files in a learner's app folder that the learner writes. Everything else in
 # starter/ is provided and identical in solution/.
 ANSWERS_FILE = "answers.toml"
+# Deploy files at the top of a learner's repository: those the learner may change, and
+# the course's own (its pins are what the course tests).
+STUDENT_DEPLOY_FILES = ("Procfile", "requirements.txt", "app.json", ".python-version", "runtime.txt")
+COURSE_DEPLOY_FILES = ("constraints-course.txt",)
 
 
 @dataclass(frozen=True)

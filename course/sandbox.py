@@ -60,9 +60,6 @@ SYSTEM_READ = ["/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc/ssl", 
                "/dev/random"]
 SYSTEM_WRITE = ["/dev/null", "/dev/tty"]
 
-# The deploy files a Procfile line may read from the course checkout's top folder.
-PROJECT_FILES = ("Procfile", "requirements.txt", "constraints-course.txt", ".python-version", "runtime.txt",
-                 "app.json")
 LOOPBACK_PORT = re.compile(r"(?:127\.0\.0\.1|localhost|0\.0\.0\.0|\[?::1\]?)?:(\d{2,5})\b")
 
 LIMITS = {  # per process; generous for the course's apps, fatal to a runaway

@@ -6,11 +6,12 @@ pattern looks at it, and no pattern can backtrack across a line, so reading a
 log takes time in proportion to its (already bounded) size.
 """
 import re
+from pathlib import Path
 
 from course import sandbox
 
 LINE_CHARS = 400
-PROBES_FOLDER = "/tests/grader/probes/"  # the grader's probe files: never named to the learner either
+PROBES = Path(__file__).with_name("probes")  # the grader's probe files, run in the learner's app folder
 PROBE_FILE = "course_probe.py"  # the grader's own probe script: never named to the learner
 RQ_CONNECTION = (
     "`from rq import Connection` fails: rq 2.0 removed Connection (old tutorials still use it). "
@@ -46,7 +47,7 @@ def _short(path):
 
 def _is_learner_file(path):
     return ("site-packages" not in path and "/lib/python" not in path and not path.startswith("<")
-            and _short(path) != PROBE_FILE and "/course-probe-" not in path and PROBES_FOLDER not in path)
+            and _short(path) != PROBE_FILE and "/course-probe-" not in path and not path.startswith(str(PROBES)))
 
 
 def last_exception(lines):

@@ -19,15 +19,14 @@ import time
 import uuid
 from pathlib import Path
 
-from course import sandbox
+from course import manifest, sandbox
 from grader import diagnose
-from grader.diagnose import PROBE_FILE
+from grader.diagnose import PROBE_FILE, PROBES
 from grader.feedback import LearnerFailure
 from grader.processes import (MARKER_VAR, command_line, contain, descendants, environ_has, kill_all, kill_group,
                               listening_ports, marked_processes, process_table, read_bounded, reap, strays)
 from grader.spawning import allowed_environment, spawn
 
-PROBES = Path(__file__).with_name("probes")  # probe files: real Python, run in the learner's app folder
 
 
 
@@ -265,7 +264,7 @@ class Learner:
         read += [v for v in texts if os.path.isabs(v) and os.path.isfile(v)]
         top = Path(cwd).resolve()
         if top in Path(__file__).resolve().parents:  # the course's own checkout: its deploy files only
-            read += [top / name for name in sandbox.PROJECT_FILES]
+            read += [top / name for name in (*manifest.STUDENT_DEPLOY_FILES, *manifest.COURSE_DEPLOY_FILES)]
         else:
             read.append(top)
         ports = sandbox.loopback_ports(texts)
