@@ -7,8 +7,9 @@ Only the student's own files are taken from it (the learner files, the quiz
 answers and the deploy files the units name), copied beside this course's
 provided files: a student's tests/ or course/, rigged or not, never runs, and the
 roster folder is never written. Each student is graded in the sandbox
-(course/sandbox.py); where it cannot hold, the command refuses unless told
---unsafe (for a throwaway account).
+(course/sandbox.py: Landlock on Linux, a Seatbelt profile on macOS); where its
+file and network layers cannot hold, the command refuses unless told --unsafe
+(for a throwaway account).
 Students are graded several at once (--jobs), each in its own grader run with
 its own Redis and S3, and a line is printed as each one finishes. A check that
 did not run (no browser on this machine) is named in the `not_graded` column:
@@ -85,8 +86,10 @@ def refusal(unsafe):
     missing = [sandbox.MEANS[name] for name in ("files", "network") if not sandbox.layers()[name]]
     if not missing or unsafe:
         return ""
-    return ("Not grading others' code here: " + "; ".join(missing) + ". Grade on Linux 6.7 or newer (Landlock "
-            "with TCP rules; GitHub's ubuntu-24.04 runners have it), or add --unsafe on a throwaway account.")
+    where = ("Unset COURSE_SANDBOX (it turns the sandbox off)" if not sandbox.wanted() else
+             "Grade on Linux 6.7 or newer (Landlock with TCP rules; GitHub's ubuntu-24.04 runners have it) or on "
+             "macOS (its Seatbelt sandbox)")
+    return f"Not grading others' code here: {'; '.join(missing)}. {where}, or add --unsafe on a throwaway account."
 
 
 def summary_table(rows, units):

@@ -235,9 +235,9 @@ def grade(numbers, target, verbose=False, results_path=None, record=True, exerci
         return 2
     what = f"unit {gradable[0].code} ({gradable[0].title})" if len(units) == 1 else f"{len(gradable)} units"
     ui.say(f"Grading {display(target)} on {what} ...")
-    unenforced = sandbox.missing()
-    if unenforced:  # fine for a learner's own code; `course class` refuses others' code here
-        ui.say(f"  (sandbox not complete here: {'; '.join(unenforced)})")
+    sandbox_note = sandbox.note()
+    if sandbox_note:  # fine for a learner's own code; `course class` refuses others' code without files and network
+        ui.say(f"  ({sandbox_note})")
     if any(needs_browser(u) for u in gradable):
         browser.prepare()
     run = _grade_changed_first(gradable, target, first, verbose, record, warm_lanes) if first else None

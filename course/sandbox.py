@@ -24,13 +24,21 @@ Layers, each used where the kernel offers it (`layers()` says which):
   may make one: root, or a delegated cgroup v2 tree): it bounds a fork bomb
   when the grader runs as root, and every process in it is found and stopped at
   the end of the check, whatever it did to hide from its ancestry.
-Without Landlock, learner code runs with the grader's view of the machine; the
-grader says so (`missing()`), and `course class` refuses to grade others' code.
+On macOS, a Seatbelt profile (`seatbelt_profile(policy)`, entered with
+libSystem's sandbox_init) holds the files, TCP and signal layers: it denies by
+default, lets learner code read the system, Python and the policy's folders,
+write only the policy's folders, connect only to the policy's ports on loopback,
+and signal only processes in its own sandbox. There is no network of its own and
+no cgroup there; resource limits apply as on Linux.
+Without Landlock or Seatbelt, learner code runs with the grader's view of the
+machine; the grader says so (`missing()`), and `course class` refuses to grade
+others' code.
 
 This module imports only the standard library: the preloader (tests/grader/preload.py)
 imports it too, and so does `course class`, which is not run by the course's venv.
 """
 import ctypes
+import errno
 import os
 import re
 import resource
@@ -93,6 +101,10 @@ def layers():
     """{layer: whether it holds here}, for the grader's one line and `course class`."""
     if not wanted():
         return dict.fromkeys(("files", "network", "signals", "isolation", "limits", "processes"), False)
+    if sys.platform == "darwin":  # the Seatbelt profile holds the first three; no namespace, no cgroup
+        held = _seatbelt() is not None
+        return {"files": held, "network": held, "signals": held, "isolation": False,
+                "limits": hasattr(resource, "RLIMIT_AS"), "processes": os.geteuid() != 0}
     version = abi()
     return {"files": version >= 1, "network": version >= 4, "signals": version >= 6,
             "isolation": own_network() is not None,
@@ -106,11 +118,23 @@ MEANS = {"files": "learner code can read the grader's HOME and environment and w
          "isolation": "the grading shares this machine's network (UDP and other hosts are reachable)",
          "limits": "learner code has no memory or CPU limit",
          "processes": "the number of learner processes is not limited (the grader runs as root)"}
+if sys.platform == "darwin":  # Seatbelt already keeps UDP and other hosts out; what is left is shared
+    MEANS["isolation"] = ("the grading shares this machine's loopback (learner code reaches the ports a check "
+                          "names, whoever listens on them)")
 
 
 def missing():
     """What is not enforced here, as short phrases ([] when everything is)."""
     return [MEANS[name] for name, holds in layers().items() if not holds]
+
+
+def note():
+    """The grader's one line about the sandbox here ('' when every layer holds)."""
+    unenforced = "; ".join(missing())
+    if sys.platform == "darwin" and layers()["files"]:
+        held = "sandbox: macOS's Seatbelt profile holds the file, network and signal layers"
+        return f"{held}. Not complete here: {unenforced}" if unenforced else held
+    return f"sandbox not complete here: {unenforced}" if unenforced else ""
 
 
 def loopback_ports(texts):
@@ -159,11 +183,15 @@ def _tasks_of_this_user():
 
 def apply(rules):
     """Confine this process (and all it will start) to `rules`. Called after a fork,
-    before learner code runs. Raises OSError if Landlock is there but refuses."""
+    before learner code runs. Raises OSError if Landlock or Seatbelt is there but refuses."""
     _limit(rules["limits"])
     if rules.get("group"):
         with open(rules["group"], "w") as procs:  # join it before Landlock closes /sys
             procs.write(str(os.getpid()))
+    if sys.platform == "darwin":
+        if _seatbelt() is not None:
+            _enter_seatbelt(seatbelt_profile(rules))
+        return
     version = abi()
     if version < 1:
         return
@@ -223,6 +251,127 @@ def _limit(limits):
             resource.setrlimit(kind, (value, value))
         except (ValueError, OSError):
             pass
+
+
+# What Python and the programs a Procfile runs need on macOS, beyond the policy's folders:
+# the system (its libraries and the dyld cache live under /System), Python where its
+# installers put it, certificates, time zones, users and random numbers. Not /Users, not
+# /private/var/folders (every user's temp and caches), not /etc as a whole.
+SEATBELT_READ = ["/System", "/usr", "/bin", "/sbin", "/Library/Apple", "/Library/Frameworks",
+                 "/Library/Developer/CommandLineTools", "/opt/homebrew", "/opt/local", "/private/etc/ssl",
+                 "/private/etc/hosts", "/private/etc/services", "/private/etc/protocols", "/private/etc/passwd",
+                 "/private/etc/group", "/private/etc/localtime", "/private/var/db/timezone", "/private/var/db/dyld",
+                 "/dev/urandom", "/dev/random", "/dev/autofs_nowait"]
+SEATBELT_DEVICES = ["/dev/null", "/dev/zero", "/dev/tty", "/dev/dtracehelper"]
+# Services of the system a Python process asks on startup or for users, time zones and proxy
+# settings. Not mDNSResponder: host names are not resolved, so no DNS query carries data out.
+SEATBELT_SERVICES = ["com.apple.system.opendirectoryd.libinfo", "com.apple.system.notification_center",
+                     "com.apple.system.logger", "com.apple.logd", "com.apple.SystemConfiguration.configd",
+                     "com.apple.cfprefsd.daemon", "com.apple.cfprefsd.agent"]
+# Facts about the machine and this process. Not kern.procargs2: that is every process's
+# arguments and environment, the grader's included (macOS's /proc/PID/environ).
+SEATBELT_SYSCTLS = ["kern.hostname", "kern.ostype", "kern.osrelease", "kern.osversion", "kern.osproductversion",
+                    "kern.version", "kern.argmax", "kern.maxfilesperproc", "kern.maxproc", "kern.usrstack64",
+                    "kern.secure_kernel", "kern.osvariant_status", "kern.boottime", "kern.ngroups",
+                    "sysctl.proc_cputype", "vm.loadavg"]
+SEATBELT_SYSCTL_PREFIXES = ["hw.", "machdep.cpu.", "kern.proc.pid.", "kern.proc.pgrp."]
+
+
+def seatbelt_profile(rules):
+    """The Seatbelt (SBPL) profile text that holds `rules` on macOS. Seatbelt matches
+    the real path of a file, so every folder is given as its realpath (/tmp is
+    /private/tmp there). Later rules win in SBPL; this profile only adds to a
+    `deny default`, so nothing is allowed that no line below names."""
+    read = _real_paths([*SEATBELT_READ, *rules["read"]])
+    write = _real_paths(rules["write"])
+    code = _real_paths([*SEATBELT_READ, *rules["read"], *rules["write"]])
+    lines = [
+        "(version 1)",
+        "(deny default)",
+        ";; Learner code starts programs; each stays in this sandbox and may signal only its own.",
+        "(allow process-fork)",
+        "(allow process-exec)",
+        "(allow signal (target same-sandbox))",
+        "(allow process-info* (target same-sandbox))",
+        ";; A file's metadata, as Landlock leaves stat alone; its content and a folder's list stay closed.",
+        "(allow file-read-metadata)",
+        "(allow file-test-existence)",
+        "(allow file-read* (literal \"/\"))",
+        _rule("file-read*", "subpath", read),
+        _rule("file-map-executable", "subpath", code),
+        _rule("file-read* file-write*", "subpath", write),
+        _rule("file-read* file-write-data file-ioctl", "literal", SEATBELT_DEVICES),
+        "(allow file-read* file-write-data (subpath \"/dev/fd\"))",
+        _rule("mach-lookup", "global-name", SEATBELT_SERVICES),
+        _rule("sysctl-read", "sysctl-name", SEATBELT_SYSCTLS),
+        _rule("sysctl-read", "sysctl-name-prefix", SEATBELT_SYSCTL_PREFIXES),
+        "(allow ipc-posix-sem)",
+        "(allow ipc-posix-shm-read* (ipc-posix-name-prefix \"apple.shm.notification_center\") "
+        "(ipc-posix-name-prefix \"apple.cfprefs.\"))",
+        "(allow user-preference-read)",
+        ";; Unix sockets may be made (socketpair); reaching one by its path stays closed.",
+        "(allow system-socket (socket-domain AF_UNIX))",
+        ";; TCP and UDP: out only to the policy's ports on loopback; in only on its own ports, from loopback.",
+        _rule("network-outbound", "remote ip", [f"localhost:{int(port)}" for port in rules["connect"]]),
+        _rule("network-bind", "local ip", [f"*:{int(port)}" for port in rules["bind"]]),
+        _rule("network-inbound", "local ip", [f"localhost:{int(port)}" for port in rules["bind"]]),
+    ]
+    return "\n".join(line for line in lines if line) + "\n"
+
+
+def _rule(operations, kind, values):
+    """One allow rule with a filter per value; '' for no values: an allow with no filter
+    would allow everything."""
+    if not values:
+        return ""
+    return f"(allow {operations}\n" + "\n".join(f"  ({kind} {sbpl_string(v)})" for v in values) + ")"
+
+
+def sbpl_string(text):
+    """`text` as an SBPL (Scheme) string: in double quotes, backslash and quote escaped."""
+    if "\0" in text:
+        raise ValueError(f"no SBPL string can hold a NUL: {text!r}")
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _real_paths(paths):
+    """Absolute real paths, each once, in order (Seatbelt matches what the kernel resolved)."""
+    seen = []
+    for path in map(str, paths):
+        if os.path.isabs(path):
+            real = os.path.realpath(path)
+            if real not in seen:
+                seen.append(real)
+    return seen
+
+
+def _seatbelt():
+    """libSystem's (sandbox_init, sandbox_free_error), or None where there are none."""
+    if sys.platform != "darwin":
+        return None
+    try:
+        system = ctypes.CDLL("/usr/lib/libSystem.B.dylib")
+        init, free = system.sandbox_init, system.sandbox_free_error
+    except (OSError, AttributeError):
+        return None
+    init.argtypes = [ctypes.c_char_p, ctypes.c_uint64, ctypes.POINTER(ctypes.c_void_p)]
+    init.restype = ctypes.c_int
+    free.argtypes = [ctypes.c_void_p]
+    free.restype = None
+    return init, free
+
+
+def _enter_seatbelt(profile):
+    """Confine this process to `profile` (SBPL text: flags 0) for good, or raise OSError
+    with what sandbox_init said."""
+    init, free = _seatbelt()
+    error = ctypes.c_void_p()
+    if init(profile.encode(), 0, ctypes.byref(error)) == 0:
+        return
+    reason = ctypes.string_at(error.value).decode(errors="replace") if error.value else "no reason given"
+    if error.value:
+        free(error)
+    raise OSError(errno.EPERM, f"sandbox_init refused the Seatbelt profile: {reason}")
 
 
 class Group:

@@ -456,7 +456,7 @@ def test_class_gives_a_finished_repository_its_full_points(tmp_path):
 def test_class_refuses_others_code_without_the_sandbox(tmp_path):
     done = course("class", tmp_path, "--units", "2", COURSE_SANDBOX="off")
     assert done.returncode == 2 and "Not grading others' code here" in done.stdout + done.stderr
-    assert "--unsafe" in done.stdout + done.stderr
+    assert "--unsafe" in done.stdout + done.stderr and "Unset COURSE_SANDBOX" in done.stdout + done.stderr
 
 
 # ---------------------------------------------------------------- grading platforms

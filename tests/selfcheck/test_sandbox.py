@@ -8,11 +8,17 @@ give a hostile learner without the sandbox.
 The attacks: the grader's environment through /proc, the real HOME, writing the
 course's tests or another student's folder or the grader's results, a TCP port
 nobody granted, a signal to the grader, the preloader's socket, a memory hog, a
-disk fill, a fork bomb, and a process left running in a session of its own."""
+disk fill, a fork bomb, and a process left running in a session of its own.
+
+On macOS the sandbox is a Seatbelt profile (no Landlock, no cgroup, no /proc): the
+attacks it is meant to stop run there too (the real HOME, the writes, a port nobody
+granted, a signal to the grader), and one of its own, the grader's environment read
+through sysctl as `ps -E` does. The rest are Linux's and skipped there."""
 import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import textwrap
 import time
@@ -26,8 +32,15 @@ from grader.learner import Learner
 from grader.processes import process_table
 from grader.target import Target
 
-pytestmark = pytest.mark.skipif(sandbox.abi() < 1,
-                                reason="no Landlock in this kernel: the sandbox's file layer is missing here")
+LANDLOCK = sandbox.abi() >= 1
+SEATBELT = sys.platform == "darwin" and sandbox.layers()["files"]
+pytestmark = pytest.mark.skipif(not (LANDLOCK or SEATBELT),
+                                reason="no Landlock in this kernel and no Seatbelt: the sandbox's file layer is "
+                                       "missing here")
+linux_only = pytest.mark.skipif(not LANDLOCK, reason="an attack through Linux's /proc, preloader or limits: "
+                                                     "not checked with macOS's Seatbelt profile")
+macos_only = pytest.mark.skipif(not SEATBELT, reason="macOS only: Linux's /proc attack is "
+                                                     "test_the_graders_environment_is_out_of_reach")
 
 SECRET = "course-selfcheck-grader-secret"
 
@@ -49,6 +62,7 @@ def attack(learner, code, timeout=30):
     return learner.probe(textwrap.dedent(code), timeout=timeout, what="the attack")
 
 
+@linux_only
 def test_the_graders_environment_is_out_of_reach(learner):
     # A process of the grader's started with the secret, as pytest and the preloader are
     # started with the grader's environment (os.environ changed later is not in /proc).
@@ -79,6 +93,33 @@ def _read_environments(learner):
                     pass
         result(found=found, own=os.environ.get("COURSE_SELFCHECK_GRADER_SECRET"))
     """)
+
+
+@macos_only
+def test_the_graders_environment_is_out_of_reach_through_sysctl(learner):
+    """macOS hands any process the arguments and environment of its user's others
+    (sysctl kern.procargs2, what `ps -E` shows); the profile does not allow that sysctl."""
+    grader_side = subprocess.Popen(["/bin/sleep", "60"], env={"COURSE_SELFCHECK_GRADER_SECRET": SECRET})
+    try:
+        got = attack(learner, f"""
+            import ctypes, os
+            libc = ctypes.CDLL(None, use_errno=True)
+            found, errors = [], set()
+            for pid in ({grader_side.pid}, os.getppid(), 1):
+                mib = (ctypes.c_int * 3)(1, 49, pid)  # CTL_KERN, KERN_PROCARGS2
+                size = ctypes.c_size_t(1 << 18)
+                buffer = ctypes.create_string_buffer(size.value)
+                if libc.sysctl(mib, 3, buffer, ctypes.byref(size), None, 0) == 0:
+                    if {SECRET!r}.encode() in buffer.raw[:size.value]:
+                        found.append(pid)
+                else:
+                    errors.add(ctypes.get_errno())
+            result(found=found, errors=sorted(errors))
+        """)
+    finally:
+        grader_side.kill()
+        grader_side.wait()
+    assert got["found"] == [], f"learner code read the grader's secret from the arguments of {got['found']}"
 
 
 def test_the_real_home_is_out_of_reach(learner, tmp_path):
@@ -164,6 +205,7 @@ def test_the_grader_cannot_be_signalled(learner):
     assert not got["reached"], "learner code could send a signal to the grader's process"
 
 
+@linux_only
 def test_the_preloader_starts_nothing_for_learner_code(learner):
     """Every descriptor learner code holds is tried as a way to ask the preloader for a
     process; none may start one (it would run outside the learner's sandbox)."""
@@ -219,6 +261,7 @@ def _is_sleep_30(pid):
         return False
 
 
+@linux_only
 def test_a_memory_hog_is_refused(learner):
     got = attack(learner, """
         try:
@@ -230,6 +273,7 @@ def test_a_memory_hog_is_refused(learner):
     assert got["got"] == 0, "learner code was given 12 GiB of address space"
 
 
+@linux_only
 def test_a_disk_fill_is_cut_off(learner):
     got = attack(learner, f"""
         import signal, tempfile
@@ -249,6 +293,7 @@ def test_a_disk_fill_is_cut_off(learner):
     assert got["written"] <= sandbox.LIMITS["file_bytes"], f"learner code wrote a {got['written']}-byte file"
 
 
+@linux_only
 @pytest.mark.skipif(not sandbox.layers()["processes"],
                     reason="no process limit here (the grader runs as root and can make no cgroup)")
 def test_a_fork_bomb_is_bounded(learner):
@@ -272,6 +317,7 @@ def test_a_fork_bomb_is_bounded(learner):
     assert got["started"] < 3000, "learner code started 3,000 processes"
 
 
+@linux_only
 def test_nothing_is_left_running_whatever_hid_it(learner):
     """A process that leaves its session and group and drops the grader's marker is
     still stopped when the learner's check ends."""
