@@ -39,11 +39,14 @@ imports it too, and so does `course class`, which is not run by the course's ven
 """
 import ctypes
 import errno
+import functools
 import os
 import re
 import resource
 import struct
+import subprocess
 import sys
+import tempfile
 
 SYS_CREATE_RULESET, SYS_ADD_RULE, SYS_RESTRICT_SELF = 444, 445, 446  # the same on every architecture
 RULE_PATH_BENEATH, RULE_NET_PORT = 1, 2
@@ -93,8 +96,11 @@ def abi():
 def wanted():
     """Whether to confine learner code at all: COURSE_SANDBOX=off runs it with the
     grader's view of the machine (to measure the sandbox's cost, or to find out
-    whether it is what breaks a check); `course class` refuses that."""
-    return os.environ.get("COURSE_SANDBOX", "on") != "off"
+    whether it is what breaks a check); `course class` refuses that. On macOS, also
+    off where the Seatbelt profile keeps Python itself from starting (seatbelt_refused)."""
+    if os.environ.get("COURSE_SANDBOX", "on") == "off":
+        return False
+    return not (sys.platform == "darwin" and seatbelt_refused())
 
 
 def layers():
@@ -131,6 +137,9 @@ def missing():
 def note():
     """The grader's one line about the sandbox here ('' when every layer holds)."""
     unenforced = "; ".join(missing())
+    if sys.platform == "darwin" and os.environ.get("COURSE_SANDBOX", "on") != "off" and seatbelt_refused():
+        return (f"sandbox off: macOS would not run Python in the course's Seatbelt profile "
+                f"({seatbelt_refused()}), so learner code runs unconfined here")
     if sys.platform == "darwin" and layers()["files"]:
         held = "sandbox: macOS's Seatbelt profile holds the file, network and signal layers"
         return f"{held}. Not complete here: {unenforced}" if unenforced else held
@@ -359,6 +368,42 @@ def _seatbelt():
     free.argtypes = [ctypes.c_void_p]
     free.restype = None
     return init, free
+
+
+@functools.lru_cache(maxsize=None)
+def seatbelt_refused():
+    """'' if a Python confined by a learner's kind of profile starts and imports the
+    standard library here, else what went wrong. The profile is checked by the course's
+    CI on some macOS versions only; where it keeps Python from starting, every check
+    would fail for the grader's sake, so the grader runs without it and says so."""
+    if _seatbelt() is None:
+        return ""  # nothing to refuse: layers() reports the layers missing
+    said, tell = os.pipe()  # what sandbox_init said, from the child
+
+    def enter():
+        try:
+            _enter_seatbelt(seatbelt_profile(rules))
+        except OSError as error:
+            os.write(tell, str(error).encode()[:500])
+            os._exit(126)
+
+    with tempfile.TemporaryDirectory(prefix="course-seatbelt-") as folder:
+        rules = {"read": [sys.prefix, sys.base_prefix, os.path.dirname(sys.executable)], "write": [folder],
+                 "connect": [], "bind": []}
+        try:
+            trial = subprocess.run([sys.executable, "-c", "import json, socket, ssl, sqlite3, uuid"],
+                                   preexec_fn=enter, cwd=folder, stdin=subprocess.DEVNULL, capture_output=True,
+                                   text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError) as error:
+            trial = subprocess.CompletedProcess([], 126, "", str(error))
+        finally:
+            os.close(tell)
+            with os.fdopen(said, "rb") as pipe:
+                refused = pipe.read().decode(errors="replace")
+    if trial.returncode != 0:
+        lines = (trial.stderr or "").strip().splitlines()
+        return refused or (lines[-1] if lines else f"exit code {trial.returncode}")
+    return ""
 
 
 def _enter_seatbelt(profile):

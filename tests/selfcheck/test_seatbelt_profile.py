@@ -187,9 +187,42 @@ def test_on_macos_the_profile_is_the_file_network_and_signal_layer(monkeypatch):
 
     monkeypatch.setattr(sandbox.sys, "platform", "darwin")
     monkeypatch.setattr(sandbox, "_seatbelt", lambda: (print, print))  # stands for libSystem's pair
+    monkeypatch.setattr(sandbox, "seatbelt_refused", lambda: "")  # Python starts in the profile
     layers = sandbox.layers()
     assert (layers["files"], layers["network"], layers["signals"], layers["isolation"]) == (True, True, True, False)
     line = sandbox.note()
     assert line.startswith("sandbox: macOS's Seatbelt profile holds the file, network and signal layers"), line
     assert sandbox.MEANS["isolation"] in line
     assert classroom.refusal(unsafe=False) == ""
+
+
+def _trial(monkeypatch, enter):
+    """seatbelt_refused's own trial (not its cached answer), on a macOS where
+    sandbox_init is there and entering the profile does what `enter` does."""
+    monkeypatch.setattr(sandbox.sys, "platform", "darwin")
+    monkeypatch.setattr(sandbox, "_seatbelt", lambda: (print, print))
+    monkeypatch.setattr(sandbox, "_enter_seatbelt", enter)
+    return sandbox.seatbelt_refused.__wrapped__()
+
+
+def test_a_profile_python_starts_in_is_kept(monkeypatch):
+    assert _trial(monkeypatch, lambda profile: None) == ""
+
+
+def test_a_profile_macos_refuses_turns_the_sandbox_off_and_says_so(monkeypatch):
+    """The profile is checked on the course's CI's macOS versions only. Where macOS
+    will not run Python in it, every check would fail for the grader's sake: learner
+    code runs unconfined, `course grade` says why in its one line, and `course class`
+    refuses to grade others' code."""
+    from course import classroom
+
+    def refuse(profile):
+        raise OSError(1, "sandbox_init refused the Seatbelt profile: unbound variable: file-map-executable")
+
+    reason = _trial(monkeypatch, refuse)
+    assert reason, "a profile that keeps Python from starting was kept"
+    monkeypatch.setattr(sandbox, "seatbelt_refused", lambda: reason)
+    assert not sandbox.wanted() and sandbox.policy(read=["/x"]) is None
+    line = sandbox.note()
+    assert line.startswith("sandbox off: macOS would not run Python in the course's Seatbelt profile"), line
+    assert "Not grading others' code here" in classroom.refusal(unsafe=False)
