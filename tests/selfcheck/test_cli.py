@@ -415,11 +415,9 @@ def test_class_grades_every_student_folder(tmp_path):
     assert "2 at a time" in done.stdout and "[3/3]" in done.stdout  # a line as each student finishes
 
 
-def test_class_grades_a_rigged_repository_by_its_own_files(tmp_path):
+def rigged_repository(student):
     """A student's copy of the whole course whose tests/ and course/ were rigged to pass,
-    and whose app.py is the untouched starter, earns what the starter earns: nothing.
-    The roster folder is not written."""
-    student = tmp_path / "roster" / "mallory"
+    and whose app.py is the untouched starter."""
     shutil.copytree(ROOT / "starter", student / "starter")
     for name in ("Procfile", "requirements.txt", ".python-version", "app.json"):
         shutil.copyfile(ROOT / name, student / name)
@@ -430,6 +428,22 @@ def test_class_grades_a_rigged_repository_by_its_own_files(tmp_path):
     (student / "tests" / "unit_03" / "test_unit_03.py").write_text("def test_everything():\n    pass\n")
     (student / "course").mkdir()
     (student / "course" / "grading.py").write_text("raise SystemExit('PASS 20/20')\n")
+    return student
+
+
+def finished_repository(student):
+    """A student's copy of the course at the end of unit 04, its deploy files at the top."""
+    stages.write_stage(4, student / "starter", answered=4, project_dest=student)
+    for name in (".python-version", "app.json", "constraints-course.txt"):
+        shutil.copyfile(ROOT / name, student / name)
+    return student
+
+
+def test_class_grades_a_rigged_repository_by_its_own_files(tmp_path):
+    """A student's copy of the whole course whose tests/ and course/ were rigged to pass,
+    and whose app.py is the untouched starter, earns what the starter earns: nothing.
+    The roster folder is not written."""
+    student = rigged_repository(tmp_path / "roster" / "mallory")
     before = sorted((p.relative_to(student), p.stat().st_mtime_ns) for p in student.rglob("*"))
     out = tmp_path / "grades.json"
     done = course("class", tmp_path / "roster", "--units", "3", "--out", out)
@@ -442,10 +456,7 @@ def test_class_grades_a_rigged_repository_by_its_own_files(tmp_path):
 def test_class_gives_a_finished_repository_its_full_points(tmp_path):
     """A student's copy of the course at the end of unit 04 (its deploy files at the top,
     as the course lays them out) earns every point of unit 04 from its copied files."""
-    student = tmp_path / "roster" / "grace"
-    stages.write_stage(4, student / "starter", answered=4, project_dest=student)
-    for name in (".python-version", "app.json", "constraints-course.txt"):
-        shutil.copyfile(ROOT / name, student / name)
+    finished_repository(tmp_path / "roster" / "grace")
     out = tmp_path / "grades.json"
     done = course("class", tmp_path / "roster", "--units", "4", "--out", out)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -527,6 +538,25 @@ def test_class_in_containers_needs_an_engine(tmp_path):
     (tmp_path / "ada").mkdir()
     done = course("class", tmp_path, "--container", "course-grader", COURSE_CONTAINER_ENGINE="no-such-engine")
     assert done.returncode == 2 and "No container engine" in done.stdout + done.stderr
+
+
+@pytest.mark.skipif(not os.environ.get("COURSE_CONTAINER_IMAGE"),
+                    reason="no grader image: COURSE_CONTAINER_IMAGE names one built from container/Containerfile")
+def test_class_in_real_containers_grades_a_finished_and_a_rigged_repository(tmp_path):
+    """A real engine and image: the finished repository earns every point of units 03-04,
+    the rigged one nothing, each from a container of its own; the roster is not written."""
+    roster = tmp_path / "roster"
+    finished_repository(roster / "grace")
+    mallory = rigged_repository(roster / "mallory")
+    before = sorted((p.relative_to(mallory), p.stat().st_mtime_ns) for p in mallory.rglob("*"))
+    out = tmp_path / "grades.json"
+    done = course("class", roster, "--units", "3", "4", "--out", out, "-j", "2",
+                  "--container", os.environ["COURSE_CONTAINER_IMAGE"])
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = {row["student"]: row for row in json.loads(out.read_text())["students"]}
+    assert rows["grace"]["earned"] == manifest.unit(3).points + manifest.unit(4).points, rows["grace"]
+    assert rows["mallory"]["unit_03"] == 0 and not rows["mallory"]["error"], rows["mallory"]
+    assert sorted((p.relative_to(mallory), p.stat().st_mtime_ns) for p in mallory.rglob("*")) == before
 
 
 # ---------------------------------------------------------------- grading platforms
