@@ -8,8 +8,9 @@ answers and the deploy files the units name), copied beside this course's
 provided files: a student's tests/ or course/, rigged or not, never runs, and the
 roster folder is never written. Each student is graded in the sandbox
 (course/sandbox.py: Landlock on Linux, a Seatbelt profile on macOS); where its
-file and network layers cannot hold, the command refuses unless told --unsafe
-(for a throwaway account).
+file and network layers cannot hold, the command refuses unless told
+--container IMAGE (each student graded in a container of its own:
+course/container.py) or --unsafe (for a throwaway account).
 Students are graded several at once (--jobs), each in its own grader run with
 its own Redis and S3, and a line is printed as each one finishes. A check that
 did not run (no browser on this machine) is named in the `not_graded` column:
@@ -23,7 +24,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from course import ROOT, browser, grading, manifest, sandbox, ui
+from course import ROOT, browser, container, grading, manifest, sandbox, ui
 
 
 def app_folder(student):
@@ -89,7 +90,25 @@ def refusal(unsafe):
     where = ("Unset COURSE_SANDBOX (it turns the sandbox off)" if not sandbox.wanted() else
              "Grade on Linux 6.7 or newer (Landlock with TCP rules; GitHub's ubuntu-24.04 runners have it) or on "
              "macOS (its Seatbelt sandbox)")
-    return f"Not grading others' code here: {'; '.join(missing)}. {where}, or add --unsafe on a throwaway account."
+    return (f"Not grading others' code here: {'; '.join(missing)}. {where}, or in containers: --container IMAGE "
+            "(podman or docker; docs/instructors.md builds the image), or add --unsafe on a throwaway account.")
+
+
+def container_grader(image, engine):
+    """grade(student, units) for --container IMAGE, after saying what holds in it; None if it cannot run."""
+    found = container.find_engine(engine)
+    if found is None:
+        ui.warn(f"No container engine: {engine or 'podman or docker'} is not on PATH. Install podman or docker, "
+                f"or name one with --engine or {container.ENGINE_SETTING}.")
+        return None
+    layers, why = container.probe(found, image)
+    if why:
+        ui.warn(f"The image {image} does not run: {why}")
+        return None
+    inside = [name for name, holds in layers.items() if holds]
+    ui.say(f"Each student in a container of its own ({Path(found).name}, {image}): {container.HOLDS}. "
+           f"The sandbox's layers inside: {', '.join(inside) or 'none'}.")
+    return lambda student, units: container.grade_student(student, units, found, image)
 
 
 def summary_table(rows, units):
@@ -103,8 +122,8 @@ def summary_table(rows, units):
     return "\n".join(lines) + "\n"
 
 
-def grade_class(roster, out, numbers=None, jobs=1, unsafe=False, summary=None):
-    refused = refusal(unsafe)
+def grade_class(roster, out, numbers=None, jobs=1, unsafe=False, summary=None, image=None, engine=None):
+    refused = "" if image else refusal(unsafe)  # with --container, the container is the boundary
     if refused:
         ui.warn(refused)
         return 2
@@ -119,13 +138,16 @@ def grade_class(roster, out, numbers=None, jobs=1, unsafe=False, summary=None):
     units = [manifest.unit(n) for n in numbers] if numbers else list(manifest.units())
     units = [u for u in units if grading.has_grader(u)]
     jobs = max(1, min(jobs, len(students)))
-    if any(grading.needs_browser(u) for u in units):
+    grade = container_grader(image, engine) if image else grade_student
+    if grade is None:
+        return 2
+    if not image and any(grading.needs_browser(u) for u in units):
         browser.prepare()  # once for the class, not once per student
     ui.say(f"Grading {len(students)} students on units {', '.join(u.code for u in units)}, {jobs} at a time ...")
     started = time.monotonic()
     done = {}
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        pending = {pool.submit(grade_student, student, units): student for student in students}
+        pending = {pool.submit(grade, student, units): student for student in students}
         for future in as_completed(pending):
             student = pending[future]
             done[student.name] = future.result()

@@ -202,7 +202,7 @@ def cmd_class(args):
 
     numbers = [u.number for u in args.units] if args.units else None
     return classroom.grade_class(args.roster, args.out, numbers, jobs=args.jobs, unsafe=args.unsafe,
-                                 summary=args.summary)
+                                 summary=args.summary, image=args.container, engine=args.engine)
 
 
 def _learner_parser():
@@ -275,6 +275,11 @@ def build_parser():
     p.add_argument("--summary", metavar="FILE", help="also append the rows to FILE as a Markdown table")
     p.add_argument("--unsafe", action="store_true",
                    help="grade even where the sandbox cannot hold (only on a throwaway account)")
+    p.add_argument("--container", metavar="IMAGE",
+                   help="grade each student in a container of its own, from this image (container/Containerfile): "
+                        "no network, files read-only; for where the sandbox cannot hold")
+    p.add_argument("--engine", metavar="NAME",
+                   help="the container engine (default: $COURSE_CONTAINER_ENGINE, else podman or docker on PATH)")
     p.set_defaults(func=cmd_class)
 
     p = sub.add_parser("test", help="run the course's whole test suite (maintainers, CI)",

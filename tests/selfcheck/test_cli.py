@@ -415,11 +415,9 @@ def test_class_grades_every_student_folder(tmp_path):
     assert "2 at a time" in done.stdout and "[3/3]" in done.stdout  # a line as each student finishes
 
 
-def test_class_grades_a_rigged_repository_by_its_own_files(tmp_path):
+def rigged_repository(student):
     """A student's copy of the whole course whose tests/ and course/ were rigged to pass,
-    and whose app.py is the untouched starter, earns what the starter earns: nothing.
-    The roster folder is not written."""
-    student = tmp_path / "roster" / "mallory"
+    and whose app.py is the untouched starter."""
     shutil.copytree(ROOT / "starter", student / "starter")
     for name in ("Procfile", "requirements.txt", ".python-version", "app.json"):
         shutil.copyfile(ROOT / name, student / name)
@@ -430,6 +428,22 @@ def test_class_grades_a_rigged_repository_by_its_own_files(tmp_path):
     (student / "tests" / "unit_03" / "test_unit_03.py").write_text("def test_everything():\n    pass\n")
     (student / "course").mkdir()
     (student / "course" / "grading.py").write_text("raise SystemExit('PASS 20/20')\n")
+    return student
+
+
+def finished_repository(student):
+    """A student's copy of the course at the end of unit 04, its deploy files at the top."""
+    stages.write_stage(4, student / "starter", answered=4, project_dest=student)
+    for name in (".python-version", "app.json", "constraints-course.txt"):
+        shutil.copyfile(ROOT / name, student / name)
+    return student
+
+
+def test_class_grades_a_rigged_repository_by_its_own_files(tmp_path):
+    """A student's copy of the whole course whose tests/ and course/ were rigged to pass,
+    and whose app.py is the untouched starter, earns what the starter earns: nothing.
+    The roster folder is not written."""
+    student = rigged_repository(tmp_path / "roster" / "mallory")
     before = sorted((p.relative_to(student), p.stat().st_mtime_ns) for p in student.rglob("*"))
     out = tmp_path / "grades.json"
     done = course("class", tmp_path / "roster", "--units", "3", "--out", out)
@@ -442,10 +456,7 @@ def test_class_grades_a_rigged_repository_by_its_own_files(tmp_path):
 def test_class_gives_a_finished_repository_its_full_points(tmp_path):
     """A student's copy of the course at the end of unit 04 (its deploy files at the top,
     as the course lays them out) earns every point of unit 04 from its copied files."""
-    student = tmp_path / "roster" / "grace"
-    stages.write_stage(4, student / "starter", answered=4, project_dest=student)
-    for name in (".python-version", "app.json", "constraints-course.txt"):
-        shutil.copyfile(ROOT / name, student / name)
+    finished_repository(tmp_path / "roster" / "grace")
     out = tmp_path / "grades.json"
     done = course("class", tmp_path / "roster", "--units", "4", "--out", out)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -456,7 +467,97 @@ def test_class_gives_a_finished_repository_its_full_points(tmp_path):
 def test_class_refuses_others_code_without_the_sandbox(tmp_path):
     done = course("class", tmp_path, "--units", "2", COURSE_SANDBOX="off")
     assert done.returncode == 2 and "Not grading others' code here" in done.stdout + done.stderr
-    assert "--unsafe" in done.stdout + done.stderr and "Unset COURSE_SANDBOX" in done.stdout + done.stderr
+    said = done.stdout + done.stderr
+    assert "--unsafe" in said and "Unset COURSE_SANDBOX" in said and "--container IMAGE" in said
+
+
+FAKE_ENGINE = """#!{python}
+# A container engine for the checks: records its arguments, then runs the image's
+# entrypoint here, against the folder mounted at /student, with no environment of ours.
+import json, os, subprocess, sys
+args = sys.argv[1:]
+with open({log!r}, "a") as log:
+    log.write(json.dumps(args) + "\\n")
+inside = args[args.index({image!r}) + 1:]
+mounts = [args[i + 1].split(":") for i, a in enumerate(args) if a == "-v"]
+student = mounts[0][0] if mounts else ""
+if student.endswith("garbage"):
+    sys.exit(print("Traceback (most recent call last): something broke"))
+if student.endswith("silent"):
+    sys.exit(1)
+if mounts:
+    inside += ["--student", student]
+env = {{"PATH": os.environ["PATH"], "HOME": {home!r}, "COURSE_NO_VENV": "1", "COURSE_STATE_DIR": {home!r}}}
+sys.exit(subprocess.call([sys.executable, "-m", "course.container", *inside], cwd={root!r}, env=env))
+"""
+
+
+def fake_engine(tmp_path, image):
+    """A fake engine's path, and the file where it logs each command line it was given."""
+    log, engine = tmp_path / "engine.log", tmp_path / "bin" / "fake-engine"
+    engine.parent.mkdir()
+    (tmp_path / "home").mkdir()
+    engine.write_text(FAKE_ENGINE.format(python=sys.executable, log=str(log), image=image, home=str(tmp_path / "home"),
+                                         root=str(ROOT)))
+    engine.chmod(0o755)
+    return engine, log
+
+
+def test_class_in_containers_runs_one_locked_down_container_per_student(tmp_path):
+    """`--container IMAGE`: one `ENGINE run` per student, with no network, read-only files, a tmpfs
+    and none of the instructor's environment; its JSON lands in the CSV, and a container that
+    prints garbage or nothing gives that student an error row. The sandbox's refusal does not apply."""
+    roster = tmp_path / "roster"
+    stages.write_stage(2, roster / "ada")
+    stages.write_stage(2, roster / "garbage")
+    stages.write_stage(2, roster / "silent")
+    engine, log = fake_engine(tmp_path, "course-grader:test")
+    out = tmp_path / "grades.csv"
+    done = course("class", roster, "--units", "2", "--out", out, "--container", "course-grader:test",
+                  COURSE_CONTAINER_ENGINE=str(engine), COURSE_SANDBOX="off", AWS_SECRET_ACCESS_KEY="hunter2")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "container of its own" in done.stdout and "Not grading" not in done.stdout + done.stderr
+    rows = {row["student"]: row for row in csv.DictReader(out.open())}
+    assert float(rows["ada"]["unit_02"]) == manifest.unit(2).points and not rows["ada"]["error"], rows["ada"]
+    for broken in ("garbage", "silent"):
+        assert rows[broken]["error"].startswith("the container gave no results"), rows[broken]
+        assert float(rows[broken]["earned"]) == 0
+    runs = [json.loads(line) for line in log.read_text().splitlines()]
+    students = [args for args in runs if "-v" in args]
+    assert len(students) == 3 and len({args[args.index("--name") + 1] for args in students}) == 3
+    for args in students:
+        assert args[:2] == ["run", "--rm"]
+        assert args[args.index("--network") + 1] == "none" and "--read-only" in args
+        assert args[args.index("--tmpfs") + 1].startswith("/tmp:")
+        source, target, mode = args[args.index("-v") + 1].split(":")
+        assert Path(source).parent == roster.resolve() and (target, mode) == ("/student", "ro")
+        assert not {"-e", "--env", "--env-file", "--env-host", "--privileged", "--network=host"} & set(args)
+        assert "hunter2" not in json.dumps(args)
+
+
+def test_class_in_containers_needs_an_engine(tmp_path):
+    (tmp_path / "ada").mkdir()
+    done = course("class", tmp_path, "--container", "course-grader", COURSE_CONTAINER_ENGINE="no-such-engine")
+    assert done.returncode == 2 and "No container engine" in done.stdout + done.stderr
+
+
+@pytest.mark.skipif(not os.environ.get("COURSE_CONTAINER_IMAGE"),
+                    reason="no grader image: COURSE_CONTAINER_IMAGE names one built from container/Containerfile")
+def test_class_in_real_containers_grades_a_finished_and_a_rigged_repository(tmp_path):
+    """A real engine and image: the finished repository earns every point of units 03-04,
+    the rigged one nothing, each from a container of its own; the roster is not written."""
+    roster = tmp_path / "roster"
+    finished_repository(roster / "grace")
+    mallory = rigged_repository(roster / "mallory")
+    before = sorted((p.relative_to(mallory), p.stat().st_mtime_ns) for p in mallory.rglob("*"))
+    out = tmp_path / "grades.json"
+    done = course("class", roster, "--units", "3", "4", "--out", out, "-j", "2",
+                  "--container", os.environ["COURSE_CONTAINER_IMAGE"])
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = {row["student"]: row for row in json.loads(out.read_text())["students"]}
+    assert rows["grace"]["earned"] == manifest.unit(3).points + manifest.unit(4).points, rows["grace"]
+    assert rows["mallory"]["unit_03"] == 0 and not rows["mallory"]["error"], rows["mallory"]
+    assert sorted((p.relative_to(mallory), p.stat().st_mtime_ns) for p in mallory.rglob("*")) == before
 
 
 # ---------------------------------------------------------------- grading platforms
