@@ -1,9 +1,10 @@
 """Fixtures for the course's own checks (collected only with --self-check)."""
 import pytest
 
+from grader.learner import Learner
 from grader.plugin import GradingPlugin
 from course import checks as course_checks, manifest, stages
-from grader.target import resolve
+from grader.target import Target, resolve
 from selfcheck import runner
 
 _pool = None
@@ -88,3 +89,15 @@ def gradings(request):
     check waits only for its own batch; solution/ on the last unit is this session's own."""
     return Gradings(_pool or runner.Pool(), request.config)
 
+
+
+@pytest.fixture
+def one_module_learner(tmp_path):
+    """A learner app folder of one module (student-a/app.py), run by the grader's own
+    harness: for a self-check that runs learner code as an attack would."""
+    app = tmp_path / "student-a"
+    app.mkdir()
+    (app / "app.py").write_text("VALUE = 1\n")
+    learner = Learner(Target(app), {})
+    yield learner
+    learner.close()

@@ -28,9 +28,7 @@ import pytest
 
 from course import ROOT
 from course import sandbox
-from grader.learner import Learner
 from grader.processes import process_table
-from grader.target import Target
 
 LANDLOCK = sandbox.abi() >= 1
 SEATBELT = sys.platform == "darwin" and sandbox.layers()["files"]
@@ -46,16 +44,10 @@ SECRET = "course-selfcheck-grader-secret"
 
 
 @pytest.fixture
-def learner(tmp_path, monkeypatch):
-    """A learner app folder of one module, run by the grader's harness, with a
-    secret in the grader's environment."""
+def learner(one_module_learner, monkeypatch):
+    """A learner app folder of one module, with a secret in the grader's environment."""
     monkeypatch.setenv("COURSE_SELFCHECK_GRADER_SECRET", SECRET)
-    app = tmp_path / "student-a"
-    app.mkdir()
-    (app / "app.py").write_text("VALUE = 1\n")
-    runner = Learner(Target(app), {})
-    yield runner
-    runner.close()
+    return one_module_learner
 
 
 def attack(learner, code, timeout=30):

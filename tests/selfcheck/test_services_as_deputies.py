@@ -9,8 +9,6 @@ import textwrap
 import pytest
 
 from course import services
-from grader.learner import Learner
-from grader.target import Target
 
 
 @pytest.fixture
@@ -20,13 +18,8 @@ def redis_url():
 
 
 @pytest.fixture
-def learner(tmp_path):
-    app = tmp_path / "student-a"
-    app.mkdir()
-    (app / "app.py").write_text("VALUE = 1\n")
-    runner = Learner(Target(app), {})
-    yield runner
-    runner.close()
+def learner(one_module_learner):
+    return one_module_learner
 
 
 def ask_redis(learner, redis_url, *command):
