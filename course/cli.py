@@ -10,8 +10,9 @@ import sys
 
 from course import ROOT
 
-# One student's grading keeps about a third of a core busy (22 s of CPU in 65 s on
-# the finished app): it mostly waits on the learner's processes and jobs.
+# A grading waits on the learner's processes and jobs in bursts: one student's takes
+# 62 s and about 0.7 of a core on the finished app. Three per core keep every core
+# busy; more only add contention (benchmarks/README.md, "Grading a class").
 CLASS_JOBS = 3 * (os.cpu_count() or 1)
 
 
@@ -270,8 +271,8 @@ def build_parser():
     p.add_argument("--out", default="results.csv", help="where the rows go: .csv (default results.csv) or .json")
     p.add_argument("--units", type=_unit, nargs="+", metavar="N", help="only these units (default: all)")
     p.add_argument("--jobs", "-j", type=int, default=CLASS_JOBS,
-                   help=f"grade this many students at once (default here {CLASS_JOBS}: three per core, since "
-                        "one grading keeps about a third of a core busy)")
+                   help=f"grade this many students at once (default here {CLASS_JOBS}: three per core, which keeps "
+                        "every core busy; more only add contention)")
     p.add_argument("--summary", metavar="FILE", help="also append the rows to FILE as a Markdown table")
     p.add_argument("--unsafe", action="store_true",
                    help="grade even where the sandbox cannot hold (only on a throwaway account)")
