@@ -55,12 +55,17 @@ def student_copy(folder, into):
     return app
 
 
-def grade_student(student, units):
-    folder = app_folder(student)
+def empty_row(student, units):
+    """A student's row before grading: no points yet, no error."""
     row = {"student": student.name, "earned": 0, "points": sum(u.points for u in units), "error": "",
            "not_graded": ""}
-    for unit in units:
-        row[f"unit_{unit.code}"] = 0
+    row.update({f"unit_{u.code}": 0 for u in units})
+    return row
+
+
+def grade_student(student, units):
+    folder = app_folder(student)
+    row = empty_row(student, units)
     if folder is None:
         row["error"] = "no app.py in the folder or its starter/"
         return row, {}
