@@ -109,8 +109,9 @@ def layers():
         return dict.fromkeys(("files", "network", "signals", "isolation", "limits", "processes"), False)
     if sys.platform == "darwin":  # the Seatbelt profile holds the first three; no namespace, no cgroup
         held = _seatbelt() is not None
+        # macOS takes RLIMIT_AS and does not enforce it: no memory limit there.
         return {"files": held, "network": held, "signals": held, "isolation": False,
-                "limits": hasattr(resource, "RLIMIT_AS"), "processes": os.geteuid() != 0}
+                "limits": False, "processes": os.geteuid() != 0}
     version = abi()
     return {"files": version >= 1, "network": version >= 4, "signals": version >= 6,
             "isolation": own_network() is not None,
@@ -126,7 +127,9 @@ MEANS = {"files": "learner code can read the grader's HOME and environment and w
          "processes": "the number of learner processes is not limited (the grader runs as root)"}
 if sys.platform == "darwin":  # Seatbelt already keeps UDP and other hosts out; what is left is shared
     MEANS["isolation"] = ("the grading shares this machine's loopback (learner code reaches the ports a check "
-                          "names, whoever listens on them)")
+                          "names, whoever listens on them), and a process that leaves its session and drops the "
+                          "grader's marker is not stopped (no cgroup)")
+    MEANS["limits"] = "learner code has no memory limit (macOS does not enforce RLIMIT_AS)"
 
 
 def missing():
