@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from course import manifest, services
-from grader import feedback, jobs, processes, spawning
+from grader import feedback, jobs, plugin, processes, spawning
 from grader.learner import Learner, describe_leaks, syntax_problem
 from grader.plugin import UNSCORED, GradingPlugin, with_unit
 from grader.target import resolve
@@ -87,6 +87,10 @@ def pytest_collection_modifyitems(config, items):
         items[:] = keep
 
 
+def pytest_collection_finish(session):
+    plugin.freeze_what_lives_on()
+
+
 def pytest_ignore_collect(collection_path, config):
     if collection_path.name == "selfcheck" and not config.getoption("--self-check"):
         return True
@@ -148,9 +152,10 @@ def s3_endpoint():
         yield endpoint
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def s3(s3_endpoint):
-    """A boto3 S3 client for the local S3."""
+    """A boto3 S3 client for the local S3 (one for the run: a client costs tens of
+    milliseconds of CPU to build, and no check changes it)."""
     return services.s3_client(s3_endpoint)
 
 

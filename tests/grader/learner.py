@@ -7,6 +7,7 @@ or a crash cannot take the grader down. Learner code sees only an allow-listed
 environment (grader/spawning.py) and a throwaway HOME, and runs in the sandbox
 (course/sandbox.py) this module draws for each process.
 """
+import functools
 import json
 import os
 import shutil
@@ -157,13 +158,25 @@ def syntax_problem(folder):
     does not parse ('' if all do). Compiled only, never run."""
     for path in sorted(Path(folder).glob("*.py")):
         try:
-            compile(path.read_bytes(), path.name, "exec", dont_inherit=True)
-        except SyntaxError as error:
-            kind = type(error).__name__
-            where = f"{path.name}, line {error.lineno}" if error.lineno else path.name
-            return f"{where}: {kind}: {error.msg}. Python cannot even read the file; fix that line first."
-        except (ValueError, OSError) as error:  # null bytes, unreadable
-            return f"{path.name}: {error}. Python cannot even read the file; fix it first."
+            problem = _compile_problem(path.name, path.read_bytes())
+        except OSError as error:  # unreadable
+            problem = f"{path.name}: {error}. Python cannot even read the file; fix it first."
+        if problem:
+            return problem
+    return ""
+
+
+@functools.lru_cache(maxsize=256)
+def _compile_problem(name, source):
+    """syntax_problem's verdict on one file: every check asks it of the same few files,
+    and compiling them each time cost seconds of CPU in a grading of every unit."""
+    try:
+        compile(source, name, "exec", dont_inherit=True)
+    except SyntaxError as error:
+        where = f"{name}, line {error.lineno}" if error.lineno else name
+        return f"{where}: {type(error).__name__}: {error.msg}. Python cannot even read the file; fix that line first."
+    except ValueError as error:  # null bytes
+        return f"{name}: {error}. Python cannot even read the file; fix it first."
     return ""
 
 

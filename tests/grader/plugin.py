@@ -7,6 +7,7 @@ course.progress.unit_result, the one place that does it for pytest and for
 `python3 -m course grade` alike; the PASS/FAIL line is course.progress.unit_line.
 """
 import atexit
+import gc
 import json
 import os
 import re
@@ -180,3 +181,18 @@ class GradingPlugin:
             except (OSError, ValueError, AttributeError):
                 pass
         os._exit(status)
+
+
+_frozen = []  # whether freeze_what_lives_on ran in this process (conftest.py is imported again each session)
+
+
+def freeze_what_lives_on():
+    """Once the checks are first collected, what is alive (pytest, the grader, their imports)
+    lives as long as this process, and, in a warm run, serves every grading after it: set it
+    aside from Python's cycle collector, whose full passes (pytest runs two at the end of each
+    session) would otherwise walk all of it again each time. Once per process: what a later
+    session collects is its own and must stay collectable."""
+    if not _frozen:
+        gc.collect()
+        gc.freeze()
+        _frozen.append(True)

@@ -55,13 +55,18 @@ def process_table():
     """{pid: (ppid, state, pgid, sid)} for every process that can be seen."""
     table = {}
     if os.path.isdir("/proc"):
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
+        # Checks poll this while they wait: raw reads cost half what file objects do.
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
                 continue
             try:
-                with open(f"/proc/{entry.name}/stat", "rb") as f:
-                    rest = f.read().rsplit(b")", 1)[1].split()
-                table[int(entry.name)] = (int(rest[1]), rest[0].decode(), int(rest[2]), int(rest[3]))
+                fd = os.open(f"/proc/{name}/stat", os.O_RDONLY)
+                try:
+                    stat = os.read(fd, 4096)
+                finally:
+                    os.close(fd)
+                rest = stat.rsplit(b")", 1)[1].split()
+                table[int(name)] = (int(rest[1]), rest[0].decode(), int(rest[2]), int(rest[3]))
             except (OSError, IndexError, ValueError):
                 continue
         return table

@@ -7,6 +7,7 @@ The packages pulled in are found offline, from the metadata of the libraries
 installed here (the course's .venv, at the versions the course tests), with
 each dependency's markers judged for a Heroku dyno: Linux on x86_64, running
 the Python that .python-version names."""
+import functools
 import re
 import sys
 from dataclasses import dataclass, field
@@ -26,6 +27,13 @@ NEWEST_PATCH = 99
 
 def canonical(name):
     return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@functools.cache
+def installed_owners():
+    """{top-level module: [distributions that install it]} for the libraries installed
+    here: read once per process (it walks every installed package's file list)."""
+    return metadata.packages_distributions()
 
 
 @dataclass

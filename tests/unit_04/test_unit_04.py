@@ -64,7 +64,7 @@ def imported_distributions(target):
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                 modules.add(node.module.split(".")[0])
     modules -= local | set(sys.stdlib_module_names)
-    owners = metadata.packages_distributions()
+    owners = requirements.installed_owners()
     return {canonical(d) for m in modules for d in owners.get(m, [m])}
 
 
