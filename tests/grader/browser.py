@@ -4,16 +4,16 @@ need one: the page's own JavaScript polling the learner's status route.
 Which browser is course/browser.py's answer. Where there is none, a check that
 needs one is skipped with the reason (`not run: no browser ...`): it earns no
 points and fails nothing, and the unit shows as not fully graded."""
+import atexit
 import os
 import sys
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from course import browser as course_browser
-from grader import feedback
+from grader import feedback, processes
 from grader.feedback import LearnerFailure
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -54,31 +54,88 @@ def chromium():
     return binary
 
 
-@contextmanager
-def open_page(url):
-    """Yield a Playwright page showing url, in a fresh headless Chromium profile. url may be
-    a function that returns it: it is called once the browser runs, so what it waits for
-    (a web app starting) and the browser's own start overlap."""
-    feedback.require_marker("browser")
-    binary = chromium()
+class _Kept:
+    """The browser every check in this process opens its pages in: started once, and kept
+    up between the gradings of a warm run (course/warm.py), so that neither Playwright's
+    driver nor Chromium starts again for each one. Each check has a context of its own
+    (its own cookies, storage and cache), closed after it."""
+    manager = browser = None
+    driver = frozenset()    # Playwright's driver process: Chromium runs below it
+    handlers = frozenset()  # Chromium's crash handlers, which detach from it
+
+
+def _children():
+    me = os.getpid()
+    return {pid for pid, (ppid, *_) in processes.process_table().items() if ppid == me}
+
+
+def _browser(binary):
+    if _Kept.browser is not None and _Kept.browser.is_connected():
+        return _Kept.browser
+    close()
     try:
         from playwright.sync_api import Error as PlaywrightError, sync_playwright
     except ImportError:
         raise LearnerFailure("This check needs the playwright package; run `python3 -m course test` once "
                              "to install the course's tools.") from None
-    with sync_playwright() as playwright:
-        with tempfile.TemporaryDirectory(prefix="course-browser-") as profile:
-            try:
-                window = {"viewport": SCREENSHOT_VIEWPORT} if screenshots_folder() else {}
-                context = playwright.chromium.launch_persistent_context(
-                    profile, executable_path=binary, headless=True, args=ARGS, **window)
-            except PlaywrightError as error:  # the machine's browser, not the learner's page
-                said = next((l.strip() for l in str(error).splitlines() if l.strip()), "")
-                pytest.skip(f"{course_browser.NOT_RUN} that starts: {binary} did not start ({said[:160]}). "
-                            f"{course_browser.install_hint()}")
-            try:
-                page = context.pages[0] if context.pages else context.new_page()
-                page.goto(url() if callable(url) else url, wait_until="load", timeout=15000)
-                yield page
-            finally:
-                context.close()
+    before = _children()
+    _Kept.manager = sync_playwright()
+    playwright = _Kept.manager.start()
+    _Kept.driver = frozenset(pid for pid in _children() - before if "run-driver" in processes.command_line(pid))
+    try:
+        _Kept.browser = playwright.chromium.launch(executable_path=binary, headless=True, args=ARGS)
+    except PlaywrightError as error:  # the machine's browser, not the learner's page
+        close()
+        said = next((l.strip() for l in str(error).splitlines() if l.strip()), "")
+        pytest.skip(f"{course_browser.NOT_RUN} that starts: {binary} did not start ({said[:160]}). "
+                    f"{course_browser.install_hint()}")
+    _Kept.handlers = frozenset(_adopt_crash_handlers(before | _Kept.driver))
+    return _Kept.browser
+
+
+def _adopt_crash_handlers(before):
+    """Chromium starts its crash handlers detached, so on Linux they come to this process
+    as orphans, which the leak check would blame on the learner's code (it ran alongside).
+    Those that appeared while the browser started are the grader's own."""
+    with processes.spawn_lock:
+        found = {pid for pid in _children() - before - processes.SPAWNED
+                 if Path(processes.command_line(pid).split(" ", 1)[0]).name == "chrome_crashpad_handler"}
+        processes.SPAWNED.update(found)
+    return found
+
+
+def close():
+    """Stop the kept browser and its driver, if they run."""
+    manager, _Kept.manager, _Kept.browser = _Kept.manager, None, None
+    _Kept.driver = _Kept.handlers = frozenset()
+    if manager is not None:
+        try:
+            manager.__exit__(None, None, None)
+        except Exception:  # a driver that died already: nothing left to stop
+            pass
+
+
+atexit.register(close)  # before the grader's last sweep: Chromium stops as it should
+
+
+def kept_processes():
+    """The pids of the kept browser (its driver and everything below it), to be spared
+    when a warm run sweeps up after a grading."""
+    kept = _Kept.driver | _Kept.handlers
+    return processes.descendants(kept) if kept else set()
+
+
+@contextmanager
+def open_page(url):
+    """Yield a Playwright page showing url, in a fresh browser context. url may be
+    a function that returns it: it is called once the browser runs, so what it waits for
+    (a web app starting) and the browser's own start overlap."""
+    feedback.require_marker("browser")
+    browser = _browser(chromium())
+    context = browser.new_context(**({"viewport": SCREENSHOT_VIEWPORT} if screenshots_folder() else {}))
+    try:
+        page = context.new_page()
+        page.goto(url() if callable(url) else url, wait_until="load", timeout=15000)
+        yield page
+    finally:
+        context.close()

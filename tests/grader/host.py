@@ -1,12 +1,14 @@
-"""A grading run that stays up between gradings, for `watch` (see course.warm).
+"""A grading run that stays up between gradings, for `watch` and `class` (see course.warm).
 
 A grading run spends its first second or two starting: Python, pytest, the
 grader's modules, moto and boto3, and the preloaded Python that learner
-processes are forked from. `watch` grades the same unit again at every save, so
-it keeps a few of these processes up and sends each of them the next grading.
-Each grading is still a whole pytest session (`pytest.main`): its own Redis, its
-own local S3, a new bucket and new learner processes for every check. Only the
-imports and the preloaded Python are kept.
+processes are forked from; the page check starts Playwright and Chromium.
+`watch` grades the same unit again at every save, and `class` one student after
+another, so they keep a few of these processes up and send each of them the next
+grading. Each grading is still a whole pytest session (`pytest.main`): its own
+Redis, its own local S3, a new bucket and new learner processes for every check,
+a new browser context for every page check. Only the imports, the preloaded
+Python and the browser are kept.
 
 No learner code runs in this process, so nothing a learner saves is stale here:
 learner files are read, and learner code run, afresh by each check. The grader's
@@ -21,9 +23,11 @@ answer, on the standard output this process started with, is one JSON line:
 {"code": pytest's exit code, "swept": how many processes it left running, killed}.
 The process ends when its standard input closes.
 """
+import gc
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,21 +70,27 @@ def main():
     answers = os.fdopen(os.dup(1), "w", buffering=1)  # pytest's output goes elsewhere
     warm_up(sys.argv[1] if len(sys.argv) > 1 else "tests/unit_01")
     answers.write(json.dumps({"ready": True}) + "\n")
-    for line in sys.stdin:
+    for count, line in enumerate(sys.stdin, 1):
         request = json.loads(line)
         with open(request["output"], "w") as output:
             code = run(request["args"], request["env"], output)
+        if count == 1:  # what the first grading imported as it went (S3's models, rq, the browser's driver) stays too
+            gc.collect()
+            gc.freeze()
         answers.write(json.dumps({"code": code, "swept": sweep()}) + "\n")
+    finish()
 
 
 def sweep():
-    """Kill whatever a grading left running below this process, but the preloaded Python:
-    each check stops its own processes and fails on a leak, so this finds nothing unless
-    the grader itself slipped; then the next grading must not be blamed for it."""
+    """Kill whatever a grading left running below this process, but the preloaded Python
+    and the kept browser: each check stops its own processes and fails on a leak, so this
+    finds nothing unless the grader itself slipped; then the next grading must not be
+    blamed for it."""
+    from grader.browser import kept_processes
     from grader.processes import descendants, kill_all
     from grader.spawning import Preloader
 
-    keep = {os.getpid()}
+    keep = {os.getpid(), *kept_processes()}
     if Preloader._instance:
         keep.add(Preloader._instance.popen.pid)
     left = descendants([os.getpid()]) - keep
@@ -91,6 +101,28 @@ def sweep():
         except ChildProcessError:
             pass  # not a child of this one: its own parent collects it
     return len(left)
+
+
+def finish(seconds=5):
+    """Stop the kept browser, then whatever still runs below this process, and collect
+    every exit: what this process leaves uncollected outlives it as a zombie."""
+    from grader.browser import close
+    from grader.processes import descendants, kill_all
+
+    close()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        left = descendants([os.getpid()]) - {os.getpid()}
+        kill_all(left)
+        while True:  # orphans of the killed come to this process (a subreaper): collect them too
+            try:
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    break
+            except ChildProcessError:
+                break
+        if not left:
+            return
+        time.sleep(0.02)
 
 
 if __name__ == "__main__":

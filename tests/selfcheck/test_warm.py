@@ -1,13 +1,16 @@
 """`watch`'s warm grading runs (course.warm): pytest processes kept up between
 gradings must grade exactly as a run of their own would, see every save, stand in
 for nothing when they die, and leave nothing running when `watch` stops."""
+import http.server
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
 
-from course import ROOT, grading, manifest, stages, warm
+from course import ROOT, grading, manifest, services, stages, warm
+from course import browser as course_browser
 from grader.processes import command_line, descendants
 
 
@@ -83,3 +86,71 @@ def test_a_warm_run_kills_what_a_grading_left_behind(tmp_path, lanes):
     assert host.swept == 1
     below = descendants([host.popen.pid]) - {host.popen.pid}
     assert all("preload.py" in command_line(pid) for pid in below), "only its preloaded Python is left"
+
+
+def serve_a_page():
+    """A plain page on a free loopback port, in a thread; returns (its URL, the server)."""
+    server = http.server.ThreadingHTTPServer((services.LOOPBACK, 0), PlainPage)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://{services.LOOPBACK}:{server.server_port}/", server
+
+
+class PlainPage(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"<!doctype html><title>a student's page</title>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_the_kept_browser_gives_each_check_a_context_of_its_own():
+    """The browser stays up between checks (and between students, in a warm run); what one
+    student's page stored (a cookie, local storage) must not be there for the next."""
+    from grader import browser
+
+    browser.chromium()  # skipped, saying why, where there is none
+    url, server = serve_a_page()
+    try:
+        with browser.open_page(url) as page:
+            page.evaluate("document.cookie = 'student=ada; path=/'; localStorage.setItem('student', 'ada')")
+            assert page.evaluate("document.cookie") == "student=ada"
+            kept = browser._Kept.browser
+        with browser.open_page(url) as page:
+            left = page.evaluate("[document.cookie, localStorage.getItem('student')]")
+        assert browser._Kept.browser is kept, "the browser was started again for the second check"
+        assert left == ["", None], f"the second check's page found the first one's {left}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_warm_run_keeps_its_browser_between_gradings_and_stops_it_at_the_end(tmp_path, lanes):
+    """Unit 05's page check in one warm run twice: both pass, in the same browser (not
+    started again: that is the second or so it saves), nothing is swept as left behind, and
+    closing the run leaves no browser process running."""
+    if course_browser.find(obtain=False)[0] is None:
+        pytest.skip(course_browser.NOT_RUN)
+    unit, folder = manifest.unit(5), tmp_path / "app"
+    shutil.copytree(ROOT / "solution", folder, ignore=shutil.ignore_patterns(*stages.IGNORED))
+    lanes.prepare(1, unit.tests)
+    host = lanes.host(0)
+    assert host.ready()
+
+    def grade_and_find_the_browser():
+        run = grading.run_grader([unit], folder, record=False, checks={"test_page_shows_progress_then_the_link"},
+                                 host=host)
+        assert outcomes(run) == {("05", "test_page_shows_progress_then_the_link"): "passed"}, run.output
+        assert host.swept == 0, "the warm run swept up processes after the grading"
+        return {pid for pid in descendants([host.popen.pid]) if "run-driver" in command_line(pid)}
+
+    first = grade_and_find_the_browser()
+    assert first, "no browser driver runs below the warm run after a page check"
+    assert grade_and_find_the_browser() == first
+    below = descendants([host.popen.pid])
+    lanes.close()
+    assert not descendants(below), "the browser outlived the warm run"
