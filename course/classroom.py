@@ -11,20 +11,24 @@ roster folder is never written. Each student is graded in the sandbox
 file and network layers cannot hold, the command refuses unless told
 --container IMAGE (each student graded in a container of its own:
 course/container.py) or --unsafe (for a throwaway account).
-Students are graded several at once (--jobs), each in its own grader run with
-its own Redis and S3, and a line is printed as each one finishes. A check that
+Students are graded several at once (--jobs), each in a pytest session of their
+own, with their own Redis and S3, and a line is printed as each one finishes.
+Each job's sessions run one after another in a warm grading run (course/warm.py),
+which keeps the grader's imports and its browser between students. A check that
 did not run (no browser on this machine) is named in the `not_graded` column:
 worth no points, and never counted as failed.
 """
 import csv
 import json
+import queue
 import shutil
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from pathlib import Path
 
-from course import ROOT, browser, container, grading, manifest, sandbox, ui
+from course import ROOT, browser, container, grading, manifest, sandbox, ui, warm
 
 
 def app_folder(student):
@@ -63,14 +67,15 @@ def empty_row(student, units):
     return row
 
 
-def grade_student(student, units):
+def grade_student(student, units, host=None):
+    """(row, results) for one student; graded in the warm grading run `host`, if given."""
     folder = app_folder(student)
     row = empty_row(student, units)
     if folder is None:
         row["error"] = "no app.py in the folder or its starter/"
         return row, {}
     with tempfile.TemporaryDirectory(prefix=f"course-class-{student.name}-") as tmp:
-        run = grading.run_grader(units, student_copy(folder, Path(tmp)), record=False)
+        run = grading.run_grader(units, student_copy(folder, Path(tmp)), record=False, host=host)
     if not run.units:
         tail = [line for line in run.output.strip().splitlines() if line.strip()][-1:]
         row["error"] = f"the grader did not run: {tail[0] if tail else 'no output'}"
@@ -85,6 +90,40 @@ def grade_student(student, units):
     row["not_graded"] = "; ".join(not_graded)
     row["earned"] = round(sum(row[f"unit_{u.code}"] for u in units), 2)
     return row, run.data
+
+
+class WarmGraders:
+    """One warm grading run (course/warm.py) per job, each grading one student after
+    another: a student's grading then skips the second or so of CPU that starting
+    Python, pytest, the grader, the local S3, the preloaded Python and the browser
+    costs. Every student still has a pytest session of their own, with their own
+    Redis, S3, bucket and learner processes; only the grader's imports, its preloaded
+    Python (reachable only through its pipe) and its browser (a fresh context for each
+    check) are kept. Off with COURSE_WARM=0."""
+
+    def __init__(self, count, unit_folder):
+        self.unit_folder = unit_folder
+        self.idle = queue.SimpleQueue()
+        for _ in range(count):
+            self.idle.put(warm.Host(unit_folder))  # they all warm up at once, in the background
+
+    @contextmanager
+    def host(self):
+        host = self.idle.get()
+        if host.popen.poll() is not None:  # it exited: the next student gets a new one
+            host = warm.Host(self.unit_folder)
+        try:
+            yield host
+        finally:
+            self.idle.put(host)
+
+    def grade(self, student, units):
+        with self.host() as host:
+            return grade_student(student, units, host=host)
+
+    def close(self):
+        while not self.idle.empty():
+            self.idle.get().stop()
 
 
 def refusal(unsafe):
@@ -148,6 +187,15 @@ def grade_class(roster, out, numbers=None, jobs=1, unsafe=False, summary=None, i
         return 2
     if not image and any(grading.needs_browser(u) for u in units):
         browser.prepare()  # once for the class, not once per student
+    graders = WarmGraders(jobs, units[0].tests) if not image and warm.wanted() else None
+    try:
+        return _grade_all(students, units, graders.grade if graders else grade, jobs, out, summary)
+    finally:
+        if graders:
+            graders.close()
+
+
+def _grade_all(students, units, grade, jobs, out, summary):
     ui.say(f"Grading {len(students)} students on units {', '.join(u.code for u in units)}, {jobs} at a time ...")
     started = time.monotonic()
     done = {}

@@ -1,13 +1,15 @@
-"""Warm grading runs for `watch`: pytest processes kept up between gradings.
+"""Warm grading runs for `watch` and `class`: pytest processes kept up between gradings.
 
 A grading run spends its first second or two starting (Python, pytest, the
-grader, moto, boto3 and the preloaded Python learner processes are forked from).
-`watch` grades again at every save, so it keeps these processes up
-(tests/grader/host.py) and sends each of them the next grading: the grade comes
-that much sooner. Each grading is still a whole pytest session, with its own
-Redis, local S3, bucket and learner processes per check; only the imports are
-kept. The hosts start in the background once a grading is over, while the
-learner edits, and stop with `watch`.
+grader, moto, boto3 and the preloaded Python learner processes are forked from),
+and the page check another two or three starting Playwright and Chromium.
+`watch` grades again at every save, and `class` grades one student after another,
+so they keep these processes up (tests/grader/host.py) and send each of them the
+next grading: the grade comes that much sooner. Each grading is still a whole
+pytest session, with its own Redis, local S3, bucket and learner processes per
+check, and a fresh browser context per page check; only the imports, the preloaded
+Python and the browser are kept. For `watch`, the hosts start in the background
+once a grading is over, while the learner edits, and stop with `watch`.
 """
 import json
 import os

@@ -415,6 +415,20 @@ def test_class_grades_every_student_folder(tmp_path):
     assert "2 at a time" in done.stdout and "[3/3]" in done.stdout  # a line as each student finishes
 
 
+def test_class_grades_each_student_afresh_in_a_warm_run(tmp_path):
+    """With one job, one warm grading run grades every student in turn: a failing student
+    between two passing ones gets their own grade, and each passing one every point."""
+    roster = tmp_path / "roster"
+    stages.write_stage(2, roster / "ada")
+    stages.write_stage(1, roster / "bob")
+    stages.write_stage(2, roster / "cy")
+    out = tmp_path / "grades.csv"
+    done = course("class", roster, "--units", "2", "--out", out, "-j", "1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = {row["student"]: float(row["unit_02"]) for row in csv.DictReader(out.open())}
+    assert rows == {"ada": manifest.unit(2).points, "bob": 0, "cy": manifest.unit(2).points}, done.stdout
+
+
 def rigged_repository(student):
     """A student's copy of the whole course whose tests/ and course/ were rigged to pass,
     and whose app.py is the untouched starter."""
