@@ -232,6 +232,21 @@ def s3_server():
         threading.Thread(target=server.stop, daemon=True).start()
 
 
+def empty_s3(endpoint):
+    """Remove every bucket of the local S3 at endpoint. moto keeps them in the process, not
+    in the server: a later server in the same process serves them all."""
+    import http.client
+
+    connection = http.client.HTTPConnection(urlsplit(endpoint).hostname, urlsplit(endpoint).port, timeout=10)
+    try:
+        connection.request("POST", "/moto-api/reset")
+        connection.getresponse().read()
+    except OSError:
+        pass  # a server that no longer answers serves nothing either
+    finally:
+        connection.close()
+
+
 def s3_client(endpoint):
     """A boto3 S3 client for the local S3 at endpoint."""
     import boto3

@@ -144,12 +144,14 @@ def redis(redis_url):
 
 @pytest.fixture(scope="session")
 def s3_endpoint():
-    """A local S3 (moto's server) on a free loopback port, for the whole grading run."""
+    """A local S3 (moto's server) on a free loopback port, for the whole grading run; emptied
+    at its end, since a warm run's next session (the next student's) gets the same buckets."""
     with ExitStack() as stack:
         endpoint, problem = start_service(stack, services.s3_server())
         if problem:
             pytest.fail(problem, pytrace=False)
         yield endpoint
+        services.empty_s3(endpoint)
 
 
 @pytest.fixture(scope="session")

@@ -154,3 +154,24 @@ def test_a_warm_run_keeps_its_browser_between_gradings_and_stops_it_at_the_end(t
     below = descendants([host.popen.pid])
     lanes.close()
     assert not descendants(below), "the browser outlived the warm run"
+
+
+def test_a_warm_run_gives_each_grading_an_empty_s3(tmp_path, lanes):
+    """moto keeps buckets in the process, not the server: a warm run's next grading (the
+    next student's, in `course class`) must not find the buckets the last one left."""
+    lanes.prepare(1, manifest.unit(1).tests)
+    host = lanes.host(0)
+    assert host.ready()
+    test = tmp_path / "test_leave_a_bucket.py"
+    test.write_text("def test_count_and_leave_one(s3):\n"
+                    "    print('BUCKETS', len(s3.list_buckets()['Buckets']))\n"
+                    "    s3.create_bucket(Bucket='left-by-the-last-student')\n")
+    seen = []
+    for n in range(2):
+        output = tmp_path / f"output-{n}.txt"
+        # The grader's conftest.py (already imported in the warm run) as a plugin: its s3 fixture.
+        code = host.run([str(test), "-q", "-s", "-p", "no:cacheprovider", "-p", "conftest", "--target", "solution"],
+                        dict(os.environ), output)
+        assert code == 0, output.read_text()
+        seen += [line for line in output.read_text().splitlines() if line.startswith("BUCKETS")]
+    assert seen == ["BUCKETS 0", "BUCKETS 0"], seen
