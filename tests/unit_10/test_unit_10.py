@@ -7,7 +7,7 @@ import pytest
 
 from grader import flows, jobs, retries
 from grader.feedback import LearnerFailure, attempt, fail
-from grader.storage import backdated_objects, bucket_keys
+from grader.storage import backdated_objects, bucket_keys, empty
 from grader.faults import s3_fault_proxy
 from grader.prelude import start_worker_with_prelude
 from grader.processes import wait_until
@@ -23,13 +23,6 @@ def put(s3, bucket, key):
 # More old reports than one listing page (1,000 keys) or one DeleteObjects call holds.
 OLD_REPORTS = 1005
 DAY = 24 * 3600
-
-
-def empty(s3, bucket):
-    """Delete everything a check left in the bucket (the fixture's clean-up reads one page only)."""
-    keys = bucket_keys(s3, bucket)
-    for start in range(0, len(keys), 1000):
-        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start:start + 1000]]})
 
 
 def test_cleanup_deletes_only_old_reports(learner, s3, bucket, s3_endpoint):
