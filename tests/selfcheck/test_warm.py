@@ -26,6 +26,14 @@ def lanes():
     held.close()
 
 
+def ready_host(lanes, unit=None):
+    """One warm run, warmed up on `unit`'s checks (unit 01's if none is named)."""
+    lanes.prepare(1, (unit or manifest.unit(1)).tests)
+    host = lanes.host(0)
+    assert host.ready()
+    return host
+
+
 def test_a_warm_run_sees_each_save_and_grades_as_a_run_of_its_own(tmp_path, lanes):
     """The starter fails unit 02; saving unit 02's files into the same folder makes it
     pass. A warm run sees both, and its verdicts are a cold run's, check by check."""
@@ -74,9 +82,7 @@ def test_closing_the_warm_runs_leaves_nothing_running(lanes):
 def test_a_warm_run_kills_what_a_grading_left_behind(tmp_path, lanes):
     """Each check stops its own processes; should one ever be left, the warm run kills it
     after the grading, so the next grading is not blamed for it."""
-    lanes.prepare(1, manifest.unit(1).tests)
-    host = lanes.host(0)
-    assert host.ready()
+    host = ready_host(lanes)
     test = tmp_path / "test_leave_one.py"
     test.write_text("import subprocess\n"
                     "def test_leaves_a_process():\n"
@@ -137,9 +143,7 @@ def test_a_warm_run_keeps_its_browser_between_gradings_and_stops_it_at_the_end(t
         pytest.skip(course_browser.NOT_RUN)
     unit, folder = manifest.unit(5), tmp_path / "app"
     shutil.copytree(ROOT / "solution", folder, ignore=shutil.ignore_patterns(*stages.IGNORED))
-    lanes.prepare(1, unit.tests)
-    host = lanes.host(0)
-    assert host.ready()
+    host = ready_host(lanes, unit)
 
     def grade_and_find_the_browser():
         run = grading.run_grader([unit], folder, record=False, checks={"test_page_shows_progress_then_the_link"},
@@ -159,9 +163,7 @@ def test_a_warm_run_keeps_its_browser_between_gradings_and_stops_it_at_the_end(t
 def test_a_warm_run_gives_each_grading_an_empty_s3(tmp_path, lanes):
     """moto keeps buckets in the process, not the server: a warm run's next grading (the
     next student's, in `course class`) must not find the buckets the last one left."""
-    lanes.prepare(1, manifest.unit(1).tests)
-    host = lanes.host(0)
-    assert host.ready()
+    host = ready_host(lanes)
     test = tmp_path / "test_leave_a_bucket.py"
     test.write_text("def test_count_and_leave_one(s3):\n"
                     "    print('BUCKETS', len(s3.list_buckets()['Buckets']))\n"
