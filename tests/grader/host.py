@@ -105,25 +105,16 @@ def sweep():
 
 def finish(seconds=5):
     """Stop the kept browser, then whatever still runs below this process, and collect
-    every exit: what this process leaves uncollected outlives it as a zombie."""
+    every exit: what this process leaves uncollected outlives it as a zombie. Orphans of
+    the killed come to this process (a subreaper), so it stops everything until none is left."""
     from grader.browser import close
-    from grader.processes import descendants, kill_all
+    from grader.processes import descendants, stop_everything
 
     close()
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        left = descendants([os.getpid()]) - {os.getpid()}
-        kill_all(left)
-        while True:  # orphans of the killed come to this process (a subreaper): collect them too
-            try:
-                if os.waitpid(-1, os.WNOHANG)[0] == 0:
-                    break
-            except ChildProcessError:
-                break
-        if not left:
-            return
+    while descendants([os.getpid()]) - {os.getpid()} and time.monotonic() < deadline:
+        stop_everything()
         time.sleep(0.02)
-
 
 if __name__ == "__main__":
     main()
