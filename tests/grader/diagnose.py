@@ -138,6 +138,17 @@ def limit_met(exception, text):
     return ""
 
 
+MANY_PROCESSES = 64  # a probe imports the app; an import that starts more than a few is a runaway
+
+
+def started_many(count):
+    """The sentence for code stopped while `count` processes it started still ran ('' if few)."""
+    if count < MANY_PROCESSES:
+        return ""
+    return (f"By then it had started {count} processes and was still going, into the grader's limit on "
+            "processes: start a fixed, small number of them, and none when a module is imported.")
+
+
 REQUEST = re.compile(r"\b(GET|POST|PUT|DELETE|PATCH) (/[^\s'\"]{0,300})")
 FLASK_LOGGED = re.compile(r"Exception on (/\S{0,300}) \[(\w+)\]")
 LOG_RECORD = re.compile(r"^(\d{1,3}\.){3}\d{1,3} - |^\d{4}-\d\d-\d\d[ T]\d\d:")

@@ -226,12 +226,14 @@ class Learner:
                 try:
                     popen.wait(timeout)
                 except subprocess.TimeoutExpired:
+                    started = len(descendants([popen.pid])) - 1  # a runaway's forks, counted before they go
                     kill_group(popen.pid)
                     popen.wait()
                     raise LearnerFailure(
-                        f"{what} did not finish within {timeout:.0f} s, so the grader stopped it. "
-                        "Look for a loop that never ends, or work that starts when a module is imported "
-                        "(a worker should start only under `if __name__ == '__main__':`)."
+                        f"{what} did not finish within {timeout:.0f} s, so the grader stopped it. " + (
+                            diagnose.started_many(started) or
+                            "Look for a loop that never ends, or work that starts when a module is imported "
+                            "(a worker should start only under `if __name__ == '__main__':`).")
                     ) from None
                 finally:
                     kill_group(popen.pid)  # anything it left behind in its group

@@ -313,6 +313,23 @@ def test_a_fork_bomb_is_bounded(learner):
     assert got["started"] < 3000, "learner code started 3,000 processes"
 
 
+def test_a_runaway_stopped_by_the_clock_is_told_about_its_processes(learner):
+    """On a busy machine a fork bomb can meet the check's time bound before the limit
+    on processes: the verdict still says what it was doing."""
+    with pytest.raises(Exception) as stopped:
+        attack(learner, """
+            import os, time
+            for _ in range(80):
+                if os.fork() == 0:
+                    time.sleep(60)
+                    os._exit(0)
+            time.sleep(60)
+        """, timeout=3)
+    message = str(stopped.value)
+    assert "did not finish within 3 s" in message and "limit on processes" in message, message
+    assert "started 80 processes" in message, message
+
+
 @no_containment_on_macos
 def test_nothing_is_left_running_whatever_hid_it(learner):
     """A process that leaves its session and group and drops the grader's marker is
