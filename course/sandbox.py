@@ -428,12 +428,34 @@ class Group:
     PIDS_MAX = 256  # tasks: threads count too; a check runs a few dozen
     _base = []
 
+    STALE_AFTER = 3600  # seconds: a group lives for one check; an empty one this old was left behind
+
     @classmethod
     def base(cls):
         """A cgroup folder with the pids controller where this process may make groups, or None."""
         if not cls._base:
             cls._base.append(cls._find_base())
+            if cls._base[0]:
+                cls._remove_stale(cls._base[0])
         return cls._base[0]
+
+    @classmethod
+    def _remove_stale(cls, base):
+        """Remove the empty course groups an earlier grading could not: a group keeps a
+        process's exit until its parent collects it, which can outlast stop()'s bound."""
+        import time
+
+        try:
+            names = [name for name in os.listdir(base) if name.startswith("course-")]
+        except OSError:
+            return
+        for name in names:
+            folder = os.path.join(base, name)
+            try:
+                if time.time() - os.stat(folder).st_mtime > cls.STALE_AFTER:
+                    os.rmdir(folder)  # refused while any process is in it
+            except OSError:
+                pass
 
     @staticmethod
     def _find_base():

@@ -330,6 +330,27 @@ def test_a_runaway_stopped_by_the_clock_is_told_about_its_processes(learner):
     assert "started 80 processes" in message, message
 
 
+@pytest.mark.skipif(sandbox.Group.base() is None, reason="no cgroup can be made here")
+def test_a_group_left_behind_by_an_earlier_grading_is_removed(monkeypatch):
+    """A grader stopped mid-check leaves its learner's empty cgroup: the next grading
+    removes it once it is old, and leaves a new one (another grading's) alone."""
+    base = sandbox.Group.base()
+    stale, fresh = (os.path.join(base, f"course-selfcheck-{age}-{os.getpid()}") for age in ("stale", "fresh"))
+    os.mkdir(stale)
+    os.mkdir(fresh)
+    try:
+        two_hours_ago = time.time() - 7200
+        os.utime(stale, (two_hours_ago, two_hours_ago))
+        monkeypatch.setattr(sandbox.Group, "_base", [])  # as a new grading process finds it
+        assert sandbox.Group.base() == base
+        assert not os.path.exists(stale), "an empty course cgroup two hours old was left in place"
+        assert os.path.isdir(fresh), "a course cgroup another grading may be about to use was removed"
+    finally:
+        for folder in (stale, fresh):
+            if os.path.isdir(folder):
+                os.rmdir(folder)
+
+
 @no_containment_on_macos
 def test_nothing_is_left_running_whatever_hid_it(learner):
     """A process that leaves its session and group and drops the grader's marker is
