@@ -7,7 +7,6 @@ setting it cannot apply after the fork).
 Imported by preload.py as a sibling; standard library only."""
 import os
 import re
-import shlex
 import shutil
 import sys
 
@@ -23,24 +22,86 @@ STARTUP_HOOKS = ("sitecustomize.py", "usercustomize.py")
 # Interpreter start-up settings this process can apply after the fork; any other
 # PYTHON* variable (or a different locale) means a plain start.
 APPLIED = {"PYTHONPATH", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"}
-SHELL_LINE = re.compile(r"^\s*(?:cd\s+(?P<dir>\S+)\s*&&\s*)?(?:exec\s+)?(?P<command>[^;&|<>`$(){}*?~!#\\\n]+?)\s*$")
-VARIABLE = re.compile(r"\$\{(\w+)(?::-([^}$`\"]*))?\}|\$(\w+)")
+CD_PREFIX = re.compile(r"^\s*cd\s+(?P<dir>[^&]+?)\s*&&(?P<rest>.*)$", re.DOTALL)
+EXPANSION = re.compile(r"\$\{(?P<name>[A-Za-z_]\w*)(?::-(?P<default>[^}$`\"'\\]*))?\}|\$(?P<bare>[A-Za-z_]\w*)")
+UNQUOTED_UNSAFE = set(";&|<>(){}*?[~!#\\`\n")  # bash gives these meaning outside quotes
+SPLIT_OR_GLOB = set(" \t\n*?[")  # in an unquoted expansion's value: bash would split or glob it
 
-def expand(word, env):
-    """A `cd` argument as bash would expand it, for the forms a Procfile uses; None otherwise."""
-    if word[:1] == '"' and word[-1:] == '"' and len(word) > 1:
-        word = word[1:-1]
-    elif "'" in word or '"' in word:
+
+def shell_command(line, env):
+    """(folder or None, argv) for a line of the form `[cd DIR &&] [exec] PROGRAM ARGS`
+    whose words use only quotes and $VAR / ${VAR} / ${VAR:-default} (as a Procfile's
+    lines do), expanded as bash would with `env`; None for anything more."""
+    folder, match = None, CD_PREFIX.match(line)
+    if match:
+        words = shell_words(match["dir"], env)
+        if not words or len(words) != 1 or not words[0]:
+            return None
+        folder, line = words[0], match["rest"]
+    argv = shell_words(line, env)
+    if argv and argv[0] == "exec":
+        argv = argv[1:]
+    return (folder, argv) if argv else None
+
+
+def shell_words(text, env):
+    """The words bash makes of `text` (quote removal, parameter expansion, word splitting);
+    None if it holds anything else bash would act on."""
+    words, i, n = [], 0, len(text)
+    while True:
+        while i < n and text[i] in " \t":
+            i += 1
+        if i >= n:
+            return words
+        word, quoted = "", False  # a word with a quoted part stays a word, even an empty one
+        while i < n and text[i] not in " \t":
+            c = text[i]
+            if c in "'\"":
+                end = text.find(c, i + 1)
+                if end < 0:
+                    return None
+                inner = text[i + 1:end]
+                if c == '"':
+                    inner = _expand_quoted(inner, env)
+                    if inner is None:
+                        return None
+                word, quoted, i = word + inner, True, end + 1
+            elif c == "$":
+                match = EXPANSION.match(text, i)
+                if not match:
+                    return None
+                value = _value(match, env)
+                if SPLIT_OR_GLOB & set(value):
+                    return None
+                word, i = word + value, match.end()
+            elif c in UNQUOTED_UNSAFE:
+                return None
+            else:
+                word, i = word + c, i + 1
+        if word or quoted:  # an unquoted expansion that came out empty makes no word
+            words.append(word)
+
+
+def _expand_quoted(inner, env):
+    """The inside of a double-quoted word, expanded; None if it holds more than expansions."""
+    if "\\" in inner or "`" in inner:
         return None
+    out, i = "", 0
+    while True:
+        at = inner.find("$", i)
+        if at < 0:
+            return out + inner[i:]
+        match = EXPANSION.match(inner, at)
+        if not match:
+            return None
+        out, i = out + inner[i:at] + _value(match, env), match.end()
 
-    def value(match):
-        name, default, bare = match.groups()
-        if bare:
-            return env.get(bare, "")
-        return env.get(name) or (default or "")
 
-    expanded = VARIABLE.sub(value, word)
-    return None if any(c in expanded for c in "$`\\\"'") else expanded
+def _value(match, env):
+    name = match["bare"] or match["name"]
+    if match["default"] is not None:  # ${NAME:-default}: the default when NAME is unset or empty
+        return env.get(name) or match["default"]
+    return env.get(name, "")
 
 
 def plan(args, shell, cwd, env, venv_bin, shadowable):
@@ -55,18 +116,12 @@ def plan(args, shell, cwd, env, venv_bin, shadowable):
            for k in env):
         return plain
     if shell:
-        match = SHELL_LINE.match(args)
-        if not match:
+        command = shell_command(args, env)
+        if command is None:
             return plain
-        if match["dir"]:
-            folder = expand(match["dir"], env)
-            if not folder:
-                return plain
+        folder, argv = command
+        if folder:
             cwd = os.path.join(cwd, folder)
-        try:
-            argv = shlex.split(match["command"])
-        except ValueError:
-            return plain
     else:
         argv = list(args)
     if not argv or not os.path.isdir(cwd):

@@ -82,6 +82,31 @@ def test_a_forked_process_sees_what_a_plain_start_shows_it(app, how):
     assert out.splitlines()[0] == want_out.splitlines()[0] == "out"  # -u / PYTHONUNBUFFERED: in order
 
 
+
+ARGS = "import json, sys\nprint(json.dumps({'argv': sys.argv[1:], 'preloaded': 'rq' in sys.modules}))\n"
+
+
+@pytest.mark.parametrize("line, in_place", [
+    ('exec python args.py --bind "0.0.0.0:${PORT:-5000}" "${APP_DIR:-starter}" $EMPTY "" \'a b\' w$PORT', True),
+    ('cd "${APP_DIR:-starter}" && exec python args.py ${NOT_SET:-x}', True),
+    ('cd "${APP_DIR:-starter}" && exec python args.py $SPACED', False),   # bash splits the value
+    ('cd "${APP_DIR:-starter}" && exec python args.py "$(echo hi)"', False),  # a command substitution
+    ('cd "${APP_DIR:-starter}" && exec python args.py *.py', False),       # a glob
+], ids=["quoted_expansions", "default", "split", "substitution", "glob"])
+def test_a_procfile_line_gets_the_words_bash_gives_it(app, line, in_place):
+    """A Procfile line with quotes and ${VAR:-default} (the course's web line) runs in
+    the preloaded Python with the arguments bash would give it; anything more is exec'd."""
+    folder, env = app
+    (folder / "args.py").write_text(ARGS)
+    env = {**env, "PORT": "5123", "EMPTY": "", "SPACED": "two words"}
+    cwd = folder if "cd " not in line else folder.parent
+    want_code, want_out, _ = plain(line, cwd, env, shell=True)
+    code, out, _ = preloaded(line, cwd, env, shell=True)
+    want, got = json.loads(want_out), json.loads(out)
+    assert code == want_code == 0
+    assert got["argv"] == want["argv"], f"bash gives {want['argv']}, the preloader {got['argv']}"
+    assert got["preloaded"] is in_place, "run in the preloaded Python" if got["preloaded"] else "exec'd plainly"
+
 def test_a_traceback_names_the_learner_file_not_the_preloader(app):
     folder, env = app
     want_code, want_out, _ = plain([sys.executable, "crash.py"], folder, env)
