@@ -1,12 +1,14 @@
 """The browser for the checks that open the page (unit 05's): one already on this
-machine, else Playwright's own headless Chromium, downloaded once into
-.course/browsers/. Where none can be had, the checks that need one are not run
+machine, a headless shell first (Chromium without a window: Playwright's own choice
+for headless work, and half the CPU of a whole browser per page check), else
+Playwright's own headless Chromium, downloaded once into .course/browsers/. Where none can be had, the checks that need one are not run
 (never passed, never failed), and `why` says what would fix it.
 
 Settings: CHROMIUM_PATH names a Chromium or Chrome binary; COURSE_BROWSER=none
 hides every browser (to see what grading does without one); COURSE_BROWSER=install
-lets the course install the distribution's chromium where it runs as root on
-Debian (CI does the same when its CI variable is set).
+lets the course install Debian's chromium-headless-shell where it runs as root
+on Debian, also beside a whole Chromium it found (CI does the same when its CI
+variable is set).
 
 Standard library only: the course command asks before it starts pytest, and hands
 the answer down (BROWSER_FOUND / BROWSER_MISSING), so its pytest runs agree and
@@ -32,6 +34,8 @@ BROWSER_FOUND = "COURSE_BROWSER_FOUND"      # for child processes: the binary to
 BROWSER_MISSING = "COURSE_BROWSER_MISSING"  # ... or why there is none
 NOT_RUN = "not run: no browser"
 OWN = ROOT / ".course" / "browsers"         # PLAYWRIGHT_BROWSERS_PATH for the course's own download
+SHELL_NAMES = ("chromium-headless-shell", "chrome-headless-shell")  # Debian's; Chrome for Testing's
+SHELL_PACKAGE = "chromium-headless-shell"  # Debian's package of it; older releases have only "chromium"
 NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome", "microsoft-edge")
 MAC_APPS = ("Google Chrome.app/Contents/MacOS/Google Chrome", "Chromium.app/Contents/MacOS/Chromium",
             "Google Chrome for Testing.app/Contents/MacOS/Google Chrome for Testing",
@@ -39,8 +43,8 @@ MAC_APPS = ("Google Chrome.app/Contents/MacOS/Google Chrome", "Chromium.app/Cont
 # Playwright's folders of browsers: the course's own, and the user's (a `playwright install` done before).
 PLAYWRIGHT_CACHES = (OWN, Path.home() / ".cache" / "ms-playwright", Path.home() / "Library" / "Caches" / "ms-playwright")
 # Inside one of those: the headless shell or a whole Chromium, as Playwright lays them out.
-PLAYWRIGHT_BINARIES = ("chromium_headless_shell-*/*/chrome-headless-shell", "chromium_headless_shell-*/*/headless_shell",
-                       "chromium-*/chrome-linux*/chrome", "chromium-*/*/Chromium.app/Contents/MacOS/Chromium",
+PLAYWRIGHT_SHELLS = ("chromium_headless_shell-*/*/chrome-headless-shell", "chromium_headless_shell-*/*/headless_shell")
+PLAYWRIGHT_BINARIES = ("chromium-*/chrome-linux*/chrome", "chromium-*/*/Chromium.app/Contents/MacOS/Chromium",
                        "chromium-*/*/Google Chrome for Testing.app/Contents/MacOS/Google Chrome for Testing")
 # A download that failed is not tried again for this long (each grading would wait on it).
 RETRY_AFTER = 3600
@@ -74,6 +78,9 @@ def find(obtain=True, tell=say):
             return named, None
         return None, f"{NOT_RUN}: CHROMIUM_PATH names {named}, which is not a file. {install_hint()}"
     found = on_this_machine()
+    if found and obtain and not is_headless_shell(found) and may_install_package():
+        shell, _ = install_package(tell, packages=(SHELL_PACKAGE,))  # lighter to grade with
+        found = shell or found
     if found or not obtain:
         return found, None if found else f"{NOT_RUN} on this machine. {install_hint()}"
     found, problem = download(tell)
@@ -96,19 +103,28 @@ def prepare(tell=say):
 
 
 def on_this_machine():
-    """A Chromium or Chrome already here: on PATH, in the usual macOS places, or a
-    browser Playwright downloaded before. None if there is none."""
-    for name in NAMES:
+    """A Chromium or Chrome already here: a headless shell on PATH or from Playwright,
+    else a whole browser on PATH, in the usual macOS places, or from Playwright. None
+    if there is none."""
+    return _installed(SHELL_NAMES, PLAYWRIGHT_SHELLS) or _installed(NAMES, PLAYWRIGHT_BINARIES, MAC_APPS)
+
+
+def is_headless_shell(binary):
+    return "headless" in Path(binary).name
+
+
+def _installed(names, playwright_patterns, mac_apps=()):
+    for name in names:
         found = shutil.which(name)
         if found:
             return found
     if sys.platform == "darwin":
         for folder in (Path("/Applications"), Path.home() / "Applications"):
-            for app in MAC_APPS:
+            for app in mac_apps:
                 if (folder / app).is_file():
                     return str(folder / app)
     for cache in PLAYWRIGHT_CACHES:
-        for pattern in PLAYWRIGHT_BINARIES:
+        for pattern in playwright_patterns:
             for path in sorted(cache.glob(pattern), reverse=True):  # the newest revision first
                 if path.is_file() and os.access(path, os.X_OK):
                     return str(path)
@@ -232,7 +248,7 @@ def download(tell=say):
 
 
 def _own_binary():
-    for pattern in PLAYWRIGHT_BINARIES:
+    for pattern in PLAYWRIGHT_SHELLS + PLAYWRIGHT_BINARIES:
         for path in sorted(OWN.glob(pattern), reverse=True):
             if path.is_file() and os.access(path, os.X_OK):
                 return str(path)
@@ -268,23 +284,26 @@ def may_install_package():
             and shutil.which("apt-get") is not None and _os_release().get("ID") == "debian")
 
 
-def install_package(tell=say):
-    """apt-get install chromium: (binary, None) or (None, why not)."""
+def install_package(tell=say, packages=(SHELL_PACKAGE, "chromium")):
+    """apt-get install the first of `packages` Debian has: (binary, None) or (None, why not)."""
     asked = "CI is set" if os.environ.get(SETTING, "").strip().lower() != "install" else f"{SETTING}=install"
-    tell(f"installing Debian's chromium package with apt-get ({asked} and this runs as root) ...")
+    tell(f"installing Debian's {packages[0]} package with apt-get ({asked} and this runs as root) ...")
     started = time.monotonic()
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    env, package = dict(os.environ, DEBIAN_FRONTEND="noninteractive"), packages[0]
     try:
         update = subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, text=True,
                                 timeout=APT_SECONDS, stdin=subprocess.DEVNULL)
-        done = subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium"], env=env,
-                              capture_output=True, text=True, timeout=APT_SECONDS, stdin=subprocess.DEVNULL)
+        for package in packages:
+            done = subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", package], env=env,
+                                  capture_output=True, text=True, timeout=APT_SECONDS, stdin=subprocess.DEVNULL)
+            found = shutil.which(package)
+            if not done.returncode and found:
+                break
     except subprocess.TimeoutExpired:
-        return None, "apt-get install chromium took too long and was stopped."
-    found = shutil.which("chromium")
+        return None, f"apt-get install {package} took too long and was stopped."
     if done.returncode or not found:
         lines = [l for l in (done.stderr + update.stderr).splitlines() if l.startswith("E:")]
-        return None, f"apt-get install chromium failed ({lines[0] if lines else f'exit code {done.returncode}'})."
+        return None, f"apt-get install {package} failed ({lines[0] if lines else f'exit code {done.returncode}'})."
     size = re.search(r"Need to get ([\d.,]+ \w?B)", done.stdout)
     tell(f"installed {found} in {time.monotonic() - started:.0f} s" + (f" ({size.group(1)} downloaded)" if size else ""))
     return found, None
