@@ -11,7 +11,8 @@ the grader asked for. It imports learner code only after the fork, so no learner
 code runs in this process.
 
 Whatever it cannot start that way exactly (another program, a shell line with
-more than `cd DIR && exec PROGRAM ARGS`, a learner file named like a preloaded
+more than `cd DIR && exec PROGRAM ARGS` in words of quotes and $VAR or
+${VAR:-default}, as a Procfile's are, a learner file named like a preloaded
 module, an interpreter option it does not know) it execs instead, in the same
 forked process: the plain start, at the plain cost.
 

@@ -1,8 +1,9 @@
 """How the preloaded Python (preload.py) starts one request: forked and run in
 place, or exec'd plainly because the fork could not start it exactly as a plain
 start would (another program, a shell line with more than `cd DIR && exec
-PROGRAM ARGS`, a learner file named like a preloaded module, an interpreter
-setting it cannot apply after the fork).
+PROGRAM ARGS` in words of quotes and $VAR / ${VAR:-default}, a learner file
+named like a preloaded module, an interpreter setting it cannot apply after the
+fork).
 
 Imported by preload.py as a sibling; standard library only."""
 import os
