@@ -193,6 +193,28 @@ def test_a_boto3_client_reads_the_learners_environment_not_the_preloaders(app):
     assert json.loads(got[1]) == [False, "eu-west-3", "http://127.0.0.1:9", "learner-key"]
 
 
+FILES_READ = textwrap.dedent("""\
+    import boto3, botocore.loaders, json
+    opened = []
+    load_file = botocore.loaders.JSONFileLoader.load_file
+    botocore.loaders.JSONFileLoader.load_file = lambda self, path: opened.append(path) or load_file(self, path)
+    boto3.resource("s3")
+    boto3.client("s3")
+    print(json.dumps(opened))
+""")
+
+
+def test_a_learners_first_s3_client_and_resource_read_no_data_file(app):
+    """boto3.resource('s3'), as the course's starter writes it, and boto3.client('s3')
+    find the S3 model, rules and resource definitions already loaded in a forked process."""
+    folder, env = app
+    (folder / "files_read.py").write_text(FILES_READ)
+    env = {**env, "AWS_DEFAULT_REGION": "eu-west-3", "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s",
+           "HOME": str(folder)}
+    code, out, kind = preloaded([sys.executable, "files_read.py"], folder, env)
+    assert (code, kind) == (0, "forked"), out
+    assert json.loads(out) == [], f"read in the learner's process: {out}"
+
 @pytest.mark.parametrize("variable, code", [
     ("RQ_KEY_PREFIX", "import rq.defaults; print(rq.defaults.RQ_KEY_PREFIX)"),
     ("WEB_CONCURRENCY", "from gunicorn.config import Workers; print(Workers.default)"),
