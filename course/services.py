@@ -237,7 +237,8 @@ def empty_s3(endpoint):
     in the server: a later server in the same process serves them all."""
     import http.client
 
-    connection = http.client.HTTPConnection(urlsplit(endpoint).hostname, urlsplit(endpoint).port, timeout=10)
+    address = urlsplit(endpoint)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=10)
     try:
         connection.request("POST", "/moto-api/reset")
         connection.getresponse().read()

@@ -64,11 +64,6 @@ class _Kept:
     handlers = frozenset()  # Chromium's crash handlers, which detach from it
 
 
-def _children():
-    me = os.getpid()
-    return {pid for pid, (ppid, *_) in processes.process_table().items() if ppid == me}
-
-
 def _browser(binary):
     if _Kept.browser is not None and _Kept.browser.is_connected():
         return _Kept.browser
@@ -78,10 +73,10 @@ def _browser(binary):
     except ImportError:
         raise LearnerFailure("This check needs the playwright package; run `python3 -m course test` once "
                              "to install the course's tools.") from None
-    before = _children()
+    before = processes.children()
     _Kept.manager = sync_playwright()
     playwright = _Kept.manager.start()
-    _Kept.driver = frozenset(pid for pid in _children() - before if "run-driver" in processes.command_line(pid))
+    _Kept.driver = frozenset(pid for pid in processes.children() - before if "run-driver" in processes.command_line(pid))
     try:
         _Kept.browser = playwright.chromium.launch(executable_path=binary, headless=True, args=ARGS)
     except PlaywrightError as error:  # the machine's browser, not the learner's page
@@ -98,7 +93,7 @@ def _adopt_crash_handlers(before):
     as orphans, which the leak check would blame on the learner's code (it ran alongside).
     Those that appeared while the browser started are the grader's own."""
     with processes.spawn_lock:
-        found = {pid for pid in _children() - before - processes.SPAWNED
+        found = {pid for pid in processes.children() - before - processes.SPAWNED
                  if Path(processes.command_line(pid).split(" ", 1)[0]).name == "chrome_crashpad_handler"}
         processes.SPAWNED.update(found)
     return found

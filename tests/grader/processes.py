@@ -129,13 +129,19 @@ def descendants(roots, table=None):
     return {p for p in found if table[p][1] != "Z"}
 
 
+def children(table=None):
+    """The pids whose parent is this process: those it started, and orphans it adopted."""
+    me = os.getpid()
+    table = process_table() if table is None else table
+    return {p for p, (ppid, *_r) in table.items() if ppid == me}
+
+
 def strays(table=None):
     """Orphans re-parented to this process (not children it started) and what
     runs below them. Reaps the ones that already exited."""
-    me = os.getpid()
     with spawn_lock:
         table = process_table() if table is None else table
-        mine = {p for p, (ppid, *_r) in table.items() if ppid == me}
+        mine = children(table)
         # Forget only children that are gone: a table read before a child was started (by
         # another thread: the self-checks start grading runs all along) does not list it, and
         # forgetting it there made that grading run and its Redis look like orphans next time.
